@@ -1,0 +1,43 @@
+import { isWitnessError } from '../errors.js';
+
+/**
+ * `witness <command> [...]`. Each command lives in its own module, loaded
+ * lazily so `witness verify` never pays for loading the native sensor.
+ * A command module exports `run(argv): Promise<number>` (the exit code).
+ */
+const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => Promise<number> }>; help: string }> = {
+  run: { load: () => import('./run.js'), help: 'run [--json] [--out FILE] -- CMD [ARGS...]   trace CMD and its descendants' },
+  probe: { load: () => import('./probe.js'), help: 'probe [--json]                               kernel, BTF and which probes attach here' },
+  keygen: { load: () => import('./keygen.js'), help: 'keygen --out PREFIX                          make an ed25519 signing key pair' },
+  verify: { load: () => import('./verify.js'), help: 'verify [--pubkey FILE] [--full|--fast] [--json] PATH   verify a ledger' },
+  pulse: { load: () => import('./pulse.js'), help: 'pulse status|replay ...                      continuity of observation' },
+  digest: { load: () => import('./digest.js'), help: 'digest [--window T] [--open]                 write the operator digest' },
+};
+
+export function usage(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  witness ${c.help}`);
+  return `usage:\n${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    process.stderr.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`witness: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = await command.load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (isWitnessError(err)) {
+      process.stderr.write(`witness ${name}: ${err.message}\n`);
+      return err.code === 'E_LEDGER' ? 1 : 2;
+    }
+    throw err;
+  }
+}

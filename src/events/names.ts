@@ -1,0 +1,45 @@
+/**
+ * The NDJSON contract's event names. Later issues extend this list; they
+ * never rename or remove an entry.
+ */
+export const SENSOR_EVENT_NAMES = [
+  'process.exec',
+  'process.exit',
+  'network.connect',
+  'dns.query',
+  'file.write',
+  'file.unlink',
+  'file.rename',
+  'file.read_sensitive',
+  'security.setuid',
+  'security.setgid',
+  'security.ptrace',
+  'security.bind',
+  'sensor.heartbeat',
+] as const;
+
+export type SensorEventName = (typeof SENSOR_EVENT_NAMES)[number];
+
+/** Events the control plane itself emits (sensor lifecycle, findings, pulse). */
+export const CONTROL_EVENT_NAMES = [
+  'sensor.start',
+  'sensor.stop',
+  'sensor.restart',
+  'sensor.drops',
+  'finding.unattributed_process',
+  'finding.undeclared_egress',
+  'finding.sensitive_read',
+  'scope.open',
+  'scope.close',
+  'pulse.alert',
+  'pulse.alert_cleared',
+  'pulse.gap',
+  'pulse.degraded',
+  'pulse.drift',
+  'pulse.beacon',
+  'pulse.first_seen',
+  'pulse.fault',
+] as const;
+
+export type ControlEventName = (typeof CONTROL_EVENT_NAMES)[number];
+export type EventName = SensorEventName | ControlEventName;
