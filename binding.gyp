@@ -1,0 +1,24 @@
+{
+  "variables": {
+    "wa_gen": "<!(bash scripts/gen-native.sh)"
+  },
+  "targets": [
+    {
+      "target_name": "agent_witness",
+      "sources": ["native/addon.cc", "native/batcher.cc", "native/loader.c", "native/layout.c"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!(bash scripts/build-deps.sh --print-include)",
+        "<(wa_gen)",
+        "native"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags": ["-O2", "-Wall"],
+      "cflags_cc": ["-std=c++17", "-fexceptions"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "libraries": ["<!@(bash scripts/build-deps.sh --print-libs)"],
+      "ldflags": ["-Wl,--exclude-libs,ALL"]
+    }
+  ]
+}

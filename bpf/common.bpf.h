@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* Maps, runtime config and helpers shared by every agent-witness program. */
+#ifndef WA_COMMON_BPF_H
+#define WA_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+#define AT_FDCWD -100
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Runtime config, written by user space through the skeleton's mmap of .bss. */
+volatile __u32 wa_trace_all;      /* 1: host-wide, every tgid but our own */
+volatile __u32 wa_self_tgid;      /* the sensor's own process, never traced */
+volatile __u32 wa_spawn_parent;   /* one-shot: next child forked by this tgid becomes a root */
+volatile __u32 wa_sensitive_count;/* entries in wa_sensitive; 0 skips the ancestry walk */
+volatile __u64 wa_wakeup_bytes;   /* wake the consumer once this much data is waiting */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized by the loader */
+} wa_events SEC(".maps");
+
+/* Scope: tgids whose events we want. Roots are added by user space, children inherit on fork. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct wa_traced);
+} wa_traced SEC(".maps");
+
+/* Per-type counters: [type] of records emitted and of records lost to a full ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WA_EV_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} wa_emitted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WA_EV_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} wa_dropped SEC(".maps");
+
+/* Syscall arguments saved at sys_enter for the matching sys_exit, per thread. */
+struct wa_pending {
+	__u64 args[6];
+	__u32 old_ids[3];
+	__u32 kind;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct wa_pending);
+} wa_pending SEC(".maps");
+
+/* Sensitive files and directories by identity (kernel dev_t, inode): an open
+ * whose file or any ancestor matches is a sensitive read. Identity, not path
+ * text, so relative paths, symlinks and ../ games cannot dodge it. */
+struct wa_inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct wa_inode_key);
+	__type(value, __u8);
+} wa_sensitive SEC(".maps");
+
+/* Room to build one variable-size record plus the path-walk scratch. */
+#define WA_REC_MAX (sizeof(struct wa_exec) + WA_FILENAME_MAX + WA_ARGV_MAX + 2 * (WA_PATH_MAX + WA_NAME_MAX))
+struct wa_scratch {
+	__u8 rec[WA_REC_MAX];
+	struct dentry *dstack[WA_PATH_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wa_scratch);
+} wa_scratch_map SEC(".maps");
+
+static __always_inline struct wa_scratch *wa_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&wa_scratch_map, &zero);
+}
+
+static __always_inline bool wa_is_traced(__u32 tgid)
+{
+	if (wa_trace_all)
+		return tgid != wa_self_tgid && tgid != 0;
+	return bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
+}
+
+/* The cheap gate every program runs first: before any other work or ring space. */
+static __always_inline bool wa_current_traced(void)
+{
+	return wa_is_traced(bpf_get_current_pid_tgid() >> 32);
+}
+
+static __always_inline void wa_count(void *map, __u32 type)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &type);
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline void wa_fill_hdr(struct wa_hdr *h, __u16 type, __u32 size)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 ug = bpf_get_current_uid_gid();
+
+	h->type = type;
+	h->flags = 0;
+	h->size = size;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->uid = (__u32)ug;
+	h->gid = ug >> 32;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	(void)t;
+}
+
+/* Reserve a fixed-size record; counts the drop when the ring is full. */
+static __always_inline void *wa_reserve(__u32 size, __u16 type)
+{
+	void *r = bpf_ringbuf_reserve(&wa_events, size, 0);
+	if (!r)
+		wa_count(&wa_dropped, type);
+	return r;
+}
+
+/* Wake the consumer only when enough is waiting: it also drains on a short
+ * poll timeout, so quiet tails are never stranded. */
+static __always_inline __u64 wa_wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&wa_events, BPF_RB_AVAIL_DATA) >= wa_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										    : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void wa_submit(void *r, __u16 type)
+{
+	bpf_ringbuf_submit(r, wa_wakeup_flag());
+	wa_count(&wa_emitted, type);
+}
+
+/* Copy a built record from scratch into the ring (variable-size records). */
+static __always_inline void wa_output(void *rec, __u32 size, __u16 type)
+{
+	if (size > WA_REC_MAX)
+		size = WA_REC_MAX;
+	if (bpf_ringbuf_output(&wa_events, rec, size, wa_wakeup_flag()) == 0)
+		wa_count(&wa_emitted, type);
+	else
+		wa_count(&wa_dropped, type);
+}
+
+static __always_inline struct wa_pending *wa_pending_get(__u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct wa_pending *p = bpf_map_lookup_elem(&wa_pending, &id);
+	if (p && p->kind != kind)
+		return NULL;
+	return p;
+}
+
+static __always_inline void wa_pending_drop(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&wa_pending, &id);
+}
+
+/* Save the syscall's arguments for its sys_exit. */
+/* Only the syscall's own arguments may be read: the kernel refuses to attach a
+ * program whose ctx reads run past the tracepoint's record (EACCES). */
+static __always_inline struct wa_pending *wa_pending_save(struct trace_event_raw_sys_enter *ctx, __u32 kind, int nargs)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct wa_pending p = {};
+	p.kind = kind;
+	/* one load per field: the verifier rejects ctx access at a computed offset */
+	if (nargs > 0) p.args[0] = ctx->args[0];
+	if (nargs > 1) p.args[1] = ctx->args[1];
+	if (nargs > 2) p.args[2] = ctx->args[2];
+	if (nargs > 3) p.args[3] = ctx->args[3];
+	if (nargs > 4) p.args[4] = ctx->args[4];
+	if (nargs > 5) p.args[5] = ctx->args[5];
+	bpf_map_update_elem(&wa_pending, &id, &p, BPF_ANY);
+	return bpf_map_lookup_elem(&wa_pending, &id);
+}
+
+/* enter program that only saves arguments when the caller is traced */
+#define WA_SAVE_ENTER(name, kind, nargs)                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
+	int wa_enter_##name(struct trace_event_raw_sys_enter *ctx)         \
+	{                                                                  \
+		if (wa_current_traced())                                   \
+			wa_pending_save(ctx, kind, nargs);                 \
+		return 0;                                                  \
+	}
+
+/* fd -> struct file* through the current task's fd table */
+static __always_inline struct file *wa_fd_file(int fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* The socket behind an fd, or NULL when the fd is not a socket. */
+static __always_inline struct socket *wa_fd_socket(int fd)
+{
+	struct file *f = wa_fd_file(fd);
+	if (!f)
+		return NULL;
+	__u16 mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* Read a user sockaddr into the wire form; returns 0 if it is AF_INET/AF_INET6. */
+static __always_inline int wa_read_sockaddr(struct wa_sockaddr *out, const void *uaddr, __u32 len)
+{
+	__u16 family = 0;
+	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return -1;
+	out->family = family;
+	if (family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		struct sockaddr_in sin = {};
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		out->port = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(out->addr, &sin.sin_addr, 4);
+		return 0;
+	}
+	if (family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6 = {};
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		out->port = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(out->addr, &sin6.sin6_addr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+#endif

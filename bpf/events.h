@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one definition of agent-witness's kernel → user-space wire format.
+ *
+ * Every record in the ring buffer starts with `struct wa_hdr`. `hdr.size` is
+ * the number of meaningful bytes in the record (header included); records
+ * with variable parts (exec, dns, file, rename) carry the lengths of those
+ * parts in their fixed part and the bytes follow it, in the documented order.
+ * All integers are host-endian (the sensor and its consumer share a host),
+ * except where a field name ends in `_be` (network byte order).
+ *
+ * The native addon exports offsets and sizes from this file (native/layout.c)
+ * and the TypeScript decoder refuses to run when its own table disagrees.
+ * Bump WA_WIRE_VERSION on any change.
+ *
+ * This header is included by BPF C (with vmlinux.h types) and by user-space C.
+ */
+#ifndef AGENT_WITNESS_EVENTS_H
+#define AGENT_WITNESS_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define WA_WIRE_VERSION 1
+
+/* Bounds, documented in the README. Records past a bound carry a TRUNC flag. */
+#define WA_COMM_LEN      16
+#define WA_ARGV_MAX      4096  /* bytes of NUL-separated argv captured per exec */
+#define WA_PATH_MAX      4096  /* bytes of a resolved path (PATH_MAX) */
+#define WA_NAME_MAX      256   /* one path component, NUL included */
+#define WA_PATH_DEPTH    48    /* path components walked before giving up (flag) */
+#define WA_FILENAME_MAX  512   /* exec's filename as passed to execve */
+#define WA_DNS_MAX       512   /* bytes of a DNS datagram captured */
+
+enum wa_event_type {
+	WA_EV_EXEC = 1,
+	WA_EV_EXIT = 2,
+	WA_EV_FORK = 3,
+	WA_EV_CONNECT = 4,
+	WA_EV_DNS = 5,
+	WA_EV_FILE_WRITE = 6,
+	WA_EV_FILE_UNLINK = 7,
+	WA_EV_FILE_RENAME = 8,
+	WA_EV_FILE_READ_SENSITIVE = 9,
+	WA_EV_SETUID = 10,
+	WA_EV_SETGID = 11,
+	WA_EV_PTRACE = 12,
+	WA_EV_BIND = 13,
+	WA_EV_MAX = 14, /* size of per-type counter arrays */
+};
+
+/* hdr.flags */
+enum wa_flags {
+	WA_F_TRUNC_ARGV = 1 << 0,     /* argv longer than WA_ARGV_MAX */
+	WA_F_TRUNC_PATH = 1 << 1,     /* a path hit WA_PATH_MAX or WA_PATH_DEPTH */
+	WA_F_TRUNC_PAYLOAD = 1 << 2,  /* DNS datagram longer than WA_DNS_MAX */
+	WA_F_TRUNC_FILENAME = 1 << 3, /* exec filename longer than WA_FILENAME_MAX */
+	WA_F_READ_FAULT = 1 << 4,     /* a user/kernel read failed; field may be partial */
+	WA_F_RELATIVE = 1 << 5,       /* a path could not be anchored; it is as the caller gave it */
+};
+
+/* 56 bytes, common to every record. */
+struct wa_hdr {
+	__u16 type;          /* enum wa_event_type */
+	__u16 flags;         /* enum wa_flags */
+	__u32 size;          /* meaningful bytes, header included */
+	__u64 ts_ns;         /* CLOCK_BOOTTIME ns (bpf_ktime_get_boot_ns) */
+	__u32 pid;           /* tgid */
+	__u32 tid;
+	__u32 uid;           /* real uid at the event */
+	__u32 gid;           /* real gid at the event */
+	__u64 cgroup_id;     /* cgroup v2 id (inode of the cgroup dir) */
+	char comm[WA_COMM_LEN];
+};
+
+/* exec: followed by filename[filename_len], argv[argv_len] (NUL-separated),
+ * cwd[cwd_len]; none NUL-terminated on the wire. */
+struct wa_exec {
+	struct wa_hdr hdr;
+	__u32 ppid;
+	__u32 argc;          /* argv entries seen (may exceed those captured) */
+	__u32 euid;
+	__u32 egid;
+	__u16 filename_len;
+	__u16 argv_len;
+	__u16 cwd_len;
+	__u16 exe_len;       /* resolved path of the executable file */
+};                       /* then filename, argv, cwd, exe */
+
+struct wa_exit {
+	struct wa_hdr hdr;
+	__u32 ppid;
+	__u32 exit_code;     /* raw wait status: (code << 8) | signal, core flag 0x80 */
+};
+
+struct wa_fork {
+	struct wa_hdr hdr;   /* hdr.pid = parent tgid */
+	__u32 child_pid;     /* child tgid */
+	__u32 pad;
+};
+
+/* Address block shared by connect / bind / dns. */
+struct wa_sockaddr {
+	__u16 family;        /* AF_INET=2, AF_INET6=10 */
+	__u16 port;          /* host order */
+	__u8 addr[16];       /* v4 in the first 4 bytes */
+};
+
+struct wa_connect {
+	struct wa_hdr hdr;
+	__s32 ret;           /* syscall result: 0 or -errno (-EINPROGRESS for non-blocking) */
+	__u16 sock_type;     /* SOCK_STREAM=1, SOCK_DGRAM=2, SOCK_RAW=3, 0 unknown */
+	__u16 protocol;      /* IPPROTO_* of the socket, 0 unknown */
+	struct wa_sockaddr peer;
+	__u32 fd;
+};
+
+/* DNS: a datagram sent to port 53 (or from a raw socket); payload follows.
+ * For raw sockets the payload starts at the transport header. */
+struct wa_dns {
+	struct wa_hdr hdr;
+	__u16 sock_type;
+	__u16 protocol;
+	struct wa_sockaddr peer;
+	__u16 payload_len;   /* bytes captured */
+	__u16 syscall;       /* enum wa_send_syscall */
+	__u32 orig_len;      /* bytes the syscall was asked to send */
+};
+
+enum wa_send_syscall { WA_SEND_SENDTO = 1, WA_SEND_SENDMSG = 2, WA_SEND_SENDMMSG = 3, WA_SEND_WRITE = 4 };
+
+/* file write / unlink / read_sensitive: path[path_len] follows (absolute
+ * unless WA_F_RELATIVE). */
+struct wa_file {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u32 open_flags;    /* open(2) flags; 0 for unlink */
+	__u32 mode;
+	__u16 path_len;
+	__u16 pad;
+};
+
+/* rename: old path then new path follow. */
+struct wa_rename {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u32 rename_flags;
+	__u16 old_len;
+	__u16 new_len;
+	__u32 pad;
+};
+
+/* setuid family / setgid family: ids before and after (real, effective, saved). */
+struct wa_setid {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u32 syscall;       /* enum wa_setid_syscall */
+	__u32 old_ids[3];
+	__u32 new_ids[3];
+};
+
+enum wa_setid_syscall {
+	WA_SETID_SETUID = 1, WA_SETID_SETREUID = 2, WA_SETID_SETRESUID = 3,
+	WA_SETID_SETGID = 4, WA_SETID_SETREGID = 5, WA_SETID_SETRESGID = 6,
+};
+
+struct wa_ptrace {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u32 target_pid;
+	__s64 request;
+};
+
+struct wa_bind {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u16 sock_type;
+	__u16 protocol;
+	struct wa_sockaddr local;
+	__u32 fd;
+};
+
+/* Value of the `traced` map, keyed by tgid. */
+struct wa_traced {
+	__u32 root_pid;      /* tgid whose tree this process belongs to */
+	__u32 depth;         /* 0 for a root */
+};
+
+#endif /* AGENT_WITNESS_EVENTS_H */

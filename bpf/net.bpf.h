@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* connect and bind (with their results), and DNS datagrams caught at send. */
+#ifndef WA_NET_BPF_H
+#define WA_NET_BPF_H
+
+#include "common.bpf.h"
+
+#define WA_K_CONNECT 1
+#define WA_K_BIND 2
+#define SOCK_RAW 3
+#define IPPROTO_UDP 17
+
+static __always_inline void wa_sock_kind(int fd, __u16 *type, __u16 *proto)
+{
+	struct socket *sock = wa_fd_socket(fd);
+	if (!sock)
+		return;
+	*type = BPF_CORE_READ(sock, type);
+	*proto = BPF_CORE_READ(sock, sk, sk_protocol);
+}
+
+WA_SAVE_ENTER(connect, WA_K_CONNECT, 3)
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int wa_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct wa_pending *p = wa_pending_get(WA_K_CONNECT);
+	if (!p)
+		return 0;
+	struct wa_sockaddr peer = {};
+	int fd = p->args[0];
+	if (wa_read_sockaddr(&peer, (void *)p->args[1], p->args[2]) == 0) {
+		struct wa_connect *r = wa_reserve(sizeof(*r), WA_EV_CONNECT);
+		if (r) {
+			wa_fill_hdr(&r->hdr, WA_EV_CONNECT, sizeof(*r));
+			r->ret = ctx->ret;
+			r->sock_type = 0;
+			r->protocol = 0;
+			wa_sock_kind(fd, &r->sock_type, &r->protocol);
+			r->peer = peer;
+			r->fd = fd;
+			wa_submit(r, WA_EV_CONNECT);
+		}
+	}
+	wa_pending_drop();
+	return 0;
+}
+
+WA_SAVE_ENTER(bind, WA_K_BIND, 3)
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int wa_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	struct wa_pending *p = wa_pending_get(WA_K_BIND);
+	if (!p)
+		return 0;
+	struct wa_sockaddr local = {};
+	int fd = p->args[0];
+	if (wa_read_sockaddr(&local, (void *)p->args[1], p->args[2]) == 0) {
+		struct wa_bind *r = wa_reserve(sizeof(*r), WA_EV_BIND);
+		if (r) {
+			wa_fill_hdr(&r->hdr, WA_EV_BIND, sizeof(*r));
+			r->ret = ctx->ret;
+			r->sock_type = 0;
+			r->protocol = 0;
+			wa_sock_kind(fd, &r->sock_type, &r->protocol);
+			r->local = local;
+			r->fd = fd;
+			wa_submit(r, WA_EV_BIND);
+		}
+	}
+	wa_pending_drop();
+	return 0;
+}
+
+/*
+ * A datagram is DNS when it goes to port 53: by explicit address, or over a
+ * socket connected to port 53. Raw UDP sockets are captured whole (their
+ * payload carries the UDP header) and user space checks the port. Capturing
+ * at the syscall means glibc, musl, Go and hand-rolled resolvers all show.
+ */
+static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addrlen, const void *ubuf, __u64 len,
+					   __u16 syscall)
+{
+	struct wa_sockaddr peer = {};
+	__u16 type = 0, proto = 0;
+	struct socket *sock = wa_fd_socket(fd);
+	if (!sock)
+		return;
+	type = BPF_CORE_READ(sock, type);
+	proto = BPF_CORE_READ(sock, sk, sk_protocol);
+
+	bool is_dns = false;
+	if (uaddr && wa_read_sockaddr(&peer, uaddr, addrlen) == 0) {
+		is_dns = peer.port == 53 || type == SOCK_RAW;
+	} else {
+		struct sock *sk = BPF_CORE_READ(sock, sk);
+		__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (dport == 53) {
+			is_dns = true;
+			peer.family = family;
+			peer.port = dport;
+			if (family == AF_INET)
+				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_daddr);
+			else if (family == AF_INET6)
+				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_v6_daddr);
+		}
+	}
+	if (!is_dns || (type == SOCK_RAW && proto != IPPROTO_UDP && proto != 255 /* IPPROTO_RAW */))
+		return;
+
+	struct wa_scratch *s = wa_scratch();
+	if (!s)
+		return;
+	struct wa_dns *d = (struct wa_dns *)s->rec;
+	wa_fill_hdr(&d->hdr, WA_EV_DNS, 0);
+	d->sock_type = type;
+	d->protocol = proto;
+	d->peer = peer;
+	d->syscall = syscall;
+	d->orig_len = len;
+	__u32 n = len > WA_DNS_MAX ? WA_DNS_MAX : len;
+	if (len > WA_DNS_MAX)
+		d->hdr.flags |= WA_F_TRUNC_PAYLOAD;
+	n &= (2 * WA_DNS_MAX - 1);
+	if (n > WA_DNS_MAX)
+		n = WA_DNS_MAX;
+	if (n && bpf_probe_read_user((void *)(d + 1), n, ubuf)) {
+		d->hdr.flags |= WA_F_READ_FAULT;
+		n = 0;
+	}
+	d->payload_len = n;
+	d->hdr.size = sizeof(*d) + n;
+	wa_output(d, sizeof(*d) + n, WA_EV_DNS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int wa_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!wa_current_traced())
+		return 0;
+	wa_dns_capture(ctx->args[0], (void *)ctx->args[4], ctx->args[5], (void *)ctx->args[1], ctx->args[2],
+		       WA_SEND_SENDTO);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int wa_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!wa_current_traced())
+		return 0;
+	wa_dns_capture(ctx->args[0], NULL, 0, (void *)ctx->args[1], ctx->args[2], WA_SEND_WRITE);
+	return 0;
+}
+
+/* sendmsg: the first iovec of the message carries the query */
+static __always_inline void wa_dns_msghdr(int fd, const struct user_msghdr *um, __u16 syscall)
+{
+	struct user_msghdr m = {};
+	struct iovec iov = {};
+	if (bpf_probe_read_user(&m, sizeof(m), um))
+		return;
+	if (!m.msg_iov || m.msg_iovlen < 1 || bpf_probe_read_user(&iov, sizeof(iov), m.msg_iov))
+		return;
+	wa_dns_capture(fd, m.msg_name, m.msg_namelen, iov.iov_base, iov.iov_len, syscall);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int wa_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!wa_current_traced())
+		return 0;
+	wa_dns_msghdr(ctx->args[0], (void *)ctx->args[1], WA_SEND_SENDMSG);
+	return 0;
+}
+
+/* sendmmsg: glibc sends the A and AAAA queries as a pair; look at two */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int wa_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!wa_current_traced())
+		return 0;
+	struct mmsghdr *v = (void *)ctx->args[1];
+	__u32 vlen = ctx->args[2];
+	wa_dns_msghdr(ctx->args[0], (void *)&v[0].msg_hdr, WA_SEND_SENDMMSG);
+	if (vlen > 1)
+		wa_dns_msghdr(ctx->args[0], (void *)&v[1].msg_hdr, WA_SEND_SENDMMSG);
+	return 0;
+}
+
+#endif

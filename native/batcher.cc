@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+#include "batcher.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "loader.h"
+
+namespace {
+constexpr size_t kFrameHeader = 8;
+constexpr size_t kMaxRecord = 32 * 1024;  // larger than any record events.h can produce
+
+uint64_t MonoNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + t.tv_nsec;
+}
+}  // namespace
+
+WaPoller::WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver)
+    : batch_bytes_(batch_bytes), max_latency_ms_(max_latency_ms), deliver_(std::move(deliver)) {}
+
+WaPoller::~WaPoller() {
+  Stop();
+  free(buf_);
+}
+
+bool WaPoller::NewBuffer() {
+  cap_ = batch_bytes_ + kMaxRecord + kFrameHeader;
+  buf_ = static_cast<uint8_t*>(malloc(cap_));
+  len_ = count_ = 0;
+  return buf_ != nullptr;
+}
+
+int WaPoller::OnRecord(void* self_ptr, const void* data, size_t size) {
+  auto* self = static_cast<WaPoller*>(self_ptr);
+  if (!self->buf_ && !self->NewBuffer()) {
+    self->user_dropped++;
+    return 0;
+  }
+  if (size > kMaxRecord) size = kMaxRecord;  // cannot happen with events.h; the decoder flags the mismatch
+  size_t framed = kFrameHeader + ((size + 7) & ~size_t(7));
+  if (self->len_ + framed > self->cap_) self->Flush();
+  if (!self->buf_ && !self->NewBuffer()) {
+    self->user_dropped++;
+    return 0;
+  }
+  uint8_t* p = self->buf_ + self->len_;
+  uint32_t hdr[2] = {uint32_t(size), 0};
+  memcpy(p, hdr, sizeof(hdr));
+  memcpy(p + kFrameHeader, data, size);
+  memset(p + kFrameHeader + size, 0, framed - kFrameHeader - size);
+  if (self->count_ == 0) self->first_ns_ = MonoNs();
+  self->len_ += framed;
+  self->count_++;
+  self->records++;
+  self->bytes += size;
+  if (self->len_ >= self->batch_bytes_) self->Flush();
+  return 0;
+}
+
+void WaPoller::Flush() {
+  if (!buf_ || count_ == 0) return;
+  WaBatch b{buf_, len_, count_};
+  buf_ = nullptr;
+  len_ = count_ = 0;
+  batches++;
+  if (!deliver_(b)) {
+    user_dropped += b.records;
+    free(b.data);
+  }
+}
+
+void WaPoller::Start() {
+  if (running_.exchange(true)) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void WaPoller::Run() {
+  const int timeout = max_latency_ms_ < 10 ? max_latency_ms_ : 10;
+  const uint64_t max_age = uint64_t(max_latency_ms_) * 1000000ull;
+  while (running_.load(std::memory_order_relaxed)) {
+    if (wa_loader_poll(loader_, timeout) < 0) poll_errors++;
+    if (count_ && MonoNs() - first_ns_ >= max_age) Flush();
+  }
+  // the tail: whatever the kernel produced before we were told to stop
+  while (wa_loader_poll(loader_, 0) > 0) {
+  }
+  Flush();
+}
+
+void WaPoller::Stop() {
+  running_.store(false);
+  if (thread_.joinable()) thread_.join();
+}

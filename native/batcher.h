@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// Drains the ring on its own thread and packs raw records into batches: one
+// hand-off to JavaScript per batch, not per event (a per-event call tops out
+// far below what the kernel produces).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+struct wa_loader;
+
+// A batch is a malloc'd buffer of frames: u32 len, u32 reserved, record bytes,
+// zero padding to 8. Ownership passes to `deliver`.
+struct WaBatch {
+  uint8_t* data;
+  size_t len;
+  size_t records;
+};
+
+class WaPoller {
+ public:
+  // deliver returns false when the batch could not be handed over (then the
+  // poller frees it and counts its records as dropped in user space).
+  using Deliver = std::function<bool(WaBatch)>;
+
+  WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver);
+  ~WaPoller();
+  void Attach(wa_loader* loader) { loader_ = loader; }
+  void Start();
+  void Stop();  // drains the ring, flushes, joins; idempotent
+  static int OnRecord(void* self, const void* data, size_t size);
+
+  std::atomic<uint64_t> batches{0}, records{0}, bytes{0}, user_dropped{0}, poll_errors{0};
+
+ private:
+  void Run();
+  void Flush();
+  bool NewBuffer();
+
+  wa_loader* loader_ = nullptr;
+  size_t batch_bytes_;
+  int max_latency_ms_;
+  Deliver deliver_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  uint8_t* buf_ = nullptr;
+  size_t len_ = 0, cap_ = 0, count_ = 0;
+  uint64_t first_ns_ = 0;
+};

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loads witness.bpf.o program by program so one program the verifier rejects
+ * (or a tracepoint a kernel lacks) costs that capability, not the sensor, and
+ * the capability table says exactly what attached and why anything did not.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+#include "witness.skel.h"
+
+#define WA_MAX_PROGS 96
+#define WA_VLOG_SIZE (256 * 1024)
+
+struct wa_loader {
+	struct witness_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link *links[WA_MAX_PROGS];
+	struct wa_prog_status progs[WA_MAX_PROGS];
+	int nprogs;
+	wa_record_fn fn;
+	void *ctx;
+	int ncpus;
+};
+
+/* libbpf's own chatter is noise for users; verifier logs are captured per program */
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN && getenv("WITNESS_LIBBPF_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+static void set_reason(struct wa_prog_status *st, const char *msg)
+{
+	snprintf(st->reason, sizeof(st->reason), "%s", msg);
+}
+
+/* The last non-empty line of a verifier log is the one that says why. */
+static void reason_from_log(struct wa_prog_status *st, const char *log)
+{
+	const char *end = log + strlen(log);
+	while (end > log && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	const char *start = end;
+	while (start > log && start[-1] != '\n')
+		start--;
+	/* "processed N insns" is a summary; the reason is the line before it */
+	if (!strncmp(start, "processed ", 10) && start > log) {
+		end = start - 1;
+		start = end;
+		while (start > log && start[-1] != '\n')
+			start--;
+	}
+	int n = (int)(end - start);
+	if (n > (int)sizeof(st->reason) - 1)
+		n = sizeof(st->reason) - 1;
+	if (n > 0)
+		snprintf(st->reason, sizeof(st->reason), "%.*s", n, start);
+}
+
+static struct witness_bpf *open_skel(const struct wa_loader_opts *o)
+{
+	struct witness_bpf *s = witness_bpf__open();
+	if (!s)
+		return NULL;
+	bpf_map__set_max_entries(s->maps.wa_events, o->ring_bytes);
+	return s;
+}
+
+/* Try to load a single program on its own to learn whether, and why, it fails. */
+static void probe_one(const struct wa_loader_opts *o, const char *name, struct wa_prog_status *st)
+{
+	struct witness_bpf *s = open_skel(o);
+	struct bpf_program *p;
+	char *log = calloc(1, WA_VLOG_SIZE);
+	if (!s || !log) {
+		st->error = -ENOMEM;
+		set_reason(st, "out of memory");
+		goto out;
+	}
+	bpf_object__for_each_program(p, s->obj)
+		bpf_program__set_autoload(p, strcmp(bpf_program__name(p), name) == 0);
+	p = bpf_object__find_program_by_name(s->obj, name);
+	bpf_program__set_log_buf(p, log, WA_VLOG_SIZE);
+	bpf_program__set_log_level(p, 1);
+	int err = witness_bpf__load(s);
+	st->loaded = err == 0;
+	if (err) {
+		st->error = err;
+		reason_from_log(st, log);
+		if (!st->reason[0])
+			snprintf(st->reason, sizeof(st->reason), "load failed: %s", strerror(-err));
+	}
+out:
+	free(log);
+	if (s)
+		witness_bpf__destroy(s);
+}
+
+int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa_record_fn fn, void *ctx,
+		   char *err, size_t errlen)
+{
+	struct wa_loader_opts o = *opts;
+	struct bpf_program *p;
+	struct wa_loader *l;
+	int rc;
+
+	if (!o.ring_bytes)
+		o.ring_bytes = 16u << 20;
+	if (!o.wakeup_bytes)
+		o.wakeup_bytes = 256u << 10;
+	libbpf_set_print(quiet_print);
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->fn = fn;
+	l->ctx = ctx;
+	l->ncpus = libbpf_num_possible_cpus();
+
+	l->skel = open_skel(&o);
+	if (!l->skel) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open the embedded BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	bpf_object__for_each_program(p, l->skel->obj) {
+		if (l->nprogs >= WA_MAX_PROGS)
+			break;
+		struct wa_prog_status *st = &l->progs[l->nprogs++];
+		snprintf(st->name, sizeof(st->name), "%s", bpf_program__name(p));
+		snprintf(st->section, sizeof(st->section), "%s", bpf_program__section_name(p));
+	}
+
+	rc = witness_bpf__load(l->skel);
+	if (rc) {
+		/* Slow path: find the culprits one by one, then load without them. */
+		witness_bpf__destroy(l->skel);
+		for (int i = 0; i < l->nprogs; i++)
+			probe_one(&o, l->progs[i].name, &l->progs[i]);
+		l->skel = open_skel(&o);
+		if (!l->skel) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot reopen the BPF object: %s", strerror(errno));
+			goto fail;
+		}
+		int usable = 0;
+		for (int i = 0; i < l->nprogs; i++) {
+			p = bpf_object__find_program_by_name(l->skel->obj, l->progs[i].name);
+			bpf_program__set_autoload(p, l->progs[i].loaded);
+			usable += l->progs[i].loaded;
+		}
+		rc = usable ? witness_bpf__load(l->skel) : -ENOTSUP;
+		if (rc) {
+			snprintf(err, errlen, "no program could be loaded (%s); run `witness probe` for details",
+				 strerror(-rc));
+			goto fail;
+		}
+	} else {
+		for (int i = 0; i < l->nprogs; i++)
+			l->progs[i].loaded = 1;
+	}
+
+	l->skel->bss->wa_self_tgid = getpid();
+	l->skel->bss->wa_trace_all = o.trace_all ? 1 : 0;
+	l->skel->bss->wa_wakeup_bytes = o.wakeup_bytes;
+
+	for (int i = 0; i < l->nprogs; i++) {
+		struct wa_prog_status *st = &l->progs[i];
+		if (!st->loaded)
+			continue;
+		p = bpf_object__find_program_by_name(l->skel->obj, st->name);
+		struct bpf_link *link = bpf_program__attach(p);
+		if (!link) {
+			st->error = -errno;
+			snprintf(st->reason, sizeof(st->reason), "attach failed: %s", strerror(errno));
+			continue;
+		}
+		l->links[i] = link;
+		st->attached = 1;
+	}
+
+	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.wa_events), (ring_buffer_sample_fn)fn, ctx, NULL);
+	if (!l->rb) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	*out = l;
+	return 0;
+fail:
+	wa_loader_close(l);
+	return rc ? rc : -EINVAL;
+}
+
+int wa_loader_prog_count(const struct wa_loader *l) { return l->nprogs; }
+
+const struct wa_prog_status *wa_loader_prog(const struct wa_loader *l, int i)
+{
+	return i >= 0 && i < l->nprogs ? &l->progs[i] : NULL;
+}
+
+int wa_loader_add_root(struct wa_loader *l, uint32_t tgid)
+{
+	struct wa_traced v = { .root_pid = tgid, .depth = 0 };
+	return bpf_map__update_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), BPF_ANY);
+}
+
+int wa_loader_remove(struct wa_loader *l, uint32_t tgid)
+{
+	return bpf_map__delete_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), 0);
+}
+
+int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid)
+{
+	struct wa_traced v;
+	return bpf_map__lookup_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), 0) == 0;
+}
+
+void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid)
+{
+	__atomic_store_n(&l->skel->bss->wa_spawn_parent, parent_tgid, __ATOMIC_SEQ_CST);
+}
+
+void wa_loader_set_trace_all(struct wa_loader *l, int on) { l->skel->bss->wa_trace_all = on ? 1 : 0; }
+
+struct wa_inode_key_u {
+	uint64_t ino;
+	uint32_t dev;
+	uint32_t pad;
+};
+
+int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+{
+	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
+	uint8_t one = 1;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &one, 1, BPF_ANY);
+	if (!rc)
+		l->skel->bss->wa_sensitive_count++;
+	return rc;
+}
+
+void wa_loader_clear_sensitive(struct wa_loader *l)
+{
+	struct wa_inode_key_u k, next;
+	int fd = bpf_map__fd(l->skel->maps.wa_sensitive);
+	l->skel->bss->wa_sensitive_count = 0;
+	while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+		k = next;
+		bpf_map_delete_elem(fd, &k);
+	}
+}
+
+int wa_loader_poll(struct wa_loader *l, int timeout_ms)
+{
+	int n = ring_buffer__poll(l->rb, timeout_ms);
+	if (n < 0 && n != -EINTR)
+		return n;
+	/* no-wakeup submissions don't wake epoll: always drain what is there */
+	int m = ring_buffer__consume(l->rb);
+	if (m < 0)
+		return m;
+	return (n > 0 ? n : 0) + m;
+}
+
+void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX])
+{
+	uint64_t *vals = calloc(l->ncpus, sizeof(uint64_t));
+	if (!vals)
+		return;
+	for (uint32_t t = 0; t < WA_EV_MAX; t++) {
+		emitted[t] = dropped[t] = 0;
+		if (!bpf_map__lookup_elem(l->skel->maps.wa_emitted, &t, sizeof(t), vals, sizeof(uint64_t) * l->ncpus, 0))
+			for (int c = 0; c < l->ncpus; c++)
+				emitted[t] += vals[c];
+		if (!bpf_map__lookup_elem(l->skel->maps.wa_dropped, &t, sizeof(t), vals, sizeof(uint64_t) * l->ncpus, 0))
+			for (int c = 0; c < l->ncpus; c++)
+				dropped[t] += vals[c];
+	}
+	free(vals);
+}
+
+void wa_loader_close(struct wa_loader *l)
+{
+	if (!l)
+		return;
+	for (int i = 0; i < l->nprogs; i++)
+		if (l->links[i])
+			bpf_link__destroy(l->links[i]);
+	if (l->rb)
+		ring_buffer__free(l->rb);
+	if (l->skel)
+		witness_bpf__destroy(l->skel);
+	free(l);
+}
+
+void wa_clock_pair(uint64_t *boot_ns, uint64_t *real_ns)
+{
+	struct timespec b, r, b2;
+	/* bracket the realtime read with two boottime reads and take their midpoint */
+	clock_gettime(CLOCK_BOOTTIME, &b);
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_BOOTTIME, &b2);
+	uint64_t b1n = (uint64_t)b.tv_sec * 1000000000ull + b.tv_nsec;
+	uint64_t b2n = (uint64_t)b2.tv_sec * 1000000000ull + b2.tv_nsec;
+	*boot_ns = b1n + (b2n - b1n) / 2;
+	*real_ns = (uint64_t)r.tv_sec * 1000000000ull + r.tv_nsec;
+}

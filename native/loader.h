@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sensor's loader: plain C over the libbpf skeleton, shared by the Node
+ * addon (native/addon.cc), the C benchmark consumer and the static kernel
+ * tester, so the kernel-facing part is the same code everywhere.
+ */
+#ifndef WA_LOADER_H
+#define WA_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../bpf/events.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct wa_loader;
+
+struct wa_loader_opts {
+	size_t ring_bytes;      /* power of two; 0 = 16 MiB */
+	uint64_t wakeup_bytes;  /* wake the consumer when this much waits; 0 = 256 KiB */
+	int trace_all;          /* host-wide mode */
+};
+
+/* One row of the capability table. */
+struct wa_prog_status {
+	char name[64];
+	char section[96];
+	int loaded;             /* verifier accepted it */
+	int attached;
+	int error;              /* -errno of the failing step, 0 when fine */
+	char reason[192];       /* last verifier/attach message */
+};
+
+/* record callback: data points into the ring, valid only during the call */
+typedef int (*wa_record_fn)(void *ctx, const void *data, size_t size);
+
+int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa_record_fn fn, void *ctx,
+		   char *err, size_t errlen);
+int wa_loader_prog_count(const struct wa_loader *l);
+const struct wa_prog_status *wa_loader_prog(const struct wa_loader *l, int i);
+
+int wa_loader_add_root(struct wa_loader *l, uint32_t tgid);
+int wa_loader_remove(struct wa_loader *l, uint32_t tgid);
+int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid);
+/* the next process forked by parent_tgid becomes a traced root, before it runs */
+void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid);
+void wa_loader_set_trace_all(struct wa_loader *l, int on);
+/* sensitive set: kernel dev_t (MKDEV(major, minor) = major << 20 | minor) + inode */
+int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino);
+void wa_loader_clear_sensitive(struct wa_loader *l);
+
+/* Waits up to timeout_ms, then drains whatever is there (BPF_RB_NO_WAKEUP
+ * records never wake us, so a timeout must still consume). Returns records
+ * handed to the callback, or -errno. */
+int wa_loader_poll(struct wa_loader *l, int timeout_ms);
+
+/* per-type totals summed over CPUs */
+void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX]);
+
+void wa_loader_close(struct wa_loader *l);
+
+/* CLOCK_BOOTTIME and CLOCK_REALTIME sampled back to back, in ns */
+void wa_clock_pair(uint64_t *boot_ns, uint64_t *real_ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
