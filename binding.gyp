@@ -17,7 +17,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "libraries": ["<!@(bash scripts/build-deps.sh --print-libs)"],
+      "libraries": ["<!@(bash scripts/build-deps.sh --print-libs)", "-lpthread"],
       "ldflags": ["-Wl,--exclude-libs,ALL"]
     }
   ]

@@ -91,7 +91,7 @@ int BPF_PROG(wa_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	/* cwd, then the resolved executable */
 	struct path pwd = {};
 	BPF_CORE_READ_INTO(&pwd, task, fs, pwd);
-	off &= (WA_FILENAME_MAX + WA_ARGV_MAX) * 2 - 1;
+	/* clamp, not mask: these sums are not powers of two */
 	if (off > WA_FILENAME_MAX + WA_ARGV_MAX)
 		off = WA_FILENAME_MAX + WA_ARGV_MAX;
 	__u32 clen = wa_path_write(s, &pwd, &data[off], &flags);
@@ -101,7 +101,6 @@ int BPF_PROG(wa_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	struct path exe = {};
 	BPF_CORE_READ_INTO(&exe, bprm, file, f_path);
-	off &= (WA_FILENAME_MAX + WA_ARGV_MAX + WA_PATH_MAX) * 2 - 1;
 	if (off > WA_FILENAME_MAX + WA_ARGV_MAX + WA_PATH_MAX)
 		off = WA_FILENAME_MAX + WA_ARGV_MAX + WA_PATH_MAX;
 	__u32 xlen = wa_path_write(s, &exe, &data[off], &flags);

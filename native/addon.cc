@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "batcher.h"
 #include "layout.h"
@@ -44,6 +45,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("remove", &Sensor::Remove),
                            InstanceMethod("isTraced", &Sensor::IsTraced),
                            InstanceMethod("armSpawn", &Sensor::ArmSpawn),
+                           InstanceMethod("disarmSpawn", &Sensor::DisarmSpawn),
                            InstanceMethod("setTraceAll", &Sensor::SetTraceAll),
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
@@ -159,6 +161,12 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     return info.Env().Undefined();
   }
 
+  // returns the pid still armed (0 when a fork consumed the one-shot)
+  Napi::Value DisarmSpawn(const Napi::CallbackInfo& info) {
+    Check(info);
+    return Napi::Number::New(info.Env(), wa_loader_disarm_spawn(loader_));
+  }
+
   Napi::Value SetTraceAll(const Napi::CallbackInfo& info) {
     Check(info);
     wa_loader_set_trace_all(loader_, info[0].ToBoolean().Value());
@@ -215,16 +223,20 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   class CloseWorker : public Napi::AsyncWorker {
    public:
     CloseWorker(Napi::Env env, Sensor* s) : Napi::AsyncWorker(env), s_(s), deferred_(Napi::Promise::Deferred::New(env)) {}
-    void Execute() override { s_->poller_->Stop(); }
+    void Execute() override {
+      s_->poller_->Stop();
+      wa_loader_counters(s_->loader_, s_->final_emitted_, s_->final_dropped_);
+    }
     void OnOK() override {
       s_->tsfn_.Release();
-      wa_loader_counters(s_->loader_, s_->final_emitted_, s_->final_dropped_);
       s_->final_batches_ = s_->poller_->batches;
       s_->final_records_ = s_->poller_->records;
       s_->final_bytes_ = s_->poller_->bytes;
       s_->final_user_dropped_ = s_->poller_->user_dropped;
       s_->poller_.reset();
-      wa_loader_close(s_->loader_);
+      // Detaching ~40 tracepoints takes the kernel a second or two (an RCU
+      // wait each, serialised); nothing downstream needs to wait for it.
+      std::thread([l = s_->loader_] { wa_loader_close(l); }).detach();
       s_->loader_ = nullptr;
       deferred_.Resolve(Env().Undefined());
       s_->Unref();

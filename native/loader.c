@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -54,7 +55,7 @@ static void reason_from_log(struct wa_prog_status *st, const char *log)
 	while (start > log && start[-1] != '\n')
 		start--;
 	/* "processed N insns" is a summary; the reason is the line before it */
-	if (!strncmp(start, "processed ", 10) && start > log) {
+	if (end - start > 10 && memcmp(start, "processed ", 10) == 0 && start > log) {
 		end = start - 1;
 		start = end;
 		while (start > log && start[-1] != '\n')
@@ -231,6 +232,11 @@ void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid)
 	__atomic_store_n(&l->skel->bss->wa_spawn_parent, parent_tgid, __ATOMIC_SEQ_CST);
 }
 
+uint32_t wa_loader_disarm_spawn(struct wa_loader *l)
+{
+	return __atomic_exchange_n(&l->skel->bss->wa_spawn_parent, 0, __ATOMIC_SEQ_CST);
+}
+
 void wa_loader_set_trace_all(struct wa_loader *l, int on) { l->skel->bss->wa_trace_all = on ? 1 : 0; }
 
 struct wa_inode_key_u {
@@ -289,13 +295,36 @@ void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64
 	free(vals);
 }
 
+static void *destroy_link(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+/* Each tracepoint detach waits out an RCU grace period; one after another that
+ * is seconds for ~40 programs. Detached from parallel threads the waits overlap. */
+static void destroy_links(struct wa_loader *l)
+{
+	pthread_t th[WA_MAX_PROGS];
+	int started[WA_MAX_PROGS] = { 0 };
+	for (int i = 0; i < l->nprogs; i++) {
+		if (!l->links[i])
+			continue;
+		started[i] = pthread_create(&th[i], NULL, destroy_link, l->links[i]) == 0;
+		if (!started[i])
+			bpf_link__destroy(l->links[i]);
+		l->links[i] = NULL;
+	}
+	for (int i = 0; i < l->nprogs; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+}
+
 void wa_loader_close(struct wa_loader *l)
 {
 	if (!l)
 		return;
-	for (int i = 0; i < l->nprogs; i++)
-		if (l->links[i])
-			bpf_link__destroy(l->links[i]);
+	destroy_links(l);
 	if (l->rb)
 		ring_buffer__free(l->rb);
 	if (l->skel)

@@ -46,6 +46,8 @@ int wa_loader_remove(struct wa_loader *l, uint32_t tgid);
 int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid);
 /* the next process forked by parent_tgid becomes a traced root, before it runs */
 void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid);
+/* still armed (nonzero) when no fork consumed it; disarms in the same step */
+uint32_t wa_loader_disarm_spawn(struct wa_loader *l);
 void wa_loader_set_trace_all(struct wa_loader *l, int on);
 /* sensitive set: kernel dev_t (MKDEV(major, minor) = major << 20 | minor) + inode */
 int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino);

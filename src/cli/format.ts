@@ -1,0 +1,31 @@
+import type { Envelope } from '../events/envelope.js';
+
+const COLOURS: Record<string, string> = {
+  process: '\x1b[36m', network: '\x1b[33m', dns: '\x1b[35m', file: '\x1b[32m', security: '\x1b[31m', sensor: '\x1b[90m',
+};
+const RESET = '\x1b[0m';
+
+function describe(e: Envelope): string {
+  const a = e.attributes;
+  switch (e.event) {
+    case 'process.exec': return `${(a['process.command_args'] as string[] | undefined)?.join(' ') ?? a['process.executable.path']}`;
+    case 'process.exit': return a['witness.exit.signal'] != null ? `signal ${a['witness.exit.signal']}` : `code ${a['process.exit.code']}`;
+    case 'network.connect': return `${a['network.transport']} ${a['network.peer.address']}:${a['network.peer.port']} → ${a['witness.result']}`;
+    case 'dns.query': return `${a['dns.question.name'] ?? '?'} ${a['witness.dns.type'] ?? ''}`;
+    case 'file.rename': return `${a['witness.file.old_path']} → ${a['file.path']}`;
+    case 'security.setuid':
+    case 'security.setgid': return `${a['witness.syscall']} ${(a['witness.ids.old'] as string[]).join(',')} → ${(a['witness.ids.new'] as string[]).join(',')}`;
+    case 'security.ptrace': return `${a['witness.ptrace.request']} pid ${a['witness.ptrace.target_pid']} → ${a['witness.result']}`;
+    case 'security.bind': return `${a['network.transport']} ${a['network.local.address']}:${a['network.local.port']} → ${a['witness.result']}`;
+    default: return String(a['file.path'] ?? '');
+  }
+}
+
+/** One compact line per event for a human at a terminal. */
+export function humanLine(e: Envelope, colour: boolean): string {
+  const kind = e.event.split('.')[0] ?? '';
+  const name = e.event.padEnd(20);
+  const head = `${e.time.slice(11, 23)} ${String(e.attributes['process.pid'] ?? '').padStart(7)} ${String(e.attributes['process.command'] ?? '').padEnd(15)}`;
+  const body = describe(e);
+  return colour ? `${head} ${COLOURS[kind] ?? ''}${name}${RESET} ${body}` : `${head} ${name} ${body}`;
+}

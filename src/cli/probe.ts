@@ -1,0 +1,46 @@
+import { WitnessError } from '../errors.js';
+import { checkPrivileges, ensureTracefs, hostFacts } from '../sensor/host.js';
+import { loadNative, type ProgramStatus } from '../sensor/native.js';
+import { CORE_PROGRAMS } from '../sensor/sensor.js';
+import { parseArgs } from './args.js';
+
+/**
+ * `witness probe`: what this kernel lets the sensor do. Loads and attaches
+ * every program for real (loading alone proves nothing: a program can load
+ * and then fail to attach), prints the table, detaches.
+ */
+export async function run(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, { booleans: ['json'] }, 'probe');
+  const facts = hostFacts();
+  let programs: ProgramStatus[] = [];
+  let error: string | null = null;
+  try {
+    checkPrivileges();
+    if (!facts.btf) throw new WitnessError('E_KERNEL', 'no BTF at /sys/kernel/btf/vmlinux');
+    ensureTracefs();
+    const mod = loadNative();
+    const sensor = new mod.Sensor({ onBatch: () => {} });
+    programs = sensor.capabilities();
+    await sensor.close();
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  const attached = programs.filter((p) => p.attached).length;
+  const coreOk = CORE_PROGRAMS.every((n) => programs.some((p) => p.name === n && p.attached));
+  const report = { ...hostFacts(), programs, attached, total: programs.length, core_ok: coreOk, error };
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else {
+    const lines = [
+      `kernel   ${report.kernel}`,
+      `btf      ${report.btf ? 'yes' : 'NO'}`,
+      `tracefs  ${report.tracefs ? 'yes' : 'NO'}`,
+      `programs ${attached}/${programs.length} attached${coreOk ? '' : '  (core probes missing: the sensor cannot run)'}`,
+      ...(error ? [`error    ${error}`] : []),
+      '',
+      ...programs.map((p) => `${p.attached ? 'ok  ' : p.loaded ? 'LOAD' : 'FAIL'}  ${p.name.padEnd(22)} ${p.section.padEnd(44)} ${p.reason}`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  return coreOk && !error ? 0 : 1;
+}

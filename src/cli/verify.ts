@@ -1,0 +1,63 @@
+import { WitnessError } from '../errors.js';
+import { loadPublicKey } from '../ledger/keys.js';
+import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
+
+const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
+
+function progressBar(): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = -1;
+  return (done, total) => {
+    const pct = total > 0 ? Math.min(100, Math.floor((done / total) * 100)) : 100;
+    if (pct === last) return;
+    last = pct;
+    const width = 30;
+    const fill = Math.round((pct / 100) * width);
+    process.stderr.write(`\rverifying [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${pct}%${pct === 100 ? '\n' : ''}`);
+  };
+}
+
+function describeFailure(r: VerifyReport): string {
+  const f = r.failure!;
+  const where = [f.file, f.line !== undefined ? `line ${f.line}` : null, f.seq !== undefined ? `seq ${f.seq}` : null].filter(Boolean).join(' ');
+  return `MISMATCH ${where}: ${f.reason}\n`;
+}
+
+/** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
+export async function run(argv: string[]): Promise<number> {
+  const opts: VerifyOptions = { mode: 'full' };
+  let json = false;
+  let pubkeyPath: string | undefined;
+  let target: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--pubkey') pubkeyPath = argv[++i];
+    else if (a.startsWith('--pubkey=')) pubkeyPath = a.slice(9);
+    else if (a === '--full') opts.mode = 'full';
+    else if (a === '--fast') opts.mode = 'fast';
+    else if (a === '--json') json = true;
+    else if (a === '--samples') opts.samples = Number.parseInt(argv[++i] ?? '', 10);
+    else if (a === '-h' || a === '--help') { process.stderr.write(USAGE); return 0; }
+    else if (a.startsWith('-')) throw new WitnessError('E_CONFIG', `unknown option '${a}'`, { field: 'argv' });
+    else if (target === undefined) target = a;
+    else throw new WitnessError('E_CONFIG', `unexpected argument '${a}'`, { field: 'argv' });
+  }
+  if (!target) { process.stderr.write(USAGE); return 2; }
+  if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
+  if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);
+  else process.stderr.write('WARNING: SIGNER UNPINNED: no --pubkey given; signatures are checked only against the key the ledger itself names, which proves integrity, not authorship.\n');
+  const bar = json ? undefined : progressBar();
+  if (bar) opts.onProgress = bar;
+  const report = await verifyPath(target, opts);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report })}\n`);
+  } else if (report.verified) {
+    const signer = report.signerPinned ? 'signer pinned' : 'SIGNER UNPINNED';
+    const extra = report.kind === 'global' ? `, ${report.sessions} sessions, ${report.daemonSegments} daemon segments`
+      : report.kind === 'daemon' ? `, ${report.segments} segments` : '';
+    process.stdout.write(`VERIFIED ${report.kind} ${report.path}: ${report.records} records, ${report.checkpoints} checkpoints${extra}, root ${report.rootHash} (${report.mode}, ${signer})\n`);
+  } else {
+    process.stdout.write(describeFailure(report));
+  }
+  return report.verified ? 0 : 1;
+}

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { RFC3339_NS } from './envelope.js';
+
+/**
+ * Attribute shapes of the sensor's NDJSON events (docs/ndjson.md is the
+ * prose version). Every object is strict: a key the contract does not list
+ * is an error, so the mapper cannot drift from the document silently.
+ * Optional keys are the ones that appear only in some cases (witness.flags
+ * when any flag is set, witness.dns.parse_error when parsing failed).
+ */
+
+/** hdr.flags bits in bit order (bit 0 first); unknown bits appear as `bit_N`. */
+export const WITNESS_FLAG_NAMES = [
+  'argv_truncated', 'path_truncated', 'payload_truncated', 'filename_truncated', 'read_fault', 'relative_path',
+] as const;
+
+export const NETWORK_TRANSPORTS = ['tcp', 'udp', 'raw', 'unknown'] as const;
+export const NETWORK_TYPES = ['ipv4', 'ipv6'] as const;
+
+const u32 = z.number().int().min(0).max(0xffff_ffff);
+const port = z.number().int().min(0).max(0xffff);
+const result = z.number().int(); // syscall return: >= 0 or -errno
+const decimal = z.string().regex(/^\d+$/);
+
+const common = {
+  'process.pid': u32,
+  'thread.id': u32,
+  'process.user.id': u32,
+  'witness.gid': u32,
+  'process.command': z.string().max(64),
+  'process.linux.cgroup': decimal,
+  'witness.flags': z.array(z.union([z.enum(WITNESS_FLAG_NAMES), z.string().regex(/^bit_\d+$/)])).min(1).optional(),
+};
+
+const transport = z.enum(NETWORK_TRANSPORTS);
+const networkType = z.enum(NETWORK_TYPES).nullable();
+
+export const execAttributes = z.object({
+  ...common,
+  'process.parent_pid': u32,
+  'process.executable.path': z.string(),
+  'process.command_args': z.array(z.string()),
+  'witness.exec.filename': z.string(),
+  'process.working_directory': z.string(),
+  'witness.argc': u32,
+  'witness.euid': u32,
+  'witness.egid': u32,
+}).strict();
+
+export const exitAttributes = z.object({
+  ...common,
+  'process.parent_pid': u32,
+  'process.exit.code': z.number().int().min(0).max(255).nullable(),
+  'witness.exit.signal': z.number().int().min(1).max(127).nullable(),
+  'witness.exit.core_dumped': z.boolean(),
+}).strict();
+
+export const connectAttributes = z.object({
+  ...common,
+  'network.transport': transport,
+  'network.type': networkType,
+  'network.peer.address': z.string().nullable(),
+  'network.peer.port': port,
+  'witness.result': result,
+  'witness.fd': u32,
+}).strict();
+
+export const dnsAttributes = z.object({
+  ...common,
+  'dns.question.name': z.string().nullable(),
+  'witness.dns.questions': z.array(z.string()),
+  'witness.dns.type': z.string().nullable(),
+  'witness.dns.id': z.number().int().min(0).max(0xffff).nullable(),
+  'witness.dns.truncated': z.boolean(),
+  'witness.dns.syscall': z.string(),
+  'witness.dns.parse_error': z.string().optional(),
+  'network.peer.address': z.string().nullable(),
+  'network.peer.port': port,
+  'network.transport': transport,
+  'network.type': networkType,
+}).strict();
+
+const openFlags = z.array(z.string().regex(/^(O_[A-Z_]+|0x[0-9a-f]+)$/)).min(1);
+const octalMode = z.string().regex(/^[0-7]{4,}$/);
+
+export const fileOpenAttributes = z.object({
+  ...common,
+  'file.path': z.string(),
+  'witness.result': result,
+  'witness.open.flags': openFlags,
+  'witness.open.mode': octalMode,
+}).strict();
+
+export const unlinkAttributes = z.object({
+  ...common,
+  'file.path': z.string(),
+  'witness.result': result,
+}).strict();
+
+export const renameAttributes = z.object({
+  ...common,
+  'file.path': z.string(),
+  'witness.file.old_path': z.string(),
+  'witness.rename.flags': z.array(z.string().regex(/^(RENAME_[A-Z]+|0x[0-9a-f]+)$/)),
+  'witness.result': result,
+}).strict();
+
+const ids = z.array(decimal).length(3);
+
+export const setidAttributes = z.object({
+  ...common,
+  'witness.syscall': z.string(),
+  'witness.ids.old': ids,
+  'witness.ids.new': ids,
+  'witness.result': result,
+}).strict();
+
+export const ptraceAttributes = z.object({
+  ...common,
+  'witness.ptrace.request': z.string().regex(/^(PTRACE_[A-Z_]+|-?\d+)$/),
+  'witness.ptrace.target_pid': u32,
+  'witness.result': result,
+}).strict();
+
+export const bindAttributes = z.object({
+  ...common,
+  'network.local.address': z.string().nullable(),
+  'network.local.port': port,
+  'network.transport': transport,
+  'network.type': networkType,
+  'witness.result': result,
+  'witness.fd': u32,
+}).strict();
+
+/** Attribute schema per sensor event name (sensor.heartbeat is the control plane's, not the decoder's). */
+export const sensorAttributeSchemas = {
+  'process.exec': execAttributes,
+  'process.exit': exitAttributes,
+  'network.connect': connectAttributes,
+  'dns.query': dnsAttributes,
+  'file.write': fileOpenAttributes,
+  'file.read_sensitive': fileOpenAttributes,
+  'file.unlink': unlinkAttributes,
+  'file.rename': renameAttributes,
+  'security.setuid': setidAttributes,
+  'security.setgid': setidAttributes,
+  'security.ptrace': ptraceAttributes,
+  'security.bind': bindAttributes,
+} as const;
+
+export type DecodedEventName = keyof typeof sensorAttributeSchemas;
+
+const time = z.string().regex(RFC3339_NS, 'time must be RFC 3339 UTC with nanoseconds');
+
+function variant<N extends DecodedEventName>(name: N) {
+  return z.object({ time, event: z.literal(name), attributes: sensorAttributeSchemas[name] }).strict();
+}
+
+/** One NDJSON line produced from a kernel record, validated down to its attributes. */
+export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
+  variant('process.exec'), variant('process.exit'), variant('network.connect'), variant('dns.query'),
+  variant('file.write'), variant('file.read_sensitive'), variant('file.unlink'), variant('file.rename'),
+  variant('security.setuid'), variant('security.setgid'), variant('security.ptrace'), variant('security.bind'),
+]);
+
+export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;

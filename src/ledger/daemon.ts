@@ -1,0 +1,175 @@
+import crypto, { type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Attributes } from '../events/envelope.js';
+import type { EventName } from '../events/names.js';
+import type { CheckpointReason } from './checkpoint.js';
+import { nowRfc3339, sensorBootId } from './clock.js';
+import { appendGlobalRow } from './global.js';
+import { loadPrivateKey } from './keys.js';
+import { LedgerLog } from './log-writer.js';
+import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
+
+export interface DaemonWriterOptions {
+  stateDir?: string;
+  signKeyPath?: string;
+  signKey?: KeyObject;
+  /** One epoch per daemon run; passing an existing id resumes its last segment after a crash. */
+  epochId?: string;
+  /** Rotate to a new segment past this many bytes (default 64 MiB)... */
+  segmentMaxBytes?: number;
+  /** ...or this age (default 1 h; 0 disables). */
+  segmentMaxSeconds?: number;
+  checkpointEveryEvents?: number;
+  checkpointEverySeconds?: number;
+  flushIntervalMs?: number;
+}
+
+export const segmentEventsFile = (n: number): string => `segment-${String(n).padStart(6, '0')}.ndjson`;
+export const segmentCheckpointsFile = (n: number): string => `segment-${String(n).padStart(6, '0')}.checkpoints.ndjson`;
+
+/** Segment numbers present in an epoch dir, ascending. */
+export function listSegments(dir: string): number[] {
+  return fs.readdirSync(dir)
+    .map((f) => /^segment-(\d{6})\.ndjson$/.exec(f)?.[1])
+    .filter((x): x is string => x !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * The daemon's continuous stream, cut into segments by size or age. Every
+ * segment is a complete log (events + checkpoints) sealed with a final
+ * `rotate` (or `shutdown`) checkpoint and recorded as a row in the host
+ * ledger. Each new segment opens with a record naming the previous segment's
+ * root, chain head and final checkpoint, so segments chain into one history.
+ */
+export class DaemonWriter {
+  private log!: LedgerLog;
+  private segment = 0;
+  private openedAt = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly stateDir: string,
+    readonly epochId: string,
+    private readonly key: KeyObject,
+    private readonly opts: DaemonWriterOptions,
+    private readonly unlock: () => void,
+  ) {}
+
+  static async create(opts: DaemonWriterOptions = {}): Promise<DaemonWriter> {
+    const stateDir = resolveStateDir(opts.stateDir);
+    ensurePrivateDir(stateDir);
+    const key = opts.signKey ?? loadPrivateKey(opts.signKeyPath ?? path.join(stateDir, 'keys', 'host.key'));
+    const epochId = opts.epochId ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}`;
+    const dir = path.join(stateDir, 'daemon', epochId);
+    ensurePrivateDir(dir);
+    const unlock = holdFileLock(path.join(dir, 'writer.lock'));
+    const w = new DaemonWriter(dir, stateDir, epochId, key, opts, unlock);
+    try {
+      const existing = listSegments(dir);
+      w.openSegment(existing.length ? existing[existing.length - 1]! : 0, null);
+    } catch (e) {
+      unlock();
+      throw e;
+    }
+    const maxSec = opts.segmentMaxSeconds ?? 3600;
+    if (maxSec > 0) w.timer = setInterval(() => { if (Date.now() - w.openedAt >= maxSec * 1000 && w.log.size > 0) w.rotate(); }, Math.min(maxSec * 1000, 1000)).unref();
+    return w;
+  }
+
+  private openSegment(n: number, prev: { root: string; chainHead: string; checkpointSha: string } | null): void {
+    this.segment = n;
+    this.openedAt = Date.now();
+    this.log = new LedgerLog({
+      dir: this.dir,
+      eventsFile: segmentEventsFile(n),
+      checkpointsFile: segmentCheckpointsFile(n),
+      log: 'daemon',
+      logId: `${this.epochId}/${n}`,
+      key: this.key,
+      ...(this.opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: this.opts.checkpointEveryEvents }),
+      ...(this.opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: this.opts.checkpointEverySeconds }),
+      ...(this.opts.flushIntervalMs !== undefined && { flushIntervalMs: this.opts.flushIntervalMs }),
+    });
+    const rec = this.log.recovered;
+    if (rec) {
+      this.log.markRestart();
+      this.appendControl('sensor.restart', {
+        'witness.daemon.epoch': this.epochId,
+        'witness.ledger.segment': n,
+        'witness.ledger.restart_count': this.log.restartCount,
+        'witness.ledger.resumed_at_seq': rec.seq,
+        'witness.ledger.unsealed_records_kept': rec.unsealedLeaves.length,
+        'witness.ledger.lost_bytes': rec.lost.bytes,
+        'witness.ledger.lost_sha256': rec.lost.sha256,
+        'witness.ledger.lost_file': rec.lost.file,
+        'witness.ledger.torn_checkpoint_bytes': rec.tornCheckpointBytes,
+        'witness.sensor.boot_id': sensorBootId(),
+      });
+      this.log.checkpoint('restart');
+      return;
+    }
+    this.appendControl('sensor.start', {
+      'witness.daemon.epoch': this.epochId,
+      'witness.ledger.segment': n,
+      'witness.ledger.prev_segment_root': prev?.root ?? null,
+      'witness.ledger.prev_segment_chain_head': prev?.chainHead ?? null,
+      'witness.ledger.prev_segment_checkpoint_sha256': prev?.checkpointSha ?? null,
+      'witness.sensor.boot_id': sensorBootId(),
+    });
+  }
+
+  get currentSegment(): number { return this.segment; }
+
+  /** Hot path, as SessionWriter.append; rotates when the segment is full. */
+  append(eventLine: string): number {
+    const seq = this.log.append(eventLine);
+    if (this.log.bytesWritten >= (this.opts.segmentMaxBytes ?? 64 * 1024 * 1024)) this.rotate();
+    return seq;
+  }
+
+  appendControl(event: EventName, attributes: Attributes): number {
+    return this.log.append(JSON.stringify({ time: nowRfc3339(), event, attributes }));
+  }
+
+  updateCounters(counters: Record<string, number>, drops: Record<string, number>): void { this.log.setCounters(counters, drops); }
+
+  checkpoint(reason: CheckpointReason = 'window'): void { this.log.checkpoint(reason); }
+
+  private seal(reason: 'rotate' | 'shutdown'): { root: string; chainHead: string; checkpointSha: string } {
+    const checkpointSha = this.log.checkpoint(reason);
+    const sealed = { root: this.log.rootHex, chainHead: this.log.chainHeadHex, checkpointSha, size: this.log.size };
+    this.log.close();
+    appendGlobalRow(this.stateDir, this.key, {
+      kind: 'daemon_segment',
+      epoch_id: this.epochId,
+      segment: this.segment,
+      dir: this.dir,
+      tree_size: sealed.size,
+      root_hash: sealed.root,
+      chain_head: sealed.chainHead,
+      final_checkpoint_sha256: checkpointSha,
+      key_id: this.log.keyIdHex,
+    });
+    return sealed;
+  }
+
+  /** Seals the current segment and starts the next. */
+  rotate(): void {
+    this.openSegment(this.segment + 1, this.seal('rotate'));
+  }
+
+  async close(counters: Record<string, number> = {}, drops: Record<string, number> = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.appendControl('sensor.stop', { 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
+    this.log.setCounters(counters, drops);
+    this.seal('shutdown');
+    this.unlock();
+  }
+}

@@ -1,0 +1,224 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { WitnessError } from '../errors.js';
+import { signCheckpoint, type CheckpointPredicate, type CheckpointReason } from './checkpoint.js';
+import { nowRfc3339, sensorBootId } from './clock.js';
+import { EventHasher, sha256 } from './hash.js';
+import { keyIdOf, rawPublicKey } from './keys.js';
+import { consistencyProofWith } from './merkle.js';
+import { HexFrontier, hexSegmentHasher } from './merkle-hex.js';
+import { formatRecord } from './record.js';
+import { recoverLog, type RecoveredLog } from './recovery.js';
+import { fsyncDir, writeFully } from './tail.js';
+
+export interface LedgerLogOptions {
+  dir: string;
+  eventsFile: string;
+  checkpointsFile: string;
+  log: CheckpointPredicate['log'];
+  logId: string;
+  key: KeyObject;
+  /** Seal a checkpoint after this many records (default 10 000, max 1 000 000). */
+  checkpointEveryEvents?: number;
+  /** ...and at least this often while records arrive (default 5 s; 0 disables the timer). */
+  checkpointEverySeconds?: number;
+  /** Hand buffered records to the kernel once this many bytes are pending (default 256 KiB). */
+  flushBytes?: number;
+  /** ...or after this long (default 100 ms; 0 disables the timer). */
+  flushIntervalMs?: number;
+  /** The host ledger is appended by sessions that may use different keys; every checkpoint names its own key. */
+  allowSignerChange?: boolean;
+}
+
+const MAX_SEGMENT = 1_000_000;
+
+/**
+ * One append-only, hash-chained, Merkle-sealed log: `<events>.ndjson` plus
+ * `<checkpoints>.ndjson`. Sessions, the global ledger and daemon segments
+ * are all this structure.
+ *
+ * Durability (fsync policy): append() only buffers in memory. Buffers are
+ * written (write(2), no fsync) every `flushBytes` or `flushIntervalMs`, so a
+ * kill -9 loses at most that much in memory and can tear at most the last
+ * line on disk. At every checkpoint the events file is fsync'd *before* the
+ * checkpoint is written and fsync'd, so a checkpoint never covers bytes that
+ * are not durable. Power loss can lose unsealed records (never sealed ones);
+ * recovery re-hashes them, keeps the intact prefix and records the loss.
+ */
+export class LedgerLog {
+  readonly eventsPath: string;
+  readonly checkpointsPath: string;
+  readonly recovered: RecoveredLog | null;
+  private readonly hasher = new EventHasher();
+  private readonly keyId: string;
+  private readonly publicKeyB64: string;
+  private eventsFd: number;
+  private checkpointsFd: number;
+  private seq: number;
+  private headHex: string;
+  private frontier: HexFrontier;
+  private sealed: HexFrontier;
+  private segment: string[];
+  /** Records not yet handed to the kernel, UTF-8 encoded straight into one reused buffer. */
+  private pending: Buffer;
+  private pendingLen = 0;
+  private fileBytes: number;
+  private checkpointIndex: number;
+  private prevCheckpointSha: string | null;
+  private restarts: number;
+  private counters: Record<string, number> = {};
+  private drops: Record<string, number> = {};
+  private readonly everyEvents: number;
+  private readonly flushBytes: number;
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  constructor(private readonly opts: LedgerLogOptions) {
+    this.eventsPath = path.join(opts.dir, opts.eventsFile);
+    this.checkpointsPath = path.join(opts.dir, opts.checkpointsFile);
+    this.everyEvents = Math.min(opts.checkpointEveryEvents ?? 10_000, MAX_SEGMENT);
+    if (!(this.everyEvents >= 1)) throw new WitnessError('E_CONFIG', 'must be >= 1', { field: 'checkpointEveryEvents' });
+    this.flushBytes = opts.flushBytes ?? 256 * 1024;
+    this.pending = Buffer.allocUnsafe(Math.max(this.flushBytes * 2, 64 * 1024));
+    this.keyId = keyIdOf(opts.key);
+    this.publicKeyB64 = rawPublicKey(opts.key).toString('base64');
+
+    const existed = fs.existsSync(this.eventsPath) && fs.statSync(this.eventsPath).size > 0
+      || fs.existsSync(this.checkpointsPath) && fs.statSync(this.checkpointsPath).size > 0;
+    const rec = recoverLog(this.eventsPath, this.checkpointsPath);
+    this.recovered = existed ? rec : null;
+    if (rec.lastCheckpoint && !opts.allowSignerChange && rec.lastCheckpoint.public_key !== this.publicKeyB64) {
+      throw new WitnessError('E_LEDGER', 'was sealed with a different signing key; refusing to mix signers in one log', { file: this.checkpointsPath, field: 'public_key' });
+    }
+    this.seq = rec.seq;
+    this.headHex = rec.chainHeadHex;
+    this.frontier = new HexFrontier(rec.frontier.size, rec.frontier.frontier, this.hasher);
+    this.frontier.cache = new Map();
+    this.sealed = new HexFrontier(rec.sealedFrontier.size, rec.sealedFrontier.frontier, this.hasher);
+    this.segment = rec.unsealedLeaves.slice();
+    this.fileBytes = rec.eventsBytes;
+    this.checkpointIndex = rec.lastCheckpoint ? rec.lastCheckpoint.index + 1 : 0;
+    this.prevCheckpointSha = rec.lastCheckpointSha256;
+    this.restarts = rec.lastCheckpoint?.restart_count ?? 0;
+    if (rec.lastCheckpoint) { this.counters = { ...rec.lastCheckpoint.counters }; this.drops = { ...rec.lastCheckpoint.drops }; }
+
+    this.eventsFd = fs.openSync(this.eventsPath, 'a', 0o600);
+    this.checkpointsFd = fs.openSync(this.checkpointsPath, 'a', 0o600);
+    fsyncDir(opts.dir);
+
+    const flushMs = opts.flushIntervalMs ?? 100;
+    if (flushMs > 0) this.timers.push(setInterval(() => this.flush(), flushMs).unref());
+    const cpSec = opts.checkpointEverySeconds ?? 5;
+    if (cpSec > 0) {
+      this.timers.push(setInterval(() => { if (this.segment.length > 0) this.checkpoint('time'); }, cpSec * 1000).unref());
+    }
+  }
+
+  get size(): number { return this.seq; }
+  get chainHeadHex(): string { return this.headHex; }
+  get restartCount(): number { return this.restarts; }
+  get rootHex(): string { return this.frontier.rootHex(); }
+  get keyIdHex(): string { return this.keyId; }
+  get signingKey(): KeyObject { return this.opts.key; }
+  get publicKeyBase64(): string { return this.publicKeyB64; }
+  /** Records appended since the last checkpoint (including intact ones recovered after a crash). */
+  get unsealedCount(): number { return this.segment.length; }
+  get bytesWritten(): number { return this.fileBytes + this.pendingLen; }
+
+  markRestart(): void { this.restarts++; }
+
+  /** Latest per-stage counters from the caller; carried in every checkpoint. */
+  setCounters(counters: Record<string, number>, drops: Record<string, number>): void {
+    this.counters = { ...counters };
+    this.drops = { ...drops };
+  }
+
+  /**
+   * Hot path: hash and buffer one event line (exact bytes, no newline).
+   * Returns the record's seq. No signing, no fsync, no re-serialisation.
+   */
+  append(line: string): number {
+    if (this.closed) throw new WitnessError('E_LEDGER', 'append after close', { file: this.eventsPath });
+    if (line.length === 0 || line.indexOf('\n') !== -1) {
+      throw new WitnessError('E_LEDGER', 'event line must be non-empty and contain no newline', { file: this.eventsPath, field: 'event' });
+    }
+    const leafHex = this.hasher.leafHexOfString(line);
+    const linkHex = this.hasher.chainHex(this.headHex, leafHex);
+    this.frontier.append(leafHex);
+    this.segment.push(leafHex);
+    const seq = this.seq++;
+    const record = formatRecord(seq, this.headHex, leafHex, linkHex, line);
+    this.headHex = linkHex;
+    // A JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes.
+    if (this.pendingLen + record.length * 3 > this.pending.length) {
+      this.flush();
+      if (record.length * 3 > this.pending.length) this.pending = Buffer.allocUnsafe(record.length * 3);
+    }
+    this.pendingLen += this.pending.write(record, this.pendingLen, 'utf8');
+    if (this.pendingLen >= this.flushBytes) this.flush();
+    if (this.segment.length >= this.everyEvents) this.checkpoint('count');
+    return seq;
+  }
+
+  /** Writes buffered records to the kernel (no fsync). */
+  flush(): void {
+    if (this.pendingLen === 0 || this.closed) return;
+    const n = this.pendingLen;
+    this.pendingLen = 0;
+    writeFully(this.eventsFd, this.pending.subarray(0, n));
+    this.fileBytes += n;
+  }
+
+  /** Seals everything appended so far with a signed checkpoint. Returns the checkpoint line's SHA-256. */
+  checkpoint(reason: CheckpointReason, extra: { sessionSha256?: string } = {}): string {
+    if (this.closed) throw new WitnessError('E_LEDGER', 'checkpoint after close', { file: this.checkpointsPath });
+    this.flush();
+    fs.fsyncSync(this.eventsFd);
+    const mth = hexSegmentHasher(this.sealed.size, this.sealed.frontier, this.segment, this.frontier.cache, this.hasher);
+    const proof = consistencyProofWith(mth, this.sealed.size, this.frontier.size);
+    const predicate: CheckpointPredicate = {
+      log: this.opts.log,
+      log_id: this.opts.logId,
+      index: this.checkpointIndex,
+      reason,
+      tree_size: this.frontier.size,
+      root_hash: this.frontier.rootHex(),
+      chain_head: this.headHex,
+      frontier: [...this.frontier.frontier],
+      events_file: this.opts.eventsFile,
+      events_bytes: this.fileBytes,
+      prev_checkpoint_sha256: this.prevCheckpointSha,
+      prev_tree_size: this.sealed.size,
+      consistency_proof: proof.map((p) => Buffer.from(p).toString('hex')),
+      counters: { ...this.counters, 'ledger.records': this.frontier.size },
+      drops: { ...this.drops },
+      sensor_boot_id: sensorBootId(),
+      restart_count: this.restarts,
+      time: nowRfc3339(),
+      public_key: this.publicKeyB64,
+    };
+    if (extra.sessionSha256) predicate.session_sha256 = extra.sessionSha256;
+    const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
+    writeFully(this.checkpointsFd, Buffer.concat([line, Buffer.from('\n')]));
+    fs.fsyncSync(this.checkpointsFd);
+    this.prevCheckpointSha = sha256(line).toString('hex');
+    this.checkpointIndex++;
+    this.sealed = this.frontier.snapshot();
+    this.segment = [];
+    this.frontier.cache = new Map();
+    return this.prevCheckpointSha;
+  }
+
+  /** Stops timers and closes the files. Call checkpoint('shutdown') first to seal the tail. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    fs.fsyncSync(this.eventsFd);
+    fs.closeSync(this.eventsFd);
+    fs.closeSync(this.checkpointsFd);
+    this.closed = true;
+  }
+}

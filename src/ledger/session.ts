@@ -1,0 +1,248 @@
+import crypto, { type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WitnessError } from '../errors.js';
+import type { Attributes } from '../events/envelope.js';
+import type { EventName } from '../events/names.js';
+import type { CheckpointReason } from './checkpoint.js';
+import { nowRfc3339, sensorBootId } from './clock.js';
+import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
+import { appendGlobalRow } from './global.js';
+import { sha256 } from './hash.js';
+import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { LedgerLog } from './log-writer.js';
+import {
+  SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE, SESSION_OPEN_FILE,
+  ensurePrivateDir, holdFileLock, resolveStateDir,
+} from './state.js';
+import { fsyncDir, writeFully } from './tail.js';
+
+export interface SessionWriterOptions {
+  /** Session directory; default `<stateDir>/sessions/<session id>`. */
+  dir?: string;
+  /** PKCS#8 PEM ed25519 key (0600). Default: `<stateDir>/keys/host.key`, created on first use. */
+  signKeyPath?: string;
+  /** Already-loaded key (tests, embedding); wins over signKeyPath. */
+  signKey?: KeyObject;
+  command: string[];
+  /** Paths whose filesystem Merkle roots are recorded before and after. */
+  trackPaths?: string[];
+  checkpointEveryEvents?: number;
+  checkpointEverySeconds?: number;
+  flushIntervalMs?: number;
+  /** Host state dir (global ledger); default $WITNESS_STATE_DIR or /var/lib/agent-witness. */
+  stateDir?: string;
+  sessionId?: string;
+}
+
+export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
+
+export interface SessionSummary {
+  exitCode: number | null;
+  signal?: string | null;
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+  executable?: ExecutableIdentity;
+}
+
+/** Written at open so a restarted writer can finish the session it resumes. */
+interface OpenState {
+  session_id: string;
+  command: string[];
+  started: string;
+  track_before: TrackedRoot[];
+  track_paths: string[];
+}
+
+function loadOrCreateHostKey(stateDir: string): KeyObject {
+  const keyDir = path.join(stateDir, 'keys');
+  const prefix = path.join(keyDir, 'host');
+  if (!fs.existsSync(`${prefix}.key`)) {
+    ensurePrivateDir(keyDir);
+    writeKeyPair(prefix);
+  }
+  return loadPrivateKey(`${prefix}.key`);
+}
+
+function writeFileDurably(file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try { writeFully(fd, Buffer.from(data, 'utf8')); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
+}
+
+/**
+ * A `witness run` session: events and checkpoints in the session dir,
+ * `session.json` at close, and one row in the host ledger.
+ *
+ * Creating a writer on a directory that already holds an unfinished session
+ * (the previous writer was killed) resumes it: the torn tail is cut off and
+ * reported in a `sensor.restart` record, and the chain continues.
+ */
+export class SessionWriter {
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly stateDir: string,
+    readonly sessionId: string,
+    private readonly log: LedgerLog,
+    private readonly open: OpenState,
+    private readonly unlock: () => void,
+  ) {}
+
+  static async create(opts: SessionWriterOptions): Promise<SessionWriter> {
+    const stateDir = resolveStateDir(opts.stateDir);
+    ensurePrivateDir(stateDir);
+    const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
+    const sessionId = opts.sessionId ?? crypto.randomUUID();
+    const dir = path.resolve(opts.dir ?? path.join(stateDir, 'sessions', sessionId));
+    ensurePrivateDir(dir);
+    if (fs.existsSync(path.join(dir, SESSION_FILE))) {
+      throw new WitnessError('E_LEDGER', 'session is already closed (session.json exists); use a new --session-dir', { file: dir });
+    }
+    const unlock = holdFileLock(path.join(dir, 'writer.lock'));
+    try {
+      return SessionWriter.openLocked(opts, stateDir, key, sessionId, dir, unlock);
+    } catch (e) {
+      unlock();
+      throw e;
+    }
+  }
+
+  private static openLocked(opts: SessionWriterOptions, stateDir: string, key: KeyObject, sessionId: string, dir: string, unlock: () => void): SessionWriter {
+    const openPath = path.join(dir, SESSION_OPEN_FILE);
+    let open: OpenState;
+    if (fs.existsSync(openPath)) {
+      open = JSON.parse(fs.readFileSync(openPath, 'utf8')) as OpenState;
+    } else {
+      const trackPaths = (opts.trackPaths ?? []).map((p) => path.resolve(p));
+      open = { session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths };
+      writeFileDurably(openPath, JSON.stringify(open));
+    }
+    const log = new LedgerLog({
+      dir,
+      eventsFile: SESSION_EVENTS_FILE,
+      checkpointsFile: SESSION_CHECKPOINTS_FILE,
+      log: 'session',
+      logId: open.session_id,
+      key,
+      ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
+      ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
+      ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+    });
+    const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
+    if (log.recovered) writer.recordRestart();
+    else writer.appendControl('sensor.start', {
+      'witness.session.id': open.session_id,
+      'process.command_args': open.command,
+      'witness.ledger.key_id': log.keyIdHex,
+      'witness.sensor.boot_id': sensorBootId(),
+    });
+    return writer;
+  }
+
+  private recordRestart(): void {
+    const rec = this.log.recovered!;
+    this.log.markRestart();
+    this.appendControl('sensor.restart', {
+      'witness.session.id': this.sessionId,
+      'witness.ledger.restart_count': this.log.restartCount,
+      'witness.ledger.resumed_at_seq': rec.seq,
+      'witness.ledger.last_checkpoint_index': rec.lastCheckpoint?.index ?? null,
+      'witness.ledger.unsealed_records_kept': rec.unsealedLeaves.length,
+      'witness.ledger.lost_bytes': rec.lost.bytes,
+      'witness.ledger.lost_sha256': rec.lost.sha256,
+      'witness.ledger.lost_file': rec.lost.file,
+      'witness.ledger.torn_checkpoint_bytes': rec.tornCheckpointBytes,
+      'witness.sensor.boot_id': sensorBootId(),
+    });
+    this.log.checkpoint('restart');
+  }
+
+  get eventsPath(): string { return this.log.eventsPath; }
+  get size(): number { return this.log.size; }
+
+  /** Hot path: one exported event's exact NDJSON line, without the newline. */
+  append(eventLine: string): number {
+    return this.log.append(eventLine);
+  }
+
+  /** A control-plane record (sensor.start/stop/drops, findings, scope changes) in the envelope format. */
+  appendControl(event: EventName, attributes: Attributes): number {
+    return this.log.append(JSON.stringify({ time: nowRfc3339(), event, attributes }));
+  }
+
+  /** Latest per-stage counters; they ride in every later checkpoint. */
+  updateCounters(counters: Record<string, number>, drops: Record<string, number>): void {
+    this.log.setCounters(counters, drops);
+  }
+
+  /** Seal now (e.g. at a pulse window close). */
+  checkpoint(reason: CheckpointReason = 'window'): void {
+    this.log.checkpoint(reason);
+  }
+
+  /** Final checkpoint, session.json, host ledger row. */
+  async close(summary: SessionSummary): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.appendControl('sensor.stop', {
+      'witness.session.id': this.sessionId,
+      'process.exit.code': summary.exitCode,
+      'process.exit.signal': summary.signal ?? null,
+    });
+    this.log.setCounters(summary.counters, summary.drops);
+    this.log.flush();
+    const ended = nowRfc3339();
+    const session = {
+      version: 1,
+      session_id: this.sessionId,
+      command: this.open.command,
+      executable: summary.executable ?? null,
+      exit_code: summary.exitCode,
+      signal: summary.signal ?? null,
+      started: this.open.started,
+      ended,
+      sensor_boot_id: sensorBootId(),
+      restart_count: this.log.restartCount,
+      counters: summary.counters,
+      drops: summary.drops,
+      track: this.open.track_paths.map((p, i) => ({ path: p, before: this.open.track_before[i] ?? null, after: filesystemRoot(p) })),
+      ledger: {
+        events_file: SESSION_EVENTS_FILE,
+        checkpoints_file: SESSION_CHECKPOINTS_FILE,
+        tree_size: this.log.size,
+        root_hash: this.log.rootHex,
+        chain_head: this.log.chainHeadHex,
+        key_id: this.log.keyIdHex,
+        public_key: this.log.publicKeyBase64,
+      },
+    };
+    const sessionText = `${JSON.stringify(session, null, 2)}\n`;
+    const sessionSha = sha256(Buffer.from(sessionText, 'utf8')).toString('hex');
+    // The final checkpoint signs session.json's digest, so session.json cannot be edited afterwards.
+    const finalCheckpointSha = this.log.checkpoint('shutdown', { sessionSha256: sessionSha });
+    this.log.close();
+    writeFileDurably(path.join(this.dir, SESSION_FILE), sessionText);
+    fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
+    this.unlock();
+    appendGlobalRow(this.stateDir, this.log.signingKey, {
+      kind: 'session',
+      session_id: this.sessionId,
+      dir: this.dir,
+      started: this.open.started,
+      ended,
+      command: this.open.command,
+      exit_code: summary.exitCode,
+      tree_size: session.ledger.tree_size,
+      root_hash: session.ledger.root_hash,
+      chain_head: session.ledger.chain_head,
+      final_checkpoint_sha256: finalCheckpointSha,
+      session_sha256: sessionSha,
+      key_id: session.ledger.key_id,
+    });
+  }
+
+}

@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+
+/**
+ * Reads the last complete line of a file without reading the whole file
+ * (O(line length)), and reports any torn bytes after the last newline.
+ */
+export interface TailInfo {
+  /** Last complete line (without its newline), or null when the file holds none. */
+  lastLine: Buffer | null;
+  /** Byte offset just past the last newline: where a torn tail starts. */
+  completeBytes: number;
+  /** Bytes after the last newline (a record cut short by a crash). */
+  tornBytes: number;
+}
+
+export function readTail(fd: number, size: number): TailInfo {
+  if (size === 0) return { lastLine: null, completeBytes: 0, tornBytes: 0 };
+  let chunk = 64 * 1024;
+  for (;;) {
+    const start = Math.max(0, size - chunk);
+    const buf = Buffer.alloc(size - start);
+    readFully(fd, buf, start);
+    const lastNl = buf.lastIndexOf(0x0a);
+    if (lastNl === -1 && start > 0) { chunk *= 4; continue; }
+    if (lastNl === -1) return { lastLine: null, completeBytes: 0, tornBytes: size };
+    const completeBytes = start + lastNl + 1;
+    const prevNl = buf.lastIndexOf(0x0a, lastNl - 1);
+    if (prevNl === -1 && start > 0) { chunk *= 4; continue; }
+    return { lastLine: buf.subarray(prevNl + 1, lastNl), completeBytes, tornBytes: size - completeBytes };
+  }
+}
+
+export function readFully(fd: number, buf: Buffer, position: number): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = fs.readSync(fd, buf, off, buf.length - off, position + off);
+    if (n === 0) throw new Error(`unexpected end of file at byte ${position + off}`);
+    off += n;
+  }
+}
+
+export function writeFully(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+export function readRange(path: string, start: number, end: number): Buffer {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(end - start);
+    readFully(fd, buf, start);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** fsync a directory so a newly created or renamed entry survives power loss. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+}

@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { envelopeSchema, rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
+import { SENSOR_EVENT_NAMES } from '../src/events/names.js';
+import { sensorAttributeSchemas, sensorEnvelopeSchema } from '../src/events/schemas.js';
+import { decodeBatch } from '../src/sensor/decode.js';
+import { bootToEpochOffsetNs, eventTime, networkTransport, openFlagNames, toEnvelope } from '../src/sensor/ndjson.js';
+import type { SensorEvent } from '../src/sensor/types.js';
+import { batchOf, execRecord, HEADER, record, sockaddr } from './helpers/wire.js';
+
+const C = HEADER.constants as Record<string, number>;
+// 2023-11-14T22:13:20Z as epoch ns, minus a boot time of 1000 s.
+const clock = { bootToEpochNs: 1_700_000_000_000_000_000n - 1_000_000_000_000n };
+const TS = 1_000_000_000_123n; // 1000 s after boot + 123 ns
+
+function decodeAll(...records: Uint8Array[]): SensorEvent[] {
+  const events: SensorEvent[] = [];
+  decodeBatch(batchOf(...records), (e) => events.push(e), (e) => { throw e; });
+  return events;
+}
+
+function envelopeOf(rec: Uint8Array): Envelope {
+  const [ev] = decodeAll(rec);
+  const env = toEnvelope(ev!, clock);
+  if (env === null) throw new Error('no envelope');
+  return env;
+}
+
+const query = new Uint8Array(Buffer.from('abcd01000001000000000000076578616d706c6503636f6d0000010001', 'hex'));
+const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/** One crafted record per kind the mapper emits, with variants (flags, failures, unknown values). */
+const RECORDS: Record<string, Uint8Array> = {
+  exec: execRecord({ hdr: { ts_ns: TS, flags: C.WA_F_TRUNC_ARGV } }),
+  execNoExe: execRecord({ exe: '', filename: './run.sh' }),
+  exitNormal: record('wa_exit', {}, { ppid: 1, exit_code: 2 << 8 }),
+  exitSignal: record('wa_exit', {}, { ppid: 1, exit_code: 6 | 0x80 }),
+  connect4: record('wa_connect', {}, { ret: -115, sock_type: 1, protocol: 6, fd: 9, peer: sockaddr(2, 443, [1, 1, 1, 1]) }),
+  connect6: record('wa_connect', {}, { ret: 0, sock_type: 2, protocol: 17, fd: 4, peer: sockaddr(10, 53, v6) }),
+  connectUnix: record('wa_connect', {}, { ret: 0, sock_type: 1, protocol: 0, fd: 4, peer: sockaddr(1, 0, []) }),
+  dns: record('wa_dns', {}, { sock_type: 2, protocol: 17, peer: sockaddr(2, 53, [8, 8, 8, 8]), payload_len: query.length, syscall: C.WA_SEND_SENDTO!, orig_len: query.length }, [query]),
+  dnsBad: record('wa_dns', { flags: C.WA_F_TRUNC_PAYLOAD }, { sock_type: 2, protocol: 17, peer: sockaddr(2, 53, [8, 8, 8, 8]), payload_len: 3, syscall: 77, orig_len: 900 }, ['abc']),
+  write: record('wa_file', {}, { ret: 3, open_flags: 0o1101, mode: 0o644, path_len: 8 }, ['/tmp/out']),
+  read: record('wa_file', { type: C.WA_EV_FILE_READ_SENSITIVE, flags: C.WA_F_RELATIVE! | 0x400 }, { ret: 5, open_flags: 0o2000000, mode: 0, path_len: 8 }, ['.ssh/key']),
+  unlink: record('wa_file', { type: C.WA_EV_FILE_UNLINK }, { ret: 0, path_len: 4 }, ['/a/b']),
+  rename: record('wa_rename', {}, { ret: 0, rename_flags: 1, old_len: 2, new_len: 2 }, ['/a', '/b']),
+  setuid: record('wa_setid', {}, { ret: 0, syscall: C.WA_SETID_SETUID!, old_ids: [1000, 1000, 1000], new_ids: [0, 0, 0] }),
+  setgid: record('wa_setid', { type: C.WA_EV_SETGID }, { ret: -1, syscall: C.WA_SETID_SETRESGID!, old_ids: [5, 5, 5], new_ids: [5, 5, 5] }),
+  ptrace: record('wa_ptrace', {}, { ret: 0, target_pid: 99, request: 16n }),
+  ptraceOdd: record('wa_ptrace', {}, { ret: -1, target_pid: 99, request: -5n }),
+  bind: record('wa_bind', {}, { ret: 0, sock_type: 3, protocol: 255, fd: 5, local: sockaddr(10, 0, []) }),
+};
+
+describe('toEnvelope', () => {
+  it('produces envelopes that validate against the per-event schemas and the generic envelope', () => {
+    const seen = new Set<string>();
+    for (const [name, rec] of Object.entries(RECORDS)) {
+      const env = envelopeOf(rec);
+      const line = JSON.parse(JSON.stringify(env)) as unknown;
+      const strict = sensorEnvelopeSchema.safeParse(line);
+      expect(strict.success, `${name}: ${strict.success ? '' : JSON.stringify(strict.error.issues)}`).toBe(true);
+      expect(envelopeSchema.safeParse(line).success).toBe(true);
+      seen.add(env.event);
+    }
+    // every decoder-produced event name is covered (sensor.heartbeat is the control plane's)
+    expect([...seen].sort()).toEqual(SENSOR_EVENT_NAMES.filter((n) => n !== 'sensor.heartbeat').sort());
+    expect(Object.keys(sensorAttributeSchemas).sort()).toEqual([...seen].sort());
+  });
+
+  it('the strict schemas reject keys outside the contract and wrong value types', () => {
+    const env = envelopeOf(RECORDS.connect4!);
+    expect(sensorEnvelopeSchema.safeParse({ ...env, attributes: { ...env.attributes, 'witness.extra': 1 } }).success).toBe(false);
+    expect(sensorEnvelopeSchema.safeParse({ ...env, attributes: { ...env.attributes, 'network.peer.port': '443' } }).success).toBe(false);
+    expect(sensorEnvelopeSchema.safeParse({ ...env, event: 'process.exec' }).success).toBe(false);
+  });
+
+  it('maps exec with the common attributes, boot-time clock and flags', () => {
+    const env = envelopeOf(RECORDS.exec!);
+    expect(env).toEqual({
+      time: '2023-11-14T22:13:20.000000123Z',
+      event: 'process.exec',
+      attributes: {
+        'process.pid': 4242, 'thread.id': 4243, 'process.user.id': 1000, 'witness.gid': 1001,
+        'process.command': 'agent', 'process.linux.cgroup': '4294967297',
+        'process.parent_pid': 1, 'process.executable.path': '/usr/bin/ls', 'process.command_args': ['/bin/ls', '-la'],
+        'witness.exec.filename': '/bin/ls', 'process.working_directory': '/home/agent',
+        'witness.argc': 2, 'witness.euid': 1000, 'witness.egid': 1001, 'witness.flags': ['argv_truncated'],
+      },
+    });
+    expect(envelopeOf(RECORDS.execNoExe!).attributes['process.executable.path']).toBe('./run.sh');
+  });
+
+  it('returns null for fork', () => {
+    const [ev] = decodeAll(record('wa_fork', {}, { child_pid: 5 }));
+    expect(toEnvelope(ev!, clock)).toBeNull();
+  });
+
+  it('maps exit status to code, signal and core flag', () => {
+    expect(envelopeOf(RECORDS.exitNormal!).attributes).toMatchObject({ 'process.exit.code': 2, 'witness.exit.signal': null, 'witness.exit.core_dumped': false });
+    expect(envelopeOf(RECORDS.exitSignal!).attributes).toMatchObject({ 'process.exit.code': null, 'witness.exit.signal': 6, 'witness.exit.core_dumped': true });
+  });
+
+  it('maps connect peers', () => {
+    expect(envelopeOf(RECORDS.connect4!).attributes).toMatchObject({
+      'network.transport': 'tcp', 'network.type': 'ipv4', 'network.peer.address': '1.1.1.1', 'network.peer.port': 443, 'witness.result': -115, 'witness.fd': 9,
+    });
+    expect(envelopeOf(RECORDS.connect6!).attributes).toMatchObject({ 'network.transport': 'udp', 'network.type': 'ipv6', 'network.peer.address': '2001:db8::1' });
+    expect(envelopeOf(RECORDS.connectUnix!).attributes).toMatchObject({ 'network.type': null, 'network.peer.address': null });
+  });
+
+  it('maps dns queries, and still emits one whose payload does not parse', () => {
+    expect(envelopeOf(RECORDS.dns!).attributes).toMatchObject({
+      'dns.question.name': 'example.com', 'witness.dns.questions': ['example.com A'], 'witness.dns.type': 'A',
+      'witness.dns.id': 0xabcd, 'witness.dns.syscall': 'sendto', 'network.peer.address': '8.8.8.8', 'network.transport': 'udp',
+    });
+    const bad = envelopeOf(RECORDS.dnsBad!);
+    expect(bad.attributes).toMatchObject({
+      'dns.question.name': null, 'witness.dns.questions': [], 'witness.dns.syscall': '77',
+      'witness.dns.truncated': true, 'witness.flags': ['payload_truncated'],
+    });
+    expect(bad.attributes['witness.dns.parse_error']).toContain('12-byte header');
+  });
+
+  it('maps file events with open flags and octal mode', () => {
+    expect(envelopeOf(RECORDS.write!).attributes).toMatchObject({
+      'file.path': '/tmp/out', 'witness.result': 3, 'witness.open.flags': ['O_WRONLY', 'O_CREAT', 'O_TRUNC'], 'witness.open.mode': '0644',
+    });
+    const read = envelopeOf(RECORDS.read!);
+    expect(read.event).toBe('file.read_sensitive');
+    expect(read.attributes).toMatchObject({ 'witness.open.flags': ['O_RDONLY', 'O_CLOEXEC'], 'witness.flags': ['relative_path', 'bit_10'] });
+    expect(envelopeOf(RECORDS.unlink!).attributes).not.toHaveProperty('witness.open.flags');
+    expect(envelopeOf(RECORDS.rename!).attributes).toMatchObject({ 'file.path': '/b', 'witness.file.old_path': '/a', 'witness.rename.flags': ['RENAME_NOREPLACE'] });
+  });
+
+  it('maps setid, ptrace and bind', () => {
+    expect(envelopeOf(RECORDS.setuid!).attributes).toMatchObject({ 'witness.syscall': 'setuid', 'witness.ids.old': ['1000', '1000', '1000'], 'witness.ids.new': ['0', '0', '0'] });
+    expect(envelopeOf(RECORDS.setgid!)).toMatchObject({ event: 'security.setgid', attributes: { 'witness.syscall': 'setresgid', 'witness.result': -1 } });
+    expect(envelopeOf(RECORDS.ptrace!).attributes).toMatchObject({ 'witness.ptrace.request': 'PTRACE_ATTACH', 'witness.ptrace.target_pid': 99 });
+    expect(envelopeOf(RECORDS.ptraceOdd!).attributes['witness.ptrace.request']).toBe('-5');
+    expect(envelopeOf(RECORDS.bind!).attributes).toMatchObject({ 'network.local.address': '::', 'network.transport': 'raw', 'network.type': 'ipv6' });
+  });
+});
+
+describe('helpers', () => {
+  it('eventTime (the cached formatter) agrees with rfc3339Nanos across seconds, days and years', () => {
+    let seed = 99;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 0x1000000;
+    const base = 1_700_000_000_999_999_999n;
+    const samples = [0n, 1n, 999_999_999n, 1_000_000_000n, base, base + 1n, base + 2n, base - 1n, 4_102_444_800_000_000_000n];
+    for (let i = 0; i < 2000; i++) samples.push(base + BigInt(Math.floor(rand() * 2 ** 52)) * BigInt(1 + (i % 3) * 1000));
+    for (const ns of samples) expect(eventTime(ns)).toBe(rfc3339Nanos(ns));
+  });
+
+  it('bootToEpochOffsetNs is realtime minus boottime', () => {
+    expect(bootToEpochOffsetNs({ bootNs: 5_000n, realNs: 1_700_000_000_000_005_000n })).toBe(1_700_000_000_000_000_000n);
+  });
+
+  it.each([
+    [1, 0, 'tcp'], [1, 6, 'tcp'], [1 | 0o4000, 6, 'tcp'], [1, 262, 'tcp'], [2, 0, 'udp'], [2, 17, 'udp'],
+    [2, 1, 'unknown'], [3, 255, 'raw'], [0, 6, 'tcp'], [0, 17, 'udp'], [0, 0, 'unknown'], [5, 132, 'unknown'],
+  ])('networkTransport(%i, %i) = %s', (type, proto, expected) => {
+    expect(networkTransport(type, proto)).toBe(expected);
+  });
+
+  it('names open flags, keeping unknown bits as hex', () => {
+    expect(openFlagNames(0)).toEqual(['O_RDONLY']);
+    expect(openFlagNames(2 | 0o2000 | 0o4010000)).toEqual(['O_RDWR', 'O_APPEND', 'O_DSYNC', 'O_SYNC']);
+    expect(openFlagNames(3 | 0x40000000)).toEqual(['0x3', '0x40000000']);
+  });
+});
