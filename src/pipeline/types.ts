@@ -1,0 +1,36 @@
+import type { Envelope } from '../events/envelope.js';
+import type { SensorEvent } from '../sensor/types.js';
+
+/**
+ * The seam between the kernel sensor and everything downstream.
+ *
+ *   SensorEvent ──toEnvelope──▶ Envelope ──Enricher──▶ [event, ...findings] ──▶ Sink[]
+ *
+ * An Enricher adds attribution (witness.agent, witness.scope.*, container /
+ * pod / unit identity, executable hash) to the event's envelope in place and
+ * returns it first, followed by any finding envelopes it raises. It sees the
+ * raw SensorEvent too (fork records have no envelope but build the tree).
+ */
+export interface Enricher {
+  /** `env` is null for records that only feed state (fork). */
+  enrich(ev: SensorEvent, env: Envelope | null): Envelope[];
+  close?(): void | Promise<void>;
+}
+
+/**
+ * A Sink takes finished envelopes. `write` must not block the kernel drain:
+ * a slow sink queues (bounded) and counts what it drops.
+ */
+export interface Sink {
+  readonly name: string;
+  /** `line` is JSON.stringify(env), computed once and shared by every sink */
+  write(env: Envelope, line: string): void;
+  stats(): { written: number; dropped: number; queued?: number };
+  flush?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The identity enricher used until attribution is configured. */
+export const passThrough: Enricher = {
+  enrich: (_ev, env) => (env ? [env] : []),
+};
