@@ -10,6 +10,7 @@
 #include "batcher.h"
 #include "layout.h"
 #include "loader.h"
+#include "sdnotify.h"
 #include "source_hash.h"
 
 namespace {
@@ -19,11 +20,20 @@ const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect",
 
 struct BatchMsg {
   WaBatch batch;
+  // set on the last message close() sends: queued behind every batch, so
+  // resolving it here means JS has been handed everything
+  Napi::Promise::Deferred* done = nullptr;
 };
 
 void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, BatchMsg* msg) {
   WaBatch b = msg->batch;
+  Napi::Promise::Deferred* done = msg->done;
   delete msg;
+  if (done) {
+    if (env != nullptr) done->Resolve(env.Undefined());
+    delete done;
+    return;
+  }
   if (env == nullptr) {  // tearing down: nobody to hand it to
     free(b.data);
     return;
@@ -222,10 +232,16 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   // batch), delivers the tail, then frees everything. Resolves when done.
   class CloseWorker : public Napi::AsyncWorker {
    public:
-    CloseWorker(Napi::Env env, Sensor* s) : Napi::AsyncWorker(env), s_(s), deferred_(Napi::Promise::Deferred::New(env)) {}
+    CloseWorker(Napi::Env env, Sensor* s)
+        : Napi::AsyncWorker(env), s_(s), deferred_(new Napi::Promise::Deferred(Napi::Promise::Deferred::New(env))) {}
     void Execute() override {
       s_->poller_->Stop();
       wa_loader_counters(s_->loader_, s_->final_emitted_, s_->final_dropped_);
+      auto* last = new BatchMsg{WaBatch{nullptr, 0, 0}, deferred_};
+      if (s_->tsfn_.BlockingCall(last) != napi_ok) {
+        delete last;
+        failed_ = true;
+      }
     }
     void OnOK() override {
       s_->tsfn_.Release();
@@ -238,14 +254,18 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       // wait each, serialised); nothing downstream needs to wait for it.
       std::thread([l = s_->loader_] { wa_loader_close(l); }).detach();
       s_->loader_ = nullptr;
-      deferred_.Resolve(Env().Undefined());
+      if (failed_) {  // the queue was torn down: nothing will resolve it for us
+        deferred_->Resolve(Env().Undefined());
+        delete deferred_;
+      }
       s_->Unref();
     }
-    Napi::Promise Promise() { return deferred_.Promise(); }
+    Napi::Promise Promise() { return deferred_->Promise(); }
 
    private:
     Sensor* s_;
-    Napi::Promise::Deferred deferred_;
+    Napi::Promise::Deferred* deferred_;  // resolved by CallJs after the last batch
+    bool failed_ = false;
   };
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -279,6 +299,15 @@ Napi::Value ClockOffsets(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// sdNotify(state): true when systemd got the datagram, false when not under
+// Type=notify ($NOTIFY_SOCKET unset); throws on a send error.
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "sdNotify(state: string)");
+  int r = wa_sd_notify(info[0].As<Napi::String>().Utf8Value().c_str());
+  if (r < 0) throw Napi::Error::New(info.Env(), std::string("sd_notify: ") + strerror(-r));
+  return Napi::Boolean::New(info.Env(), r > 0);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto layout = Napi::Object::New(env);
   for (const wa_layout_entry* e = wa_layout; e->key; e++) layout.Set(e->key, Napi::Number::New(env, double(e->value)));
@@ -287,6 +316,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sourceHash", Napi::String::New(env, WA_SOURCE_HASH));
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   return exports;
 }
 

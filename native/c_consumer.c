@@ -44,7 +44,7 @@ static int cmd_probe(struct wa_loader *l)
 }
 
 /* Spawn argv with the loader armed, drain until it exits, print one JSON line. */
-static int cmd_drain(struct wa_loader *l, char **argv)
+static int cmd_drain(struct wa_loader *l, char **argv, int prefill)
 {
 	int go[2];
 	if (pipe(go))
@@ -66,7 +66,12 @@ static int cmd_drain(struct wa_loader *l, char **argv)
 	close(go[1]);
 	int status = 0;
 	double first = 0;
-	for (;;) {
+	if (prefill) {
+		/* let the ring fill while nobody reads, then time only the drain */
+		waitpid(pid, &status, 0);
+		t0 = now_s();
+	}
+	for (; !prefill;) {
 		int n = wa_loader_poll(l, 10);
 		if (n > 0 && first == 0)
 			first = now_s();
@@ -92,11 +97,14 @@ static int cmd_drain(struct wa_loader *l, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || (strcmp(argv[1], "probe") && (strcmp(argv[1], "drain") || argc < 3))) {
-		fprintf(stderr, "usage: witness-c probe | witness-c drain CMD [ARGS...]\n");
+	int drain = argc >= 3 && !strcmp(argv[1], "drain");
+	int prefilled = argc >= 3 && !strcmp(argv[1], "drain-prefilled");
+	if (argc < 2 || (strcmp(argv[1], "probe") && !drain && !prefilled)) {
+		fprintf(stderr, "usage: witness-c probe | witness-c drain|drain-prefilled CMD [ARGS...]\n");
 		return 2;
 	}
-	struct wa_loader_opts o = { .ring_bytes = 64u << 20, .wakeup_bytes = 1u << 20 };
+	const char *ring_mb = getenv("WITNESS_RING_MB");
+	struct wa_loader_opts o = { .ring_bytes = (size_t)(ring_mb ? atoi(ring_mb) : 64) << 20, .wakeup_bytes = 1u << 20 };
 	struct wa_loader *l = NULL;
 	char err[256] = "";
 	int rc = wa_loader_open(&l, &o, count_record, NULL, err, sizeof(err));
@@ -104,7 +112,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "witness-c: %s\n", err);
 		return 1;
 	}
-	rc = !strcmp(argv[1], "probe") ? cmd_probe(l) : cmd_drain(l, argv + 2);
+	rc = !strcmp(argv[1], "probe") ? cmd_probe(l) : cmd_drain(l, argv + 2, prefilled);
 	wa_loader_close(l);
 	return rc;
 }

@@ -11,11 +11,11 @@ import { parseArgs } from './args.js';
  */
 export async function run(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, { booleans: ['json'] }, 'probe');
+  checkPrivileges(); // without them there is nothing to probe: one line, exit 2
   const facts = hostFacts();
   let programs: ProgramStatus[] = [];
   let error: string | null = null;
   try {
-    checkPrivileges();
     if (!facts.btf) throw new WitnessError('E_KERNEL', 'no BTF at /sys/kernel/btf/vmlinux');
     ensureTracefs();
     const mod = loadNative();

@@ -30,10 +30,10 @@ export function checkPrivileges(): void {
     `missing ${missing} (uid ${process.getuid?.()}): run witness as root, e.g. \`sudo witness ...\``);
 }
 
-export function checkBtf(): void {
-  if (!existsSync(BTF_PATH)) {
+export function checkBtf(path = BTF_PATH): void {
+  if (!existsSync(path)) {
     throw new WitnessError('E_KERNEL',
-      `kernel ${release()} has no BTF at ${BTF_PATH}: CO-RE probes need CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.4 have it)`);
+      `kernel ${release()} has no BTF at ${path}: CO-RE probes need CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.4 have it)`);
   }
 }
 

@@ -17,6 +17,8 @@ export interface SensorOptions {
   maxLatencyMs?: number;
   /** paths whose reads are reported; default DEFAULT_SENSITIVE */
   sensitivePaths?: string[];
+  /** false: load and attach but do not drain until start() (the ring fills; benchmarks) */
+  autoStart?: boolean;
 }
 
 export interface SensorStats extends NativeStats {
@@ -79,8 +81,13 @@ export class WitnessSensor {
     const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
     for (const e of entries) native.addSensitive(e.kernelDev, e.inode);
     self = new WitnessSensor(native, mod, skipped);
-    native.start();
+    if (opts.autoStart !== false) native.start();
     return self;
+  }
+
+  /** Starts draining (only needed with autoStart: false). */
+  start(): void {
+    this.native.start();
   }
 
   capabilities(): ProgramStatus[] {

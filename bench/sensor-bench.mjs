@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// npm run bench: an openat storm in a traced child, drained three ways in the
+// same run — bare workload (no sensor), the C consumer (the ceiling: same BPF
+// object, same loader, records only counted), and the Node addon decoding
+// into typed TS events. Prints figures and ratios; asserts nothing.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const cBin = join(root, 'build-c', 'witness-c');
+const storm = join(root, 'build-c', 'storm');
+
+execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
+execFileSync('cc', ['-O2', '-o', storm, join(root, 'bench', 'storm.c')]);
+if (!existsSync(join(root, 'dist', 'sensor', 'sensor.js'))) execFileSync('npx', ['tsc', '-p', root], { stdio: 'inherit' });
+const { WitnessSensor } = await import(join(root, 'dist', 'sensor', 'sensor.js'));
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rate = (n, s) => `${(n / s / 1e6).toFixed(3)}M/s`;
+
+function bare() {
+  const t0 = process.hrtime.bigint();
+  spawnSync(storm, [String(N)]);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function cDrain(mode, ringMb) {
+  const out = execFileSync(cBin, [mode, storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: String(ringMb) } });
+  return JSON.parse(out.toString());
+}
+
+/** Live: the storm runs while Node drains. Pre-filled: Node starts after the storm is over. */
+async function nodeDrain(prefill) {
+  let events = 0;
+  let lastAt = 0n;
+  const sensor = WitnessSensor.open({
+    onEvent: () => { events++; lastAt = process.hrtime.bigint(); },
+    ringBytes: prefill ? 256 << 20 : 64 << 20,
+    batchBytes: 4 << 20,
+    autoStart: !prefill,
+  });
+  const t0 = process.hrtime.bigint();
+  const child = sensor.spawnTraced(storm, [String(N)], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  const drainStart = process.hrtime.bigint();
+  if (prefill) sensor.start();
+  // +3: the storm's own exec, a libuv /dev/null open, and its exit
+  while (events < N + 3 && process.hrtime.bigint() - drainStart < 20_000_000_000n) await new Promise((r) => setTimeout(r, 1));
+  const stats = await sensor.close();
+  const from = prefill ? drainStart : t0;
+  return { events, seconds: Number(lastAt - from) / 1e9, dropped: stats.droppedTotal, decodeErrors: stats.decodeErrors };
+}
+
+const rows = [];
+for (let i = 0; i < RUNS; i++) {
+  rows.push({
+    bare: bare(),
+    c: cDrain('drain', 64),
+    node: await nodeDrain(false),
+    cPre: cDrain('drain-prefilled', 256),
+    nodePre: await nodeDrain(true),
+  });
+}
+
+const bareS = median(rows.map((r) => r.bare));
+const cS = median(rows.map((r) => r.c.seconds));
+const nodeS = median(rows.map((r) => r.node.seconds));
+const cPreS = median(rows.map((r) => r.cPre.seconds));
+const nodePreS = median(rows.map((r) => r.nodePre.seconds));
+const drops = (k) => rows.reduce((a, r) => a + (r[k].dropped ?? 0), 0);
+const lines = [
+  `bench: ${N} opens of /dev/null for write per run, ${RUNS} runs, medians`,
+  `  bare workload (no sensor)        ${bareS.toFixed(3)}s  ${rate(N, bareS)}`,
+  `  traced, C consumer (ceiling)     ${cS.toFixed(3)}s  ${rate(rows[0].c.records, cS)}  drops=${drops('c')}  workload slowdown ${(cS / bareS).toFixed(2)}x`,
+  `  traced, Node → typed TS events   ${nodeS.toFixed(3)}s  ${rate(N, nodeS)}  drops=${drops('node')}  decode_errors=${rows.reduce((a, r) => a + r.node.decodeErrors, 0)}`,
+  `  ratio Node / C ceiling           ${(cS / nodeS).toFixed(3)}`,
+  `  pre-filled ring, C drain         ${cPreS.toFixed(4)}s  ${rate(rows[0].cPre.records, cPreS)}  drops=${drops('cPre')}`,
+  `  pre-filled ring, Node drain      ${nodePreS.toFixed(4)}s  ${rate(N, nodePreS)}  drops=${drops('nodePre')}`,
+  `  ratio Node / C (pre-filled)      ${(cPreS / nodePreS).toFixed(3)}`,
+];
+process.stdout.write(`${lines.join('\n')}\n`);

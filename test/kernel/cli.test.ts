@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { envelopeSchema } from '../../src/events/envelope.js';
+import { sensorEnvelopeSchema } from '../../src/events/schemas.js';
+import { PACKAGE_ROOT } from '../../src/sensor/native.js';
+import { kernelSuite } from '../helpers/kernel.js';
+
+const { skip } = kernelSuite();
+const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
+
+function witness(args: string[], opts: { uid?: number } = {}) {
+  const cmd = opts.uid !== undefined
+    ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', process.execPath, BIN, ...args]
+    : [process.execPath, BIN, ...args];
+  return spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
+}
+
+describe.skipIf(skip)('witness CLI on the real kernel', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'witness-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is built (npm test compiles dist/ first)', () => {
+    expect(existsSync(join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'))).toBe(true);
+  });
+
+  it('run: streams NDJSON that validates against the contract, exits with the command\'s code', () => {
+    const r = witness(['run', '--', '/bin/sh', '-c', `echo hi > ${dir}/f; rm ${dir}/f; exit 7`]);
+    expect(r.status).toBe(7);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    for (const l of lines) {
+      expect(envelopeSchema.safeParse(l).success).toBe(true);
+      if (l.event !== 'sensor.heartbeat') expect(sensorEnvelopeSchema.safeParse(l).error).toBeUndefined();
+    }
+    const events = lines.map((l) => l.event);
+    expect(events).toEqual(expect.arrayContaining(['process.exec', 'file.write', 'file.unlink', 'process.exit', 'sensor.heartbeat']));
+    expect(r.stderr).toMatch(/witness: .*process\.exec=2 .*drops=0/);
+  });
+
+  it('run --out writes NDJSON to a file and leaves stdout to the command', () => {
+    const out = join(dir, 'events.ndjson');
+    const r = witness(['run', '--out', out, '--', '/bin/echo', 'to-stdout']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('to-stdout\n');
+    const events = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).event);
+    expect(events[0]).toBe('process.exec');
+  });
+
+  it('run: a command that cannot start exits 127 with a clear message', () => {
+    const r = witness(['run', '--', '/nonexistent/cmd']);
+    expect(r.status).toBe(127);
+    expect(r.stderr).toContain('/nonexistent/cmd');
+  });
+
+  it('probe --json: kernel, BTF and every program attached', () => {
+    const r = witness(['probe', '--json']);
+    expect(r.status).toBe(0);
+    const p = JSON.parse(r.stdout);
+    expect(p).toMatchObject({ btf: true, tracefs: true, core_ok: true, error: null });
+    expect(p.attached).toBe(p.total);
+    expect(p.total).toBeGreaterThan(40);
+  });
+
+  it('without root: one line that names the missing capability and the fix', () => {
+    for (const args of [['probe'], ['run', '--', '/bin/true']]) {
+      const r = witness(args, { uid: 65534 });
+      expect(r.status).not.toBe(0);
+      const text = `${r.stdout}${r.stderr}`.trim();
+      expect(text.split('\n').length).toBe(1);
+      expect(text).toMatch(/CAP_BPF/);
+      expect(text).toMatch(/root/);
+    }
+  });
+
+  it('mounts tracefs when it is missing', () => {
+    const um = spawnSync('umount', ['/sys/kernel/tracing']);
+    if (um.status !== 0) return; // busy (someone else tracing): nothing to prove here
+    expect(existsSync('/sys/kernel/tracing/events')).toBe(false);
+    const r = witness(['probe', '--json']);
+    expect(r.status).toBe(0);
+    expect(existsSync('/sys/kernel/tracing/events')).toBe(true);
+  });
+});
