@@ -32,6 +32,16 @@ describe.skipIf(skip)('file and security events on the real kernel', () => {
     expect(w?.attributes['witness.open.flags']).toEqual(expect.arrayContaining(['O_WRONLY', 'O_CREAT', 'O_TRUNC']));
   });
 
+  it('flags a path deeper than the walk bound instead of cutting it silently', async () => {
+    const deep = Array.from({ length: 60 }, (_, i) => `d${i}`).join('/');
+    const r = await h.run('/bin/sh', ['-c', `mkdir -p ${deep} && cd ${deep} && echo x > leaf`], { cwd: dir });
+    expect(r.code).toBe(0);
+    const leaf = ofKind(r.events, 'file_write').find((e) => e.path.endsWith('/leaf'));
+    expect(leaf?.pathTruncated).toBe(true);
+    const env = r.envelopes.find((e) => e.event === 'file.write' && String(e.attributes['file.path']).endsWith('/leaf'));
+    expect(env?.attributes['witness.flags']).toContain('path_truncated');
+  });
+
   it('sees a read of a sensitive path, also through a relative path', async () => {
     const r = await h.run('/bin/sh', ['-c', 'cat /etc/shadow > /dev/null; cd /etc && cat ./shadow > /dev/null; cat /etc/hostname > /dev/null']);
     const reads = ofKind(r.events, 'file_read_sensitive');
