@@ -95,6 +95,17 @@ r.sendto(struct.pack('!HHHH', 40000, 53, 8 + len(p), 0) + p, ('127.0.0.1', 0))
     expect(names).toContain('sendto raw.example AAAA');
   });
 
+  it('decodes glibc resolver queries sent as a sendmmsg pair (A + AAAA)', async () => {
+    // a private mount namespace whose resolv.conf points at loopback: nothing leaves the host
+    const conf = 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n';
+    const r = await h.run('/usr/bin/unshare', ['-m', '/bin/sh', '-c',
+      `printf '${conf}' > /tmp/witness-resolv.$$ && mount --bind /tmp/witness-resolv.$$ /etc/resolv.conf && ` +
+      'getent ahosts glibc-resolver.test; rm -f /tmp/witness-resolv.$$; exit 0']);
+    expect(r.code).toBe(0);
+    const seen = ofKind(r.events, 'dns').map((e) => (e.dns.ok ? `${e.syscall} ${e.dns.questions[0]!.name} ${e.dns.questions[0]!.type}` : e.dns.error));
+    expect(seen).toEqual(expect.arrayContaining(['sendmmsg glibc-resolver.test A', 'sendmmsg glibc-resolver.test AAAA']));
+  });
+
   it('sees bind to a loopback port', async () => {
     const probe = await listen('127.0.0.1');
     const port = portOf(probe);
