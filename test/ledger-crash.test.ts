@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -101,4 +101,83 @@ describe('crash safety', () => {
     fs.truncateSync(events, fs.statSync(events).size - 500);
     await expect(SessionWriter.create({ dir, stateDir, signKey: key, command: ['x'] })).rejects.toThrow(/sealed history is missing/);
   });
+
+  it('parallel full verification (worker threads, compiled build) reports the earliest failure', async () => {
+    const stateDir = tempDir('parallel');
+    roots.push(stateDir);
+    const key = crypto.generateKeyPairSync('ed25519').privateKey;
+    const dir = path.join(stateDir, 's');
+    const w = await SessionWriter.create({ dir, stateDir, signKey: key, command: ['x'], checkpointEveryEvents: 500, checkpointEverySeconds: 0 });
+    for (let i = 0; i < 6000; i++) w.append(eventLine(i));
+    await w.close({ exitCode: 0, counters: {}, drops: {} });
+    const runVerify = async (): Promise<{ verified: boolean; failure?: { seq: number; reason: string } }> => {
+      const modUrl = pathToFileURL(path.join(built, 'ledger', 'index.js')).href;
+      const code = `const { verifyPath } = await import(process.argv[1]); const r = await verifyPath(process.argv[2], { parallelMinBytes: 0 }); process.stdout.write(JSON.stringify(r));`;
+      const out = await new Promise<string>((resolve, reject) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', code, modUrl, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let s = '';
+        c.stdout.on('data', (d) => { s += String(d); });
+        c.on('exit', (rc) => (rc === 0 ? resolve(s) : reject(new Error(`verify child exited ${rc}`))));
+      });
+      return JSON.parse(out);
+    };
+    expect(fs.existsSync(path.join(built, 'ledger', 'verify-worker.js'))).toBe(true);
+    expect((await runVerify()).verified).toBe(true);
+    // Damage two far-apart segments; the workers may finish in any order, the report names the first.
+    const lines = readLines(path.join(dir, 'events.ndjson'));
+    lines[4500] = lines[4500]!.replace('file-', 'FILE-');
+    lines[1200] = lines[1200]!.replace('file-', 'FILE-');
+    fs.writeFileSync(path.join(dir, 'events.ndjson'), `${lines.join('\n')}\n`);
+    const bad = await runVerify();
+    expect(bad.verified).toBe(false);
+    expect(bad.failure!.seq).toBe(1200);
+    expect(bad.failure!.reason).toMatch(/leaf_hash does not match/);
+  }, 60_000);
+
+  it('a closer killed between session.json and its host-ledger row is adopted by the next appender', async () => {
+    const stateDir = tempDir('orphan');
+    roots.push(stateDir);
+    const keys = writeKeyPair(path.join(stateDir, 'signer'));
+    const close = async (n: number): Promise<string> => {
+      const w = await SessionWriter.create({ stateDir, signKeyPath: keys.privatePath, command: [`s${n}`], checkpointEverySeconds: 0 });
+      w.append(eventLine(n));
+      await w.close({ exitCode: 0, counters: {}, drops: {} });
+      return w.dir;
+    };
+    await close(1);
+    // Hold the host-ledger lock so the child stalls right before appending its row, then kill it.
+    const lock = path.join(stateDir, 'ledger.lock');
+    fs.writeFileSync(lock, String(process.pid));
+    const modUrl = pathToFileURL(path.join(built, 'ledger', 'index.js')).href;
+    const code = `const { SessionWriter } = await import(process.argv[1]);
+      const w = await SessionWriter.create({ stateDir: process.argv[2], signKeyPath: process.argv[3], command: ['orphan'], checkpointEverySeconds: 0 });
+      w.append('{"e":1}'); process.stdout.write(w.dir + '\\n'); await w.close({ exitCode: 0, counters: {}, drops: {} });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code, modUrl, stateDir, keys.privatePath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const orphanDir = (await new Promise<string>((r) => child.stdout.once('data', (d) => r(String(d))))).trim();
+    while (!fs.existsSync(path.join(orphanDir, 'session.json'))) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    fs.rmSync(lock);
+    const pub = loadPublicKey(keys.publicPath);
+    const before = await verifyPath(stateDir, { pinned: pub });
+    expect(before.failure?.reason).toMatch(/not in the host ledger/);
+
+    // The next close adopts the orphan's noted row.
+    await close(2);
+    const after = await verifyPath(stateDir, { pinned: pub });
+    expect(after.failure).toBeUndefined();
+    expect(after.sessions).toBe(3);
+
+    // A note left behind by a closer that died *after* appending is not appended twice.
+    const rows = readLines(path.join(stateDir, 'ledger.ndjson'));
+    const lastRow = JSON.parse(rows[rows.length - 1]!).event;
+    const deadPid = spawnSync('true').pid;
+    fs.writeFileSync(path.join(stateDir, 'pending-rows', 'stale.json'), JSON.stringify({ pid: deadPid, row: lastRow }));
+    await close(3);
+    const final = await verifyPath(stateDir, { pinned: pub });
+    expect(final.failure).toBeUndefined();
+    expect(final.sessions).toBe(4);
+    expect(fs.readdirSync(path.join(stateDir, 'pending-rows'))).toEqual([]);
+  }, 60_000);
 });

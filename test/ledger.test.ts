@@ -45,6 +45,13 @@ describe('SessionWriter', () => {
     expect(g.failure).toBeUndefined();
     expect(g.verified).toBe(true);
     expect(g.sessions).toBe(1);
+
+    // A third party verifies a copy of the state dir somewhere else, offline.
+    const copy = path.join(state(), 'copied-state');
+    fs.cpSync(stateDir, copy, { recursive: true });
+    const c = await verifyPath(copy, { pinned: key });
+    expect(c.failure).toBeUndefined();
+    expect(c.sessions).toBe(1);
   });
 
   it('records filesystem roots before and after over --track paths', async () => {
@@ -100,7 +107,7 @@ describe('SessionWriter', () => {
     const sha = (...parts: Uint8Array[]): Buffer => { const h = crypto.createHash('sha256'); parts.forEach((p) => h.update(p)); return h.digest(); };
     const file = fs.readFileSync(path.join(w.dir, 'events.ndjson'));
     const leafData: Uint8Array[] = [];
-    let prev = Buffer.alloc(32);
+    let prev: Buffer = Buffer.alloc(32);
     let pos = 0;
     while (pos < file.length) {
       const nl = file.indexOf(0x0a, pos);
@@ -137,5 +144,18 @@ describe('SessionWriter', () => {
     }
     const g = await verifyPath(stateDir);
     expect(g.sessions).toBe(7);
+  });
+
+  it('handles event lines far larger than the scratch and flush buffers', async () => {
+    const stateDir = state();
+    const w = await SessionWriter.create({ stateDir, signKey: newKey(), command: ['x'], checkpointEveryEvents: 3, checkpointEverySeconds: 0 });
+    const huge = JSON.stringify({ time: 't', event: 'file.write', attributes: { blob: 'é'.repeat(400_000) } });
+    w.append(eventLine(0));
+    w.append(huge);
+    w.append(eventLine(1));
+    await w.close({ exitCode: 0, counters: {}, drops: {} });
+    const lines = readLines(path.join(w.dir, 'events.ndjson'));
+    expect(lines[2]!.endsWith(`"event":${huge}}`)).toBe(true);
+    for (const mode of ['full', 'fast'] as const) expect((await verifyPath(w.dir, { mode })).failure).toBeUndefined();
   });
 });

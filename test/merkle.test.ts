@@ -132,7 +132,7 @@ describe('merkle round trips on 1..200 leaves', () => {
   });
 
   it('every consistency proof verifies and every corruption fails', () => {
-    const roots = [new Uint8Array(32)];
+    const roots: Uint8Array[] = [new Uint8Array(32)];
     for (let n = 1; n <= 200; n++) roots.push(rootOfLeafHashes(leaves, 0, n));
     for (let n = 1; n <= 200; n++) {
       const mth = memoMth;

@@ -5,9 +5,10 @@ import type { Attributes } from '../events/envelope.js';
 import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
-import { appendGlobalRow } from './global.js';
+import { appendGlobalRow, notePendingRow, rowDir, type DaemonSegmentRow } from './global.js';
 import { loadPrivateKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
+import { loadOrCreateHostKey } from './session.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
 
 export interface DaemonWriterOptions {
@@ -63,7 +64,7 @@ export class DaemonWriter {
   static async create(opts: DaemonWriterOptions = {}): Promise<DaemonWriter> {
     const stateDir = resolveStateDir(opts.stateDir);
     ensurePrivateDir(stateDir);
-    const key = opts.signKey ?? loadPrivateKey(opts.signKeyPath ?? path.join(stateDir, 'keys', 'host.key'));
+    const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
     const epochId = opts.epochId ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}`;
     const dir = path.join(stateDir, 'daemon', epochId);
     ensurePrivateDir(dir);
@@ -144,17 +145,18 @@ export class DaemonWriter {
     const checkpointSha = this.log.checkpoint(reason);
     const sealed = { root: this.log.rootHex, chainHead: this.log.chainHeadHex, checkpointSha, size: this.log.size };
     this.log.close();
-    appendGlobalRow(this.stateDir, this.key, {
+    const row: DaemonSegmentRow = {
       kind: 'daemon_segment',
       epoch_id: this.epochId,
       segment: this.segment,
-      dir: this.dir,
+      dir: rowDir(this.stateDir, this.dir),
       tree_size: sealed.size,
       root_hash: sealed.root,
       chain_head: sealed.chainHead,
       final_checkpoint_sha256: checkpointSha,
       key_id: this.log.keyIdHex,
-    });
+    };
+    appendGlobalRow(this.stateDir, this.key, row, notePendingRow(this.stateDir, row));
     return sealed;
   }
 

@@ -1,9 +1,12 @@
 import type { KeyObject } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nowRfc3339 } from './clock.js';
 import { LedgerLog } from './log-writer.js';
+import { parseRecord } from './record.js';
 import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, ensurePrivateDir, withFileLock } from './state.js';
+import { fsyncDir, readTail, writeFully } from './tail.js';
 
 /**
  * The host-wide ledger: one hash-chained, Merkle-sealed row per finished
@@ -44,11 +47,89 @@ export interface DaemonSegmentRow {
 
 export type GlobalRow = SessionRow | DaemonSegmentRow;
 
+/**
+ * How a row names a directory: relative to the state dir when inside it, so
+ * a copied state dir still verifies offline elsewhere; absolute otherwise.
+ */
+export function rowDir(stateDir: string, dir: string): string {
+  const rel = path.relative(stateDir, dir);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.resolve(dir);
+}
+
 export interface GlobalAppendResult { seq: number; checkpointSha256: string }
 
-export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow): GlobalAppendResult {
+const PENDING_DIR = 'pending-rows';
+
+interface RowKeyFields { kind?: string; session_id?: string; epoch_id?: string; segment?: number }
+
+function rowIdentity(row: RowKeyFields): string {
+  if (row.kind === 'session') return `session:${row.session_id}`;
+  if (row.kind === 'daemon_segment') return `daemon:${row.epoch_id}/${row.segment}`;
+  return `other:${row.kind}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/**
+ * Durably notes a row that is about to be appended. If the closer dies
+ * between sealing its session and appending the row, the next appender
+ * (under the lock) finds the note of a dead pid and appends the row for it,
+ * so a crash in that window never leaves a closed session out of the ledger.
+ */
+export function notePendingRow(stateDir: string, row: GlobalRow): string {
+  const dir = path.join(stateDir, PENDING_DIR);
+  ensurePrivateDir(dir);
+  const file = path.join(dir, `${rowIdentity(row).replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+  const fd = fs.openSync(file, 'w', 0o600);
+  try { writeFully(fd, Buffer.from(JSON.stringify({ pid: process.pid, row }))); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  fsyncDir(dir);
+  return file;
+}
+
+function lastRowIdentity(stateDir: string): string | null {
+  const file = path.join(stateDir, GLOBAL_EVENTS_FILE);
+  if (!fs.existsSync(file)) return null;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const { lastLine } = readTail(fd, fs.fstatSync(fd).size);
+    if (!lastLine) return null;
+    const rec = parseRecord(lastLine, 0, lastLine.length);
+    if (typeof rec === 'string') return null;
+    return rowIdentity(JSON.parse(lastLine.toString('utf8', rec.eventStart, rec.eventEnd)) as RowKeyFields);
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Rows noted by appenders that died before appending; the caller holds the lock. */
+function orphanedRows(stateDir: string, own: string | undefined): Array<{ file: string; row: GlobalRow }> {
+  const dir = path.join(stateDir, PENDING_DIR);
+  if (!fs.existsSync(dir)) return [];
+  const out: Array<{ file: string; row: GlobalRow }> = [];
+  for (const name of fs.readdirSync(dir).sort()) {
+    const file = path.join(dir, name);
+    if (file === own || !name.endsWith('.json')) continue;
+    try {
+      const note = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; row: GlobalRow };
+      if (!pidAlive(note.pid)) out.push({ file, row: note.row });
+    } catch {
+      // A note torn by the crash itself: its session never got as far as session.json.
+      fs.rmSync(file, { force: true });
+    }
+  }
+  return out;
+}
+
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow, pendingNote?: string): GlobalAppendResult {
   ensurePrivateDir(stateDir);
   return withFileLock(path.join(stateDir, 'ledger.lock'), () => {
+    // Read before opening: after a crash right after appending, the dead appender's row is the last one.
+    const lastIdentity = lastRowIdentity(stateDir);
+    const orphans = orphanedRows(stateDir, pendingNote);
     const log = new LedgerLog({
       dir: stateDir,
       eventsFile: GLOBAL_EVENTS_FILE,
@@ -75,8 +156,13 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
           torn_checkpoint_bytes: rec.tornCheckpointBytes,
         }));
       }
+      for (const o of orphans) {
+        if (rowIdentity(o.row) !== lastIdentity) log.append(JSON.stringify(o.row));
+      }
       const seq = log.append(JSON.stringify(row));
       const checkpointSha256 = log.checkpoint('append');
+      for (const o of orphans) fs.rmSync(o.file, { force: true });
+      if (pendingNote) fs.rmSync(pendingNote, { force: true });
       return { seq, checkpointSha256 };
     } finally {
       log.close();

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { WitnessError } from '../errors.js';
+import { log } from '../log.js';
 import { signCheckpoint, type CheckpointPredicate, type CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
 import { EventHasher, sha256 } from './hash.js';
@@ -73,6 +74,8 @@ export class LedgerLog {
   private readonly flushBytes: number;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** A failure in a background flush/checkpoint; surfaced by the next append. */
+  private failure: Error | null = null;
 
   constructor(private readonly opts: LedgerLogOptions) {
     this.eventsPath = path.join(opts.dir, opts.eventsFile);
@@ -108,10 +111,21 @@ export class LedgerLog {
     fsyncDir(opts.dir);
 
     const flushMs = opts.flushIntervalMs ?? 100;
-    if (flushMs > 0) this.timers.push(setInterval(() => this.flush(), flushMs).unref());
+    if (flushMs > 0) this.timers.push(setInterval(() => this.background(() => this.flush()), flushMs).unref());
     const cpSec = opts.checkpointEverySeconds ?? 5;
     if (cpSec > 0) {
-      this.timers.push(setInterval(() => { if (this.segment.length > 0) this.checkpoint('time'); }, cpSec * 1000).unref());
+      this.timers.push(setInterval(() => this.background(() => { if (this.segment.length > 0) this.checkpoint('time'); }), cpSec * 1000).unref());
+    }
+  }
+
+  /** Timer work must never throw into the event loop; the error is kept and rethrown by the next append. */
+  private background(work: () => void): void {
+    if (this.closed || this.failure) return;
+    try {
+      work();
+    } catch (e) {
+      this.failure = e as Error;
+      log.error({ err: e, file: this.eventsPath }, 'ledger background flush/checkpoint failed');
     }
   }
 
@@ -140,6 +154,7 @@ export class LedgerLog {
    */
   append(line: string): number {
     if (this.closed) throw new WitnessError('E_LEDGER', 'append after close', { file: this.eventsPath });
+    if (this.failure) throw new WitnessError('E_IO', `ledger write failed earlier: ${this.failure.message}`, { file: this.eventsPath, cause: this.failure });
     if (line.length === 0 || line.indexOf('\n') !== -1) {
       throw new WitnessError('E_LEDGER', 'event line must be non-empty and contain no newline', { file: this.eventsPath, field: 'event' });
     }

@@ -41,13 +41,7 @@ function expect(buf: Buffer, at: number, lit: Buffer): boolean {
   return buf.compare(lit, 0, lit.length, at, at + lit.length) === 0;
 }
 
-function isHex(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-  }
-  return true;
-}
+const HEX64 = /^[0-9a-f]{64}$/;
 
 /**
  * Parses the record occupying buf[start, end) (no trailing newline).
@@ -66,7 +60,7 @@ export function parseRecord(buf: Buffer, start: number, end: number): ParsedReco
     p += lit.length;
     const s = buf.toString('latin1', p, p + HEX_LEN);
     p += HEX_LEN;
-    return isHex(s) ? s : null;
+    return HEX64.test(s) ? s : null;
   };
   const prevHex = hexAt(B_PREV);
   if (prevHex === null) return 'malformed prev_chain';

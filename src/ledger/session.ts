@@ -7,7 +7,7 @@ import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
 import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
-import { appendGlobalRow } from './global.js';
+import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
 import { loadPrivateKey, writeKeyPair } from './keys.js';
 import { LedgerLog } from './log-writer.js';
@@ -54,7 +54,8 @@ interface OpenState {
   track_paths: string[];
 }
 
-function loadOrCreateHostKey(stateDir: string): KeyObject {
+/** The host's default signing key, `<stateDir>/keys/host.key`, created (0600) on first use. */
+export function loadOrCreateHostKey(stateDir: string): KeyObject {
   const keyDir = path.join(stateDir, 'keys');
   const prefix = path.join(keyDir, 'host');
   if (!fs.existsSync(`${prefix}.key`)) {
@@ -225,13 +226,10 @@ export class SessionWriter {
     // The final checkpoint signs session.json's digest, so session.json cannot be edited afterwards.
     const finalCheckpointSha = this.log.checkpoint('shutdown', { sessionSha256: sessionSha });
     this.log.close();
-    writeFileDurably(path.join(this.dir, SESSION_FILE), sessionText);
-    fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
-    this.unlock();
-    appendGlobalRow(this.stateDir, this.log.signingKey, {
+    const row: SessionRow = {
       kind: 'session',
       session_id: this.sessionId,
-      dir: this.dir,
+      dir: rowDir(this.stateDir, this.dir),
       started: this.open.started,
       ended,
       command: this.open.command,
@@ -242,7 +240,12 @@ export class SessionWriter {
       final_checkpoint_sha256: finalCheckpointSha,
       session_sha256: sessionSha,
       key_id: session.ledger.key_id,
-    });
+    };
+    // Note the row before session.json exists, so a crash from here on cannot orphan the session.
+    const note = notePendingRow(this.stateDir, row);
+    writeFileDurably(path.join(this.dir, SESSION_FILE), sessionText);
+    fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
+    this.unlock();
+    appendGlobalRow(this.stateDir, this.log.signingKey, row, note);
   }
-
 }

@@ -67,7 +67,8 @@ async function runParallel(tasks: SegmentTask[], total: number, onProgress?: (d:
   const failures: SegmentFailure[] = [];
   let done = 0;
   let next = 0;
-  const workers = Array.from({ length: Math.min(threads, batches.length) }, () => new Worker(workerUrl));
+  // execArgv: [] so flags of the parent (e.g. --input-type, --eval) never leak into the worker.
+  const workers = Array.from({ length: Math.min(threads, batches.length) }, () => new Worker(workerUrl, { execArgv: [] }));
   try {
     await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
       const dispatch = (): void => {

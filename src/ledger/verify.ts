@@ -1,16 +1,15 @@
 import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { segmentEventsFile } from './daemon.js';
 import { sha256 } from './hash.js';
-import { rawPublicKey } from './keys.js';
+import { parsePublicKey, rawPublicKey } from './keys.js';
+import { parseRecord } from './record.js';
 import {
   GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE,
 } from './state.js';
 import { isFailure, type Failure } from './verify-checkpoints.js';
 import { verifyLog, type LogVerifyOptions, type VerifyMode } from './verify-log.js';
-import { parsePublicKey } from './keys.js';
-import { parseRecord } from './record.js';
-import { segmentEventsFile } from './daemon.js';
 import { verifyDaemonDir, type DaemonVerified } from './verify-daemon.js';
 
 export interface VerifyOptions {
@@ -119,7 +118,7 @@ async function verifyStateDir(dir: string, opts: VerifyOptions): Promise<VerifyR
     const row = JSON.parse(buf.toString('utf8', rec.eventStart, rec.eventEnd)) as GlobalRowFields;
     const at = { file: GLOBAL_EVENTS_FILE, line: rec.seq + 1, seq: rec.seq };
     if (row.kind === 'daemon_segment' && row.dir) {
-      const epochDir = path.resolve(row.dir);
+      const epochDir = path.resolve(dir, row.dir);
       let epoch = epochs.get(epochDir);
       if (!epoch) {
         if (!fs.existsSync(epochDir)) return { ...report, failure: { ...at, reason: `daemon epoch ${row.epoch_id} directory ${epochDir} is missing` } };
@@ -136,7 +135,7 @@ async function verifyStateDir(dir: string, opts: VerifyOptions): Promise<VerifyR
     }
     if (row.kind !== 'session' || !row.dir) continue;
     sessions++;
-    const sessionDir = path.resolve(row.dir);
+    const sessionDir = path.resolve(dir, row.dir);
     referenced.add(sessionDir);
     if (!fs.existsSync(sessionDir)) return { ...report, failure: { ...at, reason: `session ${row.session_id} directory ${sessionDir} is missing (session deleted)` } };
     const sub = await verifySessionDir(sessionDir, { ...opts, mode }, path.relative(dir, sessionDir) || '.');
