@@ -1,16 +1,20 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
 import type { Envelope } from '../events/envelope.js';
+import { SessionWriter } from '../ledger/index.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
+import { checkPrivileges } from '../sensor/host.js';
 import { toEnvelope } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { parseArgs, str } from './args.js';
 import { humanLine } from './format.js';
 
-const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] -- CMD [ARGS...]';
+const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
+  '                   [--track PATH[,PATH...]] [--no-ledger] -- CMD [ARGS...]';
 
 /** Lines collected while a batch decodes and written once after it: one write per batch, not per event. */
 class LineSink {
@@ -59,9 +63,23 @@ export function summaryText(counts: Map<string, number>, stats: SensorStats, sec
     `in ${seconds.toFixed(2)}s\n`;
 }
 
+/** Executable identity for session.json: resolved path + SHA-256 of the file. */
+function executableIdentity(path: string | undefined): { path?: string; sha256?: string } {
+  if (!path) return {};
+  try {
+    return { path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
+  } catch {
+    return { path }; // gone or unreadable: the path alone is still evidence
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const { flags, rest } = parseArgs(argv, { booleans: ['json'], strings: ['out', 'heartbeat'] }, 'run');
+  const { flags, rest } = parseArgs(argv, {
+    booleans: ['json', 'no-ledger'],
+    strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track'],
+  }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
+  checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
   if (!(heartbeatSeconds > 0)) throw new WitnessError('E_CONFIG', 'must be a positive number of seconds', { file: 'witness run', field: '--heartbeat' });
@@ -76,15 +94,27 @@ export async function run(argv: string[]): Promise<number> {
   let rootExited: () => void = () => {};
   const rootExitSeen = new Promise<void>((resolve) => { rootExited = resolve; });
 
+  // The session ledger records every exported line byte for byte (docs/ledger.md).
+  const ledger = flags['no-ledger'] === true ? null : await SessionWriter.create({
+    ...(str(flags, 'session-dir') !== undefined ? { dir: str(flags, 'session-dir')! } : {}),
+    ...(str(flags, 'sign-key') !== undefined ? { signKeyPath: str(flags, 'sign-key')! } : {}),
+    ...(str(flags, 'track') !== undefined ? { trackPaths: str(flags, 'track')!.split(',') } : {}),
+    command: rest,
+  });
+  let rootExe: string | undefined;
+
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    sink.push(json ? JSON.stringify(env) : humanLine(env, true));
+    const line = JSON.stringify(env);
+    ledger?.append(line);
+    sink.push(json ? line : humanLine(env, true));
   };
 
   const sensor = WitnessSensor.open({
     onEvent: (ev: SensorEvent) => {
       const env = toEnvelope(ev, sensor.clock);
       if (env) emit(env);
+      if (ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined) rootExe = ev.exe || ev.filename;
       if (ev.kind === 'exit' && ev.pid === rootPid) rootExited();
     },
     onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
@@ -113,8 +143,18 @@ export async function run(argv: string[]): Promise<number> {
   if (fd !== 1) closeSync(fd);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
 
+  if (ledger) {
+    await ledger.close({
+      exitCode: result.code,
+      signal: result.signal,
+      counters: Object.fromEntries(counts),
+      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors },
+      executable: executableIdentity(rootExe),
+    });
+  }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stderr.write(summaryText(counts, stats, seconds));
+  if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
   if (result.error) {
     process.stderr.write(`witness run: cannot start ${rest[0]}: ${result.error.message}\n`);
     return 127;

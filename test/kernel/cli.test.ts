@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,17 +10,22 @@ import { kernelSuite } from '../helpers/kernel.js';
 
 const { skip } = kernelSuite();
 const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
+// sessions from these tests go to a throwaway state dir, never /var/lib/agent-witness
+const STATE = mkdtempSync(join(tmpdir(), 'witness-state-'));
 
 function witness(args: string[], opts: { uid?: number } = {}) {
   const cmd = opts.uid !== undefined
     ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', process.execPath, BIN, ...args]
     : [process.execPath, BIN, ...args];
-  return spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WITNESS_STATE_DIR: STATE } });
 }
 
 describe.skipIf(skip)('witness CLI on the real kernel', () => {
   const dir = mkdtempSync(join(tmpdir(), 'witness-cli-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(STATE, { recursive: true, force: true });
+  });
 
   it('is built (npm test compiles dist/ first)', () => {
     expect(existsSync(join(PACKAGE_ROOT, 'dist', 'cli', 'main.js'))).toBe(true);
@@ -52,6 +57,26 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     const r = witness(['run', '--', '/nonexistent/cmd']);
     expect(r.status).toBe(127);
     expect(r.stderr).toContain('/nonexistent/cmd');
+  });
+
+  it('run --sign-key --session-dir: the session verifies with the pinned key, and one flipped byte does not', () => {
+    const key = join(dir, 'k');
+    expect(witness(['keygen', '--out', key]).status).toBe(0);
+    const session = join(dir, 'session');
+    const r = witness(['run', '--sign-key', `${key}.key`, '--session-dir', session, '--', '/bin/sh', '-c', `echo x > ${dir}/g; exit 4`]);
+    expect(r.status).toBe(4);
+    expect(r.stderr).toContain(`session ${session}`);
+    const ok = witness(['verify', '--pubkey', `${key}.pub`, session]);
+    expect(ok.stdout).toMatch(/^VERIFIED/);
+    expect(ok.status).toBe(0);
+    const events = join(session, 'events.ndjson');
+    const text = readFileSync(events, 'utf8');
+    const at = text.indexOf(`${dir}/g`);
+    expect(at).toBeGreaterThan(0);
+    writeFileSync(events, `${text.slice(0, at)}X${text.slice(at + 1)}`);
+    const bad = witness(['verify', '--pubkey', `${key}.pub`, session]);
+    expect(bad.stdout).toMatch(/^MISMATCH/);
+    expect(bad.status).toBe(1);
   });
 
   it('probe --json: kernel, BTF and every program attached', () => {
