@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { WitnessSensor } from '../../src/sensor/sensor.js';
 import { toEnvelope } from '../../src/sensor/ndjson.js';
 import type { Envelope } from '../../src/events/envelope.js';
@@ -88,3 +89,13 @@ export class SensorHarness {
 export function ofKind<K extends SensorEvent['kind']>(events: SensorEvent[], kind: K): Extract<SensorEvent, { kind: K }>[] {
   return events.filter((e): e is Extract<SensorEvent, { kind: K }> => e.kind === kind);
 }
+
+/** A loopback TCP listener that accepts and closes: a connect target for tests. */
+export function listenLoopback(host: '127.0.0.1' | '::1'): Promise<Server> {
+  return new Promise((resolve) => {
+    const s = createServer((c) => c.end());
+    s.listen(0, host, () => resolve(s));
+  });
+}
+
+export const portOf = (s: Server): number => (s.address() as { port: number }).port;

@@ -1,18 +1,11 @@
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kernelSuite, ofKind, SensorHarness } from '../helpers/kernel.js';
+import { kernelSuite, listenLoopback as listen, ofKind, portOf, SensorHarness } from '../helpers/kernel.js';
 
 const { skip } = kernelSuite();
 const NODE = process.execPath;
 const PY = '/usr/bin/python3';
 
-function listen(host: string): Promise<Server> {
-  return new Promise((resolve) => {
-    const s = createServer((c) => c.end());
-    s.listen(0, host, () => resolve(s));
-  });
-}
-const portOf = (s: Server): number => (s.address() as { port: number }).port;
 
 // A DNS query for NAME type A, built by hand: no resolver library involved.
 const DNS_QUERY_JS = `

@@ -1,18 +1,12 @@
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/events/envelope.js';
 import { closeWindowsFor } from '../../src/pulse/index.js';
 import { heartbeat } from '../../src/sensor/heartbeat.js';
-import { kernelSuite, SensorHarness } from '../helpers/kernel.js';
+import { kernelSuite, listenLoopback as listen, SensorHarness } from '../helpers/kernel.js';
 
 const { skip } = kernelSuite();
 
-function listen(host: string): Promise<Server> {
-  return new Promise((resolve) => {
-    const s = createServer((c) => c.end());
-    s.listen(0, host, () => resolve(s));
-  });
-}
 
 describe.skipIf(skip)('pulse over real kernel events', () => {
   let h: SensorHarness;
