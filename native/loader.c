@@ -91,8 +91,11 @@ static void probe_one(const struct wa_loader_opts *o, const char *name, struct w
 	bpf_object__for_each_program(p, s->obj)
 		bpf_program__set_autoload(p, strcmp(bpf_program__name(p), name) == 0);
 	p = bpf_object__find_program_by_name(s->obj, name);
+	/* log level 0 + our buffer: libbpf verifies once without a log and only on
+	 * failure retries with level 1 into it. Asking for level 1 up front makes
+	 * kernels >= 6.4 fail a program that verifies fine with ENOSPC whenever its
+	 * log overflows the buffer (and formatting the log slows verification). */
 	bpf_program__set_log_buf(p, log, WA_VLOG_SIZE);
-	bpf_program__set_log_level(p, 1);
 	int err = witness_bpf__load(s);
 	st->loaded = err == 0;
 	if (err) {
@@ -142,7 +145,15 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 		snprintf(st->section, sizeof(st->section), "%s", bpf_program__section_name(p));
 	}
 
+	/* Without a buffer of ours, a failing program makes libbpf retry with a log
+	 * that it doubles on every ENOSPC: a 1M-instruction rejection is then
+	 * verified again and again. Reasons come from probe_one anyway. */
+	char *full_load_log = calloc(1, 4096);
+	if (full_load_log)
+		bpf_object__for_each_program(p, l->skel->obj)
+			bpf_program__set_log_buf(p, full_load_log, 4096);
 	rc = witness_bpf__load(l->skel);
+	free(full_load_log);
 	if (rc) {
 		/* Slow path: find the culprits one by one, then load without them. */
 		witness_bpf__destroy(l->skel);

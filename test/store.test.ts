@@ -52,10 +52,10 @@ describe('embedded store', () => {
   it('a later migration adds tables without disturbing earlier ones', () => {
     const path = join(tmp(), 'witness.db');
     openStore(path).close();
-    const events: Migration = { version: MIGRATIONS.length + 1, name: 'events', up: (db) => db.exec('CREATE TABLE events (id INTEGER PRIMARY KEY, line TEXT NOT NULL)') };
+    const events: Migration = { version: MIGRATIONS.length + 1, name: 'later_example', up: (db) => db.exec('CREATE TABLE later_example (id INTEGER PRIMARY KEY, line TEXT NOT NULL)') };
     const s = openStore(path, [...MIGRATIONS, events]);
     expect(s.schemaVersion).toBe(MIGRATIONS.length + 1);
-    s.db.prepare("INSERT INTO events (line) VALUES ('{}')").run();
+    s.db.prepare("INSERT INTO later_example (line) VALUES ('{}')").run();
     s.close();
   });
 

@@ -12,6 +12,8 @@ const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => 
   verify: { load: () => import('./verify.js'), help: 'verify [--pubkey FILE] [--full|--fast] [--json] PATH   verify a ledger' },
   pulse: { load: () => import('./pulse.js'), help: 'pulse status|replay ...                      continuity of observation' },
   digest: { load: () => import('./digest.js'), help: 'digest [--window T] [--open]                 write the operator digest' },
+  scope: { load: () => import('./scope.js'), help: 'scope open|close|list ...                    bind a tool call to a pid or cgroup (daemon socket)' },
+  tree: { load: () => import('./tree.js'), help: 'tree --scope T [--run R] [--json]             the process tree a tool call produced' },
 };
 
 export function usage(): string {

@@ -3,7 +3,11 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
 import type { Envelope } from '../events/envelope.js';
+import { AttributionEnricher } from '../identity/enricher.js';
 import { SessionWriter } from '../ledger/index.js';
+import { loadManifest } from '../manifest/load.js';
+import { manifestSensitivePaths } from '../manifest/sensitive.js';
+import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
@@ -14,7 +18,8 @@ import { parseArgs, str } from './args.js';
 import { humanLine } from './format.js';
 
 const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
-  '                   [--track PATH[,PATH...]] [--no-ledger] -- CMD [ARGS...]';
+  '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json]\n' +
+  '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
 
 /** Lines collected while a batch decodes and written once after it: one write per batch, not per event. */
 class LineSink {
@@ -76,7 +81,8 @@ function executableIdentity(path: string | undefined): { path?: string; sha256?:
 export async function run(argv: string[]): Promise<number> {
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger'],
-    strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track'],
+    strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
+      'scope-tool-call', 'scope-tool-name'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
@@ -110,10 +116,22 @@ export async function run(argv: string[]): Promise<number> {
     sink.push(json ? line : humanLine(env, true));
   };
 
+  const manifestPath = str(flags, 'manifest');
+  const manifest = manifestPath !== undefined ? loadManifest(manifestPath) : null;
+  const scopeRun = str(flags, 'scope-run');
+  const scopeSession = str(flags, 'scope-session');
+  if ((scopeRun === undefined) !== (scopeSession === undefined)) {
+    throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
+  }
+  let enricher: AttributionEnricher | undefined;
+
   const sensor = WitnessSensor.open({
+    sensitivePaths: manifestSensitivePaths(manifest),
     onEvent: (ev: SensorEvent) => {
+      // attribution (agent, scope, container, executable hash) and findings ride on each envelope
       const env = toEnvelope(ev, sensor.clock);
-      if (env) emit(env);
+      if (enricher) for (const out of enricher.enrich(ev, env)) emit(out);
+      else if (env) emit(env);
       if (ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined) rootExe = ev.exe || ev.filename;
       if (ev.kind === 'exit' && ev.pid === rootPid) rootExited();
     },
@@ -121,11 +139,21 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 
+  enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit });
+  enricher.registry.addListener((kind, scope) => emit(scopeEnvelope(kind, scope)));
+
   // The child's stdout must not mix into an NDJSON stdout: send it to stderr then.
   const child = sensor.spawnTraced(rest[0]!, rest.slice(1), {
     stdio: ['inherit', toStdout && json ? 2 : 'inherit', 'inherit'],
   });
   rootPid = child.pid ?? -1;
+  let scopeToolCall: string | undefined;
+  if (scopeRun !== undefined && child.pid !== undefined) {
+    scopeToolCall = enricher.registry.open({
+      runId: scopeRun, sessionId: scopeSession!, toolCallId: str(flags, 'scope-tool-call') ?? `run-${child.pid}`,
+      toolName: str(flags, 'scope-tool-name') ?? null, pid: child.pid,
+    }).toolCallId;
+  }
   const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
   const beat = setInterval(() => emit(heartbeat(sensor, new Date())), heartbeatSeconds * 1000);
@@ -138,6 +166,8 @@ export async function run(argv: string[]): Promise<number> {
   await Promise.race([rootExitSeen, new Promise((r) => setTimeout(r, 500))]);
   clearInterval(beat);
   const stats = await sensor.close();
+  if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
+  await enricher.close();
   emit(heartbeat(sensor, new Date(), stats));
   sink.flush();
   if (fd !== 1) closeSync(fd);

@@ -22,6 +22,36 @@ const port = z.number().int().min(0).max(0xffff);
 const result = z.number().int(); // syscall return: >= 0 or -errno
 const decimal = z.string().regex(/^\d+$/);
 
+/**
+ * Keys the AttributionEnricher (src/identity/enricher.ts) adds to every
+ * event; optional because an envelope straight from toEnvelope has none of
+ * them. docs/manifest.md and docs/scopes.md describe them.
+ */
+export const IDENTITY_SOURCES = ['tree', 'proc', 'kernel'] as const;
+export const CONTAINER_RUNTIMES = ['docker', 'containerd', 'cri-o', 'podman', 'kubernetes', 'unknown'] as const;
+export const HASH_STATUSES = ['ok', 'pending', 'unavailable'] as const;
+const scopeId = z.string().min(1).max(256);
+
+function attributionKeys() {
+  return {
+    'process.executable.path': z.string().optional(),
+    'process.user.name': z.string().optional(),
+    'witness.process.parent_chain': z.array(decimal).optional(),
+    'witness.cgroup.path': z.string().startsWith('/').optional(),
+    'container.id': z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    'container.runtime': z.enum(CONTAINER_RUNTIMES).optional(),
+    'k8s.pod.uid': z.string().regex(/^[0-9a-f-]{36}$/).optional(),
+    'witness.systemd.unit': z.string().optional(),
+    'witness.identity.source': z.enum(IDENTITY_SOURCES).optional(),
+    'witness.agent': z.string().min(1).optional(),
+    'witness.agent.pending': z.literal(true).optional(),
+    'witness.scope.run_id': scopeId.optional(),
+    'witness.scope.session_id': scopeId.optional(),
+    'witness.scope.tool_call_id': scopeId.optional(),
+    'witness.scope.tool_name': scopeId.optional(),
+  };
+}
+
 const common = {
   'process.pid': u32,
   'thread.id': u32,
@@ -30,6 +60,7 @@ const common = {
   'process.command': z.string().max(64),
   'process.linux.cgroup': decimal,
   'witness.flags': z.array(z.union([z.enum(WITNESS_FLAG_NAMES), z.string().regex(/^bit_\d+$/)])).min(1).optional(),
+  ...attributionKeys(),
 };
 
 const transport = z.enum(NETWORK_TRANSPORTS);
@@ -45,6 +76,8 @@ export const execAttributes = z.object({
   'witness.argc': u32,
   'witness.euid': u32,
   'witness.egid': u32,
+  'witness.executable.sha256': z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(),
+  'witness.executable.hash_status': z.enum(HASH_STATUSES).optional(),
 }).strict();
 
 export const exitAttributes = z.object({
@@ -164,3 +197,54 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;
+
+/**
+ * Findings the AttributionEnricher raises (docs/manifest.md): the offending
+ * process's identity, `witness.agent`, the event that caused it and why.
+ */
+const findingCommon = {
+  'process.pid': u32,
+  'process.parent_pid': u32,
+  'process.command': z.string().max(64),
+  'process.user.id': u32,
+  ...attributionKeys(),
+  'witness.agent': z.string().min(1),
+  'witness.finding.source_event': z.string(),
+  'witness.finding.reason': z.string().min(1),
+};
+
+export const findingAttributeSchemas = {
+  'finding.unattributed_process': z.object({ ...findingCommon, 'process.command_args': z.array(z.string()) }).strict(),
+  'finding.undeclared_egress': z.object({
+    ...findingCommon,
+    'network.peer.address': z.string(),
+    'network.peer.port': port,
+    'network.transport': transport.nullable(),
+    'witness.result': result,
+  }).strict(),
+  'finding.sensitive_read': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.result': result }).strict(),
+} as const;
+
+/** scope.open / scope.close (src/scope/events.ts). */
+export const scopeEventAttributes = z.object({
+  'witness.scope.run_id': scopeId,
+  'witness.scope.session_id': scopeId,
+  'witness.scope.tool_call_id': scopeId,
+  'witness.scope.tool_name': scopeId.optional(),
+  'process.pid': u32.optional(),
+  'witness.cgroup.path': z.string().optional(),
+  'witness.scope.opened': z.string().regex(RFC3339_NS),
+  'witness.scope.closed': z.string().regex(RFC3339_NS).optional(),
+}).strict();
+
+function findingVariant<N extends keyof typeof findingAttributeSchemas>(name: N) {
+  return z.object({ time, event: z.literal(name), attributes: findingAttributeSchemas[name] }).strict();
+}
+
+export const findingEnvelopeSchema = z.discriminatedUnion('event', [
+  findingVariant('finding.unattributed_process'), findingVariant('finding.undeclared_egress'), findingVariant('finding.sensitive_read'),
+]);
+
+export const scopeEnvelopeSchema = z.object({
+  time, event: z.enum(['scope.open', 'scope.close']), attributes: scopeEventAttributes,
+}).strict();

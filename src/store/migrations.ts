@@ -102,4 +102,98 @@ const pulse: Migration = {
   },
 };
 
-export const MIGRATIONS: readonly Migration[] = [pulse];
+/**
+ * Step 2 — attribution: declared agents, ToolCallScopes and the process
+ * incarnations they produced (src/identity/store.ts writes them; `witness
+ * tree --scope T` reads them).
+ */
+const attribution: Migration = {
+  version: 2,
+  name: 'attribution',
+  up(db) {
+    db.exec(`
+      -- Declared agents as last loaded from agents.json.
+      CREATE TABLE agents (
+        name TEXT PRIMARY KEY,
+        declaration TEXT NOT NULL,           -- JSON of the manifest entry
+        manifest_sha256 TEXT NOT NULL,
+        loaded_at TEXT NOT NULL              -- RFC 3339
+      );
+
+      -- ToolCallScopes as the harness opened and closed them.
+      CREATE TABLE scopes (
+        run_id TEXT NOT NULL,
+        tool_call_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        tool_name TEXT,
+        pid INTEGER,
+        cgroup TEXT,
+        opened_ns INTEGER NOT NULL,          -- epoch ns
+        closed_ns INTEGER,
+        PRIMARY KEY (run_id, tool_call_id, opened_ns)
+      );
+      CREATE INDEX scopes_tool_call ON scopes (tool_call_id);
+
+      -- One row per process incarnation (pid + the fork/exec instant that started it).
+      CREATE TABLE processes (
+        pid INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,           -- epoch ns; 0 when first met mid-life
+        ppid INTEGER NOT NULL,
+        exe TEXT NOT NULL,
+        sha256 TEXT,
+        argv TEXT,                           -- JSON string[]
+        cwd TEXT,
+        comm TEXT NOT NULL,
+        uid INTEGER NOT NULL,
+        user_name TEXT,
+        cgroup_path TEXT,
+        container_id TEXT,
+        pod_uid TEXT,
+        systemd_unit TEXT,
+        agent TEXT NOT NULL,
+        source TEXT NOT NULL,                -- tree | proc | kernel
+        exit_ns INTEGER,
+        exit_code INTEGER,
+        exit_signal INTEGER,
+        PRIMARY KEY (pid, start_ns)
+      );
+      CREATE INDEX processes_agent ON processes (agent, start_ns);
+
+      -- Which scopes a process incarnation acted in (a shell may serve several tool calls).
+      CREATE TABLE process_scopes (
+        pid INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        tool_call_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, tool_call_id, pid, start_ns)
+      );
+    `);
+  },
+};
+
+/**
+ * Step 3 — every exported envelope, kept for `witness query` and trimmed by
+ * age and size (src/store/events.ts). `line` is the exact NDJSON line that
+ * was exported; the other columns are copies of its fields for indexing.
+ */
+const events: Migration = {
+  version: 3,
+  name: 'events',
+  up(db) {
+    db.exec(`
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,            -- epoch ms of the envelope's time (ns precision stays in line)
+        event TEXT NOT NULL,
+        agent TEXT,                          -- attributes['witness.agent'] when attributed
+        pid INTEGER,                         -- attributes['process.pid']
+        line TEXT NOT NULL                   -- the exported NDJSON line
+      );
+      CREATE INDEX events_time ON events (time_ms);
+      CREATE INDEX events_agent_time ON events (agent, time_ms);
+      CREATE INDEX events_event_time ON events (event, time_ms);
+    `);
+  },
+};
+
+export const MIGRATIONS: readonly Migration[] = [pulse, attribution, events];

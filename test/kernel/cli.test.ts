@@ -79,6 +79,21 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     expect(bad.status).toBe(1);
   });
 
+  it('run --scope-run/--scope-session: every event of the tree carries the scope, opened and closed around it', () => {
+    const r = witness(['run', '--no-ledger', '--scope-run', 'R7', '--scope-session', 'S7', '--scope-tool-name', 'bash', '--',
+      '/bin/sh', '-c', `/bin/sh -c "echo x > ${dir}/scoped"; exit 0`]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].event).toBe('scope.open');
+    const tree = lines.filter((l) => /^(process|file)\./.test(l.event));
+    expect(tree.map((l) => l.event)).toEqual(expect.arrayContaining(['process.exec', 'file.write', 'process.exit']));
+    for (const l of tree) {
+      expect(l.attributes).toMatchObject({ 'witness.scope.run_id': 'R7', 'witness.scope.session_id': 'S7', 'witness.scope.tool_name': 'bash' });
+      expect(l.attributes['witness.agent']).toBe('unattributed');
+    }
+    expect(lines.map((l) => l.event)).toContain('scope.close');
+  });
+
   it('probe --json: kernel, BTF and every program attached', () => {
     const r = witness(['probe', '--json']);
     expect(r.status).toBe(0);

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+
+/**
+ * SHA-256 of executables, cached by (dev, inode, size, mtime, ctime) so a hot
+ * binary is hashed once and a binary replaced in place is hashed again.
+ *
+ * The event path never waits long: a file up to `syncLimitBytes` is hashed
+ * inline (a few ms at most, once per binary); a bigger one is hashed in the
+ * background and the exec says `pending` — the next exec of the same file
+ * finds it cached. The file is opened through /proc/PID/exe while the process
+ * lives, which reaches the exact inode the kernel executed even when it was
+ * deleted or lives in another mount namespace (a container's path means
+ * nothing on the host).
+ */
+
+export type HashStatus = 'ok' | 'pending' | 'unavailable';
+
+export interface ExecutableIdentity {
+  /** realpath of the executable ('' when nothing could be resolved) */
+  path: string;
+  sha256: string | null;
+  status: HashStatus;
+  /** why the hash is unavailable */
+  reason?: string;
+  /** resolves with the digest when status is 'pending' */
+  pending?: Promise<string | null>;
+}
+
+export interface HasherOptions {
+  syncLimitBytes?: number;
+  maxConcurrent?: number;
+  maxQueued?: number;
+  maxEntries?: number;
+}
+
+interface Job { fd: number; key: string; resolve: (sha: string | null) => void }
+
+const CHUNK = 1 << 20;
+
+export class ExecutableHasher {
+  private readonly cache = new Map<string, string>();
+  private readonly inflight = new Map<string, Promise<string | null>>();
+  private readonly queue: Job[] = [];
+  private running = 0;
+  private readonly syncLimit: number;
+  private readonly maxConcurrent: number;
+  private readonly maxQueued: number;
+  private readonly maxEntries: number;
+  /** counters for tests and stats */
+  readonly counts = { hashedSync: 0, hashedAsync: 0, cacheHits: 0, unavailable: 0 };
+
+  constructor(opts: HasherOptions = {}) {
+    this.syncLimit = opts.syncLimitBytes ?? 4 << 20;
+    this.maxConcurrent = opts.maxConcurrent ?? 2;
+    this.maxQueued = opts.maxQueued ?? 256;
+    this.maxEntries = opts.maxEntries ?? 8192;
+  }
+
+  /**
+   * Identity of the file `pid` executed. `exe` is the kernel's resolved path
+   * (may be '' or a path in another mount namespace), `filename` what execve
+   * was given, `cwd` to anchor a relative filename.
+   */
+  identify(pid: number, exe: string, filename = '', cwd = '/'): ExecutableIdentity {
+    const opened = this.open(pid, exe, filename, cwd);
+    if ('reason' in opened) {
+      this.counts.unavailable++;
+      return { path: opened.path, sha256: null, status: 'unavailable', reason: opened.reason };
+    }
+    const { fd, path } = opened;
+    let keep = false;
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const cached = this.cache.get(key);
+      if (cached !== undefined) {
+        this.counts.cacheHits++;
+        return { path, sha256: cached, status: 'ok' };
+      }
+      const inflight = this.inflight.get(key);
+      if (inflight) return { path, sha256: null, status: 'pending', pending: inflight };
+      if (st.size <= BigInt(this.syncLimit)) {
+        const sha = hashFdSync(fd);
+        this.remember(key, sha);
+        this.counts.hashedSync++;
+        return { path, sha256: sha, status: 'ok' };
+      }
+      if (this.queue.length >= this.maxQueued) {
+        this.counts.unavailable++;
+        return { path, sha256: null, status: 'unavailable', reason: 'hash queue full' };
+      }
+      const pending = new Promise<string | null>((resolve) => this.queue.push({ fd, key, resolve }));
+      this.inflight.set(key, pending);
+      keep = true;
+      this.pump();
+      return { path, sha256: null, status: 'pending', pending };
+    } catch (err) {
+      this.counts.unavailable++;
+      return { path, sha256: null, status: 'unavailable', reason: (err as Error).message };
+    } finally {
+      if (!keep) closeSync(fd);
+    }
+  }
+
+  /** Waits for every background hash (tests, shutdown). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.inflight.values()]);
+  }
+
+  private open(pid: number, exe: string, filename: string, cwd: string): { fd: number; path: string } | { path: string; reason: string } {
+    const deleted = exe.endsWith(' (deleted)');
+    // /proc/PID/exe is only trusted when it still names what the event named
+    // (the pid may have exec'd again since)
+    try {
+      const link = readlinkSync(`/proc/${pid}/exe`);
+      if (exe === '' || link === exe) return { fd: openSync(`/proc/${pid}/exe`, 'r'), path: deleted ? exe : link };
+    } catch {
+      // gone, or a kernel thread
+    }
+    const candidate = exe !== '' && !deleted ? exe : filename.startsWith('/') ? filename : filename !== '' ? `${cwd}/${filename}` : '';
+    if (candidate === '') return { path: exe, reason: 'process gone and no path recorded' };
+    try {
+      const real = realpathSync(candidate);
+      return { fd: openSync(real, 'r'), path: real };
+    } catch (err) {
+      return { path: candidate, reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+    }
+  }
+
+  private remember(key: string, sha: string): void {
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, sha);
+  }
+
+  private pump(): void {
+    while (this.running < this.maxConcurrent && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      this.running++;
+      void hashFdAsync(job.fd).then(
+        (sha) => { this.remember(job.key, sha); this.counts.hashedAsync++; return sha; },
+        () => { this.counts.unavailable++; return null; },
+      ).then((sha) => {
+        this.running--;
+        this.inflight.delete(job.key);
+        job.resolve(sha);
+        this.pump();
+      });
+    }
+  }
+}
+
+function hashFdSync(fd: number): string {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let pos = 0;
+  for (;;) {
+    const n = readSync(fd, buf, 0, CHUNK, pos);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return hash.digest('hex');
+}
+
+function hashFdAsync(fd: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const stream = createReadStream('', { fd, start: 0, highWaterMark: CHUNK, autoClose: true });
+    stream.on('data', (chunk) => hash.update(chunk));
+    stream.once('error', reject);
+    stream.once('end', () => resolve(hash.digest('hex')));
+  });
+}
