@@ -4,22 +4,26 @@
 // committed prebuild's hash with the tree's, so a stale prebuild is caught.
 // Usage: node scripts/source-hash.mjs [--write gen/source_hash.h]
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const DIRS = ['bpf', 'native'];
 const FILES = ['binding.gyp', 'scripts/build-bpf.sh', 'scripts/gen-native.sh'];
 
+/** What goes into the .node: every BPF source, binding.gyp's sources and their headers. */
 export function sourceFiles() {
-  const files = [...FILES];
-  for (const d of DIRS) {
-    for (const name of readdirSync(join(root, d))) {
-      if (/\.(c|cc|h)$/.test(name)) files.push(`${d}/${name}`);
-    }
+  const files = new Set(FILES);
+  for (const name of readdirSync(join(root, 'bpf'))) {
+    if (/\.(c|h)$/.test(name)) files.add(`bpf/${name}`);
   }
-  return files.sort();
+  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8'));
+  for (const src of gyp.targets.flatMap((t) => t.sources)) {
+    files.add(src);
+    const header = src.replace(/\.(c|cc)$/, '.h');
+    if (existsSync(join(root, header))) files.add(header);
+  }
+  return [...files].sort();
 }
 
 export function sourceHash() {

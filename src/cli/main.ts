@@ -12,6 +12,8 @@ const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => 
   verify: { load: () => import('./verify.js'), help: 'verify [--pubkey FILE] [--full|--fast] [--json] PATH   verify a ledger' },
   pulse: { load: () => import('./pulse.js'), help: 'pulse status|replay ...                      continuity of observation' },
   digest: { load: () => import('./digest.js'), help: 'digest [--window T] [--open]                 write the operator digest' },
+  daemon: { load: () => import('./daemon.js'), help: 'daemon [--config FILE] [--check]             host-wide sensor, store, exporters (systemd)' },
+  query: { load: () => import('./query.js'), help: 'query [--agent A] [--since 1h] [--event E] [--json]   events from the store' },
   scope: { load: () => import('./scope.js'), help: 'scope open|close|list ...                    bind a tool call to a pid or cgroup (daemon socket)' },
   tree: { load: () => import('./tree.js'), help: 'tree --scope T [--run R] [--json]             the process tree a tool call produced' },
 };

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { parseDuration } from '../pulse/duration.js';
+
+/**
+ * The daemon's config file (JSON; deploy/witness.json is the annotated
+ * example, docs/deployment.md the reference). Every object is strict: an
+ * unknown key is an error naming it, so a typo never silently falls back to
+ * a default. Durations are strings like `30s`, `15m`, `7d`.
+ */
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^duration: /, '') });
+    return z.NEVER;
+  }
+});
+
+const absolutePath = z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path');
+const positiveInt = z.number().int().positive();
+
+const sensorSchema = z.strictObject({
+  ringBytes: positiveInt.refine((n) => (n & (n - 1)) === 0 && n >= 4096, 'must be a power of two >= 4096').optional(),
+  maxLatencyMs: positiveInt.max(10_000).optional(),
+  sensitivePaths: z.array(absolutePath).optional(),
+});
+
+const storeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Events older than this are deleted (default 7d). */
+  maxAge: duration.default(7 * 86_400_000),
+  /** The events table is trimmed, oldest first, past this size (default 1 GiB). */
+  maxBytes: positiveInt.default(1 << 30),
+  maxQueued: positiveInt.default(100_000),
+});
+
+const stdoutSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  maxQueuedBytes: positiveInt.default(8 << 20),
+});
+
+const fileSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  dir: absolutePath,
+  prefix: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('witness'),
+  maxBytes: positiveInt.default(64 << 20),
+  maxAge: duration.default(3_600_000),
+  keep: z.number().int().min(0).default(0),
+  maxQueued: positiveInt.default(100_000),
+});
+
+const otlpSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  endpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
+  headers: z.record(z.string(), z.string()).default({}),
+  batchSize: positiveInt.max(10_000).default(512),
+  maxQueued: positiveInt.default(50_000),
+  timeout: duration.default(10_000),
+  initialBackoff: duration.default(500),
+  maxBackoff: duration.default(30_000),
+});
+
+const pulseSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** PulseOptionsInput (docs/pulse.md); validated by the engine's own schema at load. */
+  options: z.record(z.string(), z.unknown()).default({}),
+  tick: duration.default(1000),
+});
+
+const ledgerSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  signKeyPath: absolutePath.optional(),
+  segmentMaxBytes: positiveInt.optional(),
+  segmentMaxAge: duration.optional(),
+});
+
+export const daemonConfigSchema = z.strictObject({
+  /** Overrides $WITNESS_STATE_DIR / /var/lib/agent-witness. */
+  stateDir: absolutePath.optional(),
+  /** Agent manifest; reloaded on SIGHUP. */
+  manifest: absolutePath.optional(),
+  /** Unix socket where `witness scope` opens and closes scopes. */
+  scopeSocket: absolutePath.optional(),
+  heartbeat: duration.default(10_000),
+  sensor: sensorSchema.default({}),
+  store: storeSchema.default(storeSchema.parse({})),
+  export: z.strictObject({
+    stdout: stdoutSchema.optional(),
+    file: fileSchema.optional(),
+    otlp: otlpSchema.optional(),
+  }).default({}),
+  pulse: pulseSchema.default(pulseSchema.parse({})),
+  ledger: ledgerSchema.default(ledgerSchema.parse({})),
+});
+
+export type DaemonConfig = z.output<typeof daemonConfigSchema>;
+export type DaemonConfigInput = z.input<typeof daemonConfigSchema>;

@@ -1,0 +1,292 @@
+import { join } from 'node:path';
+import type { DaemonConfig } from '../config/schema.js';
+import { rfc3339Nanos, type Envelope } from '../events/envelope.js';
+import { RotatingFileSink } from '../export/file-sink.js';
+import { OtlpSink } from '../export/otlp-sink.js';
+import { SCHEMA_VERSION, hostIdentity } from '../export/schema.js';
+import { StdoutSink } from '../export/stdout-sink.js';
+import { DaemonWriter } from '../ledger/index.js';
+import { log } from '../log.js';
+import type { Sink } from '../pipeline/types.js';
+import { PulseEngine } from '../pulse/engine.js';
+import type { PulseOptionsInput } from '../pulse/options.js';
+import { loadManifest } from '../manifest/load.js';
+import { manifestSensitivePaths } from '../manifest/sensitive.js';
+import { heartbeat } from '../sensor/heartbeat.js';
+import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from '../sensor/sensitive.js';
+import { loadNative } from '../sensor/native.js';
+import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
+import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
+import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '../store/db.js';
+import { attributionHooks } from './attribution.js';
+import type { AttributionHooks, HookContext, ScopeServerHandle } from './hooks.js';
+import { LedgerSink } from './ledger-sink.js';
+import { Pipeline } from './pipeline.js';
+import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
+import { StoreSink } from './store-sink.js';
+
+export interface DaemonStartOptions {
+  config: DaemonConfig;
+  /** Where the config came from, for sensor.start and messages. */
+  configPath: string;
+  hooks?: AttributionHooks;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The sensor's defaults (or the config's list) plus every path the manifest adds. */
+function sensitivePathsFor(config: DaemonConfig): string[] {
+  const manifest = config.manifest !== undefined ? loadManifest(config.manifest) : null;
+  return manifestSensitivePaths(manifest, config.sensor.sensitivePaths ?? DEFAULT_SENSITIVE);
+}
+
+function now(): string {
+  return rfc3339Nanos(BigInt(Date.now()) * 1_000_000n);
+}
+
+/**
+ * `witness daemon`: the host-wide sensor with the full pipeline behind it —
+ * attribution hook, store, exporters, pulse, ledger — plus the systemd
+ * protocol (READY / WATCHDOG / STOPPING), a periodic `sensor.heartbeat`
+ * with per-stage counts, a clean drain on stop and a manifest reload.
+ */
+export class WitnessDaemon {
+  private timers: NodeJS.Timeout[] = [];
+  private stopping: Promise<void> | null = null;
+  private finalStats: SensorStats | null = null;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly stateDir: string,
+    readonly sensor: WitnessSensor,
+    readonly pipeline: Pipeline,
+    private readonly store: Store | null,
+    private readonly storeSink: StoreSink | null,
+    private readonly fileSink: RotatingFileSink | null,
+    private readonly scopeServer: ScopeServerHandle | null,
+  ) {}
+
+  static async start(opts: DaemonStartOptions): Promise<WitnessDaemon> {
+    const { config } = opts;
+    const env = opts.env ?? process.env;
+    const hooks = opts.hooks ?? attributionHooks;
+    const dir = config.stateDir ?? defaultStateDir(env);
+    const needStore = config.store.enabled || config.pulse.enabled;
+    const store = needStore ? openStore(join(dir, STORE_FILE)) : null;
+    const sinks: Sink[] = [];
+    let ledgerSink: LedgerSink | null = null;
+    const closers: (() => Promise<void>)[] = [];
+    const closeAll = async (): Promise<void> => {
+      for (const c of closers.reverse()) await c().catch(() => {});
+      for (const s of sinks) await s.close().catch(() => {});
+      store?.close();
+    };
+    try {
+      const storeSink = config.store.enabled && store ? new StoreSink(store, config.store.maxQueued) : null;
+      if (storeSink) sinks.push(storeSink);
+      const x = config.export;
+      if (x.stdout?.enabled) sinks.push(new StdoutSink({ maxQueuedBytes: x.stdout.maxQueuedBytes }));
+      const fileSink = x.file?.enabled
+        ? new RotatingFileSink({ dir: x.file.dir, prefix: x.file.prefix, maxBytes: x.file.maxBytes, maxAgeSeconds: x.file.maxAge / 1000, keep: x.file.keep, maxQueuedLines: x.file.maxQueued })
+        : null;
+      if (fileSink) sinks.push(fileSink);
+      if (x.otlp?.enabled) {
+        sinks.push(new OtlpSink({
+          endpoint: x.otlp.endpoint, headers: x.otlp.headers, batchSize: x.otlp.batchSize, maxQueued: x.otlp.maxQueued,
+          timeoutMs: x.otlp.timeout, initialBackoffMs: x.otlp.initialBackoff, maxBackoffMs: x.otlp.maxBackoff,
+        }));
+      }
+      if (config.ledger.enabled) {
+        const writer = await DaemonWriter.create({
+          stateDir: dir,
+          ...(config.ledger.signKeyPath !== undefined ? { signKeyPath: config.ledger.signKeyPath } : {}),
+          ...(config.ledger.segmentMaxBytes !== undefined ? { segmentMaxBytes: config.ledger.segmentMaxBytes } : {}),
+          ...(config.ledger.segmentMaxAge !== undefined ? { segmentMaxSeconds: config.ledger.segmentMaxAge / 1000 } : {}),
+        });
+        ledgerSink = new LedgerSink(writer);
+        sinks.push(ledgerSink);
+      }
+      const ledger = ledgerSink;
+      const pulse = config.pulse.enabled && store
+        ? new PulseEngine({
+          store,
+          options: config.pulse.options as PulseOptionsInput,
+          // a checkpoint per closed window binds the ledger to the pulse's windows (docs/ledger.md)
+          ...(ledger ? { onWindow: () => ledger.checkpoint('window') } : {}),
+        })
+        : null;
+
+      // The same boot→epoch offset the sensor computes when it opens (one
+      // sample of both clocks in C), taken now so the enricher and scope
+      // server exist before the first batch arrives.
+      const clock: BootClock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
+      const ctx: HookContext = { emit: (e) => pipeline.emit(e), clock, store, env };
+      const enricher = await hooks.createEnricher(config, ctx);
+      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock);
+      closers.push(async () => { await enricher.close?.(); });
+      const scopeServer = await hooks.startScopeServer(config, enricher, ctx);
+      if (scopeServer) closers.push(async () => { await scopeServer.close(); });
+      const sensor = WitnessSensor.open({
+        onEvent: (ev) => pipeline.onSensorEvent(ev),
+        onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
+        traceAll: true,
+        ...(config.sensor.ringBytes !== undefined ? { ringBytes: config.sensor.ringBytes } : {}),
+        ...(config.sensor.maxLatencyMs !== undefined ? { maxLatencyMs: config.sensor.maxLatencyMs } : {}),
+        sensitivePaths: sensitivePathsFor(config),
+      });
+      const daemon = new WitnessDaemon(config, dir, sensor, pipeline, store, storeSink, fileSink, scopeServer);
+      daemon.announceStart(opts.configPath);
+      daemon.startTimers(env);
+      sdNotify(`READY=1\nSTATUS=observing host-wide; exporting to ${sinks.map((s) => s.name).join(', ') || 'nothing'}\nMAINPID=${process.pid}`, env);
+      return daemon;
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+  }
+
+  private announceStart(configPath: string): void {
+    const caps = this.sensor.capabilities();
+    const env: Envelope = {
+      time: now(),
+      event: 'sensor.start',
+      attributes: {
+        'witness.schema_version': SCHEMA_VERSION,
+        ...hostIdentity(),
+        'witness.sensor.pid': process.pid,
+        'witness.sensor.mode': 'host',
+        'witness.config': configPath,
+        'witness.probes.attached': caps.filter((p) => p.attached).map((p) => p.name),
+        'witness.probes.missing': caps.filter((p) => !p.attached).map((p) => p.name),
+        'witness.sensitive.skipped': this.sensor.sensitiveSkipped,
+      },
+    };
+    this.pipeline.emit(env);
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => {
+      try {
+        fn();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'daemon timer failed');
+      }
+    }, ms);
+    this.timers.push(t);
+  }
+
+  private startTimers(env: NodeJS.ProcessEnv): void {
+    this.every(this.config.heartbeat, () => {
+      const beat = this.heartbeat();
+      this.pipeline.emit(beat);
+      this.ledgerCounters(beat);
+    });
+    if (this.config.pulse.enabled) this.every(this.config.pulse.tick, () => this.pipeline.tick());
+    if (this.storeSink) {
+      const policy = { maxAgeMs: this.config.store.maxAge, maxBytes: this.config.store.maxBytes };
+      const retain = (): void => {
+        const r = this.storeSink!.events.applyRetention(policy);
+        if (r.deletedByAge + r.deletedBySize > 0) log.info(r, 'store retention');
+      };
+      retain();
+      this.every(60_000, retain);
+    }
+    if (this.fileSink) this.every(1000, () => this.fileSink!.rotateIfDue());
+    const watchdog = watchdogIntervalMs(env);
+    if (watchdog !== null) {
+      // Pet the watchdog only while the sensor is alive: a hung event loop or
+      // a sensor that closed under us both let systemd restart the daemon.
+      this.every(watchdog, () => { if (!this.sensor.stats().closed) sdNotify('WATCHDOG=1', env); });
+    }
+  }
+
+  /** `sensor.heartbeat` with the sensor's counts plus every pipeline stage and sink. */
+  heartbeat(final?: SensorStats): Envelope {
+    const env = heartbeat(this.sensor, new Date(), final);
+    Object.assign(env.attributes, { 'witness.schema_version': SCHEMA_VERSION, 'witness.sensor.mode': 'host' }, this.pipeline.heartbeatAttributes());
+    return env;
+  }
+
+  /** Numeric heartbeat attributes become the counters every later ledger checkpoint carries. */
+  private ledgerCounters(beat: Envelope): void {
+    const ledger = this.pipeline.sinks.find((s): s is LedgerSink => s instanceof LedgerSink);
+    if (!ledger) return;
+    const counters: Record<string, number> = {};
+    const drops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(beat.attributes)) {
+      if (typeof v !== 'number') continue;
+      if (k.startsWith('witness.drops.') || k.endsWith('.dropped')) drops[k] = v;
+      else counters[k] = v;
+    }
+    ledger.updateCounters(counters, drops);
+  }
+
+  /**
+   * Points the kernel's sensitive-file table at the manifest's paths. The
+   * table is cleared and refilled; a read in the microseconds between the
+   * two goes unreported, which a reload accepts.
+   */
+  private refreshSensitive(): void {
+    const { entries, skipped } = resolveSensitive(expandHome(sensitivePathsFor(this.config)));
+    this.sensor.native.clearSensitive();
+    for (const e of entries) this.sensor.native.addSensitive(e.kernelDev, e.inode);
+    if (skipped.length > 0) log.info({ skipped }, 'sensitive paths absent at reload');
+  }
+
+  /** SIGHUP: re-read the manifest through the enricher; a bad manifest keeps the old one. */
+  async reload(): Promise<boolean> {
+    const enricher = this.pipeline.currentEnricher;
+    if (!enricher.reload) {
+      log.info('reload requested; no manifest-backed enricher is mounted, nothing to reload');
+      return true;
+    }
+    sdNotify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+    try {
+      await enricher.reload();
+      this.refreshSensitive();
+      log.info({ manifest: this.config.manifest }, 'manifest reloaded');
+      return true;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'manifest reload failed; keeping the previous manifest');
+      return false;
+    } finally {
+      sdNotify('READY=1');
+    }
+  }
+
+  /**
+   * SIGTERM: stop the probes after draining every record already in the
+   * ring, send a final heartbeat and `sensor.stop`, then give each sink until
+   * `sinkTimeoutMs` to deliver what it holds (what it cannot is counted).
+   */
+  stop(sinkTimeoutMs = 5000): Promise<void> {
+    this.stopping ??= this.doStop(sinkTimeoutMs);
+    return this.stopping;
+  }
+
+  private async doStop(sinkTimeoutMs: number): Promise<void> {
+    sdNotify('STOPPING=1');
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const stats = await this.sensor.close();
+    this.finalStats = stats;
+    this.pipeline.emit(this.heartbeat(stats));
+    this.pipeline.emit({ time: now(), event: 'sensor.stop', attributes: { 'witness.sensor.pid': process.pid, 'witness.drops.total': stats.droppedTotal } });
+    try { await this.scopeServer?.close(); } catch (err) { log.warn({ err: (err as Error).message }, 'scope server close failed'); }
+    try { await this.pipeline.currentEnricher.close?.(); } catch (err) { log.warn({ err: (err as Error).message }, 'enricher close failed'); }
+    // every sink drains in parallel, so one dead consumer cannot eat the others' time
+    await Promise.all(this.pipeline.sinks.map(async (s) => {
+      try {
+        await (s.close as (timeoutMs?: number) => Promise<void>).call(s, sinkTimeoutMs);
+      } catch (err) {
+        log.error({ sink: s.name, err: (err as Error).message }, 'sink close failed');
+      }
+    }));
+    const final = this.pipeline.stats();
+    log.info({ sensor: { records: stats.records, drops: stats.droppedTotal }, emitted: final.emitted, sinks: final.sinks }, 'daemon stopped');
+    this.store?.close();
+  }
+
+  get sensorFinalStats(): SensorStats | null {
+    return this.finalStats;
+  }
+}
