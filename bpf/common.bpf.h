@@ -86,6 +86,13 @@ struct {
 struct wa_scratch {
 	__u8 rec[WA_REC_MAX];
 	struct dentry *dstack[WA_PATH_DEPTH];
+	/* The path walk's counters live here, not on the stack: map memory is
+	 * not tracked as constants, so the verifier's states converge after one
+	 * callback iteration. On the stack each depth is a new state, and kernels
+	 * that verify bpf_loop callbacks as loops (6.12 in the matrix) run wa_exec
+	 * past the 1M-instruction budget. */
+	__u32 walk_n;
+	__u32 walk_pos;
 };
 
 struct {

@@ -12,15 +12,14 @@
 
 #define WA_MOUNT_HOPS 16
 
-/* bpf_loop callbacks are verified once, not once per iteration: a dentry walk
- * written as plain loops blows the verifier's 1M-instruction budget. */
+/* bpf_loop callbacks keep the walk within the verifier's 1M-instruction budget
+ * where plain loops blow it; the counters (n, pos) live in the scratch map so
+ * that kernels verifying callbacks as loops see one state, not one per depth. */
 struct wa_walk {
 	struct wa_scratch *s;
 	struct dentry *d;
 	struct mount *mnt;
 	char *buf;
-	__u32 n;
-	__u32 pos;
 	__u16 flags;
 };
 
@@ -40,12 +39,13 @@ static long wa_walk_up(__u32 i, void *arg)
 		w->mnt = mp;
 		return 0;
 	}
-	if (w->n >= WA_PATH_DEPTH) {
+	__u32 n = w->s->walk_n;
+	if (n >= WA_PATH_DEPTH) {
 		w->flags |= WA_F_TRUNC_PATH;
 		return 1;
 	}
-	w->s->dstack[w->n] = w->d;
-	w->n++;
+	w->s->dstack[n] = w->d;
+	w->s->walk_n = n + 1;
 	w->d = parent;
 	return 0;
 }
@@ -53,14 +53,15 @@ static long wa_walk_up(__u32 i, void *arg)
 static long wa_walk_down(__u32 j, void *arg)
 {
 	struct wa_walk *w = arg;
-	if (j >= w->n)
+	__u32 n = w->s->walk_n;
+	if (j >= n)
 		return 1;
-	__u32 k = w->n - 1 - j;
+	__u32 k = n - 1 - j;
 	if (k >= WA_PATH_DEPTH)
 		return 1;
 	struct dentry *c = w->s->dstack[k];
 	const unsigned char *name = BPF_CORE_READ(c, d_name.name);
-	__u32 pos = w->pos;
+	__u32 pos = w->s->walk_pos;
 	if (pos > WA_PATH_MAX - WA_NAME_MAX - 1) {
 		w->flags |= WA_F_TRUNC_PATH;
 		return 1;
@@ -71,7 +72,7 @@ static long wa_walk_down(__u32 j, void *arg)
 	long r = bpf_probe_read_kernel_str(&buf[pos & (WA_PATH_MAX - 1)], WA_NAME_MAX, name);
 	if (r > 1)
 		pos += r - 1;
-	w->pos = pos;
+	w->s->walk_pos = pos;
 	return 0;
 }
 
@@ -85,15 +86,18 @@ static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *pa
 	w.d = BPF_CORE_READ(path, dentry);
 	w.mnt = container_of(vmnt, struct mount, mnt);
 	w.buf = buf;
+	s->walk_n = 0;
+	s->walk_pos = 0;
 	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, wa_walk_up, &w, 0);
-	if (w.n == 0) {
+	if (s->walk_n == 0) {
 		buf[0] = '/';
 		*flags |= w.flags;
 		return 1;
 	}
 	bpf_loop(WA_PATH_DEPTH, wa_walk_down, &w, 0);
 	*flags |= w.flags;
-	return w.pos;
+	__u32 len = s->walk_pos;
+	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
 }
 
 /* Absolute form of a user-supplied path relative to dirfd (AT_FDCWD = cwd).
