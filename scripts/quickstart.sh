@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 (as root) to a running sensor:
-#   bash scripts/quickstart.sh [-- CMD [ARGS...]]
+#   bash scripts/quickstart.sh                 host-wide daemon on the embedded default
+#   bash scripts/quickstart.sh -- CMD [ARGS]   trace one command tree with `witness run`
 # Installs packages, builds deps/addon/TypeScript, prints the probe table, then
-# runs CMD under `witness run` (default: a small demo workload).
+# runs the daemon (SQLite store + signed ledger in the state dir, NDJSON on
+# stdout; Ctrl-C stops it cleanly) or CMD under `witness run`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +20,7 @@ node bin/witness.js probe | head -5
 
 [ "${1:-}" = "--" ] && shift
 if [ $# -eq 0 ]; then
-  set -- sh -c 'echo witness > /tmp/agent-witness-demo; cat /etc/shadow >/dev/null; rm /tmp/agent-witness-demo'
+  echo "quickstart: host-wide daemon; state in ${WITNESS_STATE_DIR:-/var/lib/agent-witness}; Ctrl-C to stop" >&2
+  exec node bin/witness.js daemon --config deploy/quickstart.json
 fi
 exec node bin/witness.js run -- "$@"
