@@ -5,6 +5,7 @@ import type { Attributes } from '../events/envelope.js';
 import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
+import { restartAttributes } from './recovery.js';
 import { appendGlobalRow, notePendingRow, rowDir, type DaemonSegmentRow } from './global.js';
 import { loadPrivateKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
@@ -102,13 +103,7 @@ export class DaemonWriter {
       this.appendControl('sensor.restart', {
         'witness.daemon.epoch': this.epochId,
         'witness.ledger.segment': n,
-        'witness.ledger.restart_count': this.log.restartCount,
-        'witness.ledger.resumed_at_seq': rec.seq,
-        'witness.ledger.unsealed_records_kept': rec.unsealedLeaves.length,
-        'witness.ledger.lost_bytes': rec.lost.bytes,
-        'witness.ledger.lost_sha256': rec.lost.sha256,
-        'witness.ledger.lost_file': rec.lost.file,
-        'witness.ledger.torn_checkpoint_bytes': rec.tornCheckpointBytes,
+        ...restartAttributes(rec, this.log.restartCount),
         'witness.sensor.boot_id': sensorBootId(),
       });
       this.log.checkpoint('restart');

@@ -116,3 +116,20 @@ export function recoverLog(eventsPath: string, checkpointsPath: string): Recover
     fs.closeSync(fd);
   }
 }
+
+/**
+ * What a `sensor.restart` record says about a recovery, the same for a
+ * session and a daemon segment: where the chain resumed and exactly what was
+ * lost (at most the torn tail, kept aside with its hash).
+ */
+export function restartAttributes(rec: RecoveredLog, restartCount: number): Record<string, string | number | null> {
+  return {
+    'witness.ledger.restart_count': restartCount,
+    'witness.ledger.resumed_at_seq': rec.seq,
+    'witness.ledger.unsealed_records_kept': rec.unsealedLeaves.length,
+    'witness.ledger.lost_bytes': rec.lost.bytes,
+    'witness.ledger.lost_sha256': rec.lost.sha256,
+    'witness.ledger.lost_file': rec.lost.file,
+    'witness.ledger.torn_checkpoint_bytes': rec.tornCheckpointBytes,
+  };
+}

@@ -11,6 +11,7 @@ import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './glob
 import { sha256 } from './hash.js';
 import { loadPrivateKey, writeKeyPair } from './keys.js';
 import { LedgerLog } from './log-writer.js';
+import { restartAttributes } from './recovery.js';
 import {
   SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE, SESSION_OPEN_FILE,
   ensurePrivateDir, holdFileLock, resolveStateDir,
@@ -149,14 +150,8 @@ export class SessionWriter {
     this.log.markRestart();
     this.appendControl('sensor.restart', {
       'witness.session.id': this.sessionId,
-      'witness.ledger.restart_count': this.log.restartCount,
-      'witness.ledger.resumed_at_seq': rec.seq,
+      ...restartAttributes(rec, this.log.restartCount),
       'witness.ledger.last_checkpoint_index': rec.lastCheckpoint?.index ?? null,
-      'witness.ledger.unsealed_records_kept': rec.unsealedLeaves.length,
-      'witness.ledger.lost_bytes': rec.lost.bytes,
-      'witness.ledger.lost_sha256': rec.lost.sha256,
-      'witness.ledger.lost_file': rec.lost.file,
-      'witness.ledger.torn_checkpoint_bytes': rec.tornCheckpointBytes,
       'witness.sensor.boot_id': sensorBootId(),
     });
     this.log.checkpoint('restart');
