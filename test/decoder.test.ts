@@ -91,6 +91,20 @@ describe('decodeBatch: records', () => {
     expect([ev.argvTruncated, ev.filenameTruncated, ev.pathTruncated]).toEqual([true, true, false]);
   });
 
+  it('never serves a stale comm or cgroup from the per-run caches', () => {
+    // comm and cgroup are cached by their raw bytes: alternate them, change one
+    // byte, fill all 16 comm bytes, and every record must still say its own
+    const specs: [string, bigint][] = [
+      ['bash', 1n], ['node', 1n], ['bash', 2n], ['basi', 2n], ['bash', 2n ** 40n + 1n],
+      ['exactly15chars!', 2n ** 63n], ['', 0n], ['node', 1n], ['bash', 1n],
+    ];
+    const recs = specs.map(([c, cg], i) => record('wa_file', { comm: c, cgroup_id: cg, pid: 100 + i },
+      { ret: 3, open_flags: 1, mode: 0, path_len: 2 }, ['/x']));
+    const got: [string, bigint][] = [];
+    decodeBatch(batchOf(...recs), (ev) => got.push([ev.comm, ev.cgroupId]));
+    expect(got).toEqual(specs);
+  });
+
   it('decodes UTF-8 (and replaces invalid bytes) in comm and paths; tolerates a trailing NUL', () => {
     const bad = new Uint8Array([0x2f, 0x74, 0xff, 0x00]); // "/t\xff\0"
     const rec = record('wa_file', { comm: 'café' }, { ret: 3, open_flags: 1, mode: 0o644, path_len: bad.length }, [bad]);

@@ -54,6 +54,22 @@ function fail(field: string, reason: string): null {
   return null;
 }
 
+// A process's cgroup rarely changes between its records: reuse the last
+// bigint when the raw 64 bits are the same instead of allocating one per record.
+let lastCgLo = -1;
+let lastCgHi = -1;
+let lastCg = 0n;
+function cgroupAt(o: number): bigint {
+  const lo = dv.getUint32(o + CGROUP, true);
+  const hi = dv.getUint32(o + CGROUP + 4, true);
+  if (lo !== lastCgLo || hi !== lastCgHi) {
+    lastCgLo = lo;
+    lastCgHi = hi;
+    lastCg = dv.getBigUint64(o + CGROUP, true);
+  }
+  return lastCg;
+}
+
 function tooShort(struct: string, size: number, len: number): null {
   return fail(`${struct}.$size`, `record of ${len} bytes is shorter than struct ${struct} (${size})`);
 }
@@ -180,7 +196,7 @@ function exec(o: number, len: number): SensorEvent | null {
     kind: 'exec',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags,
     ppid: dv.getUint32(o + L['wa_exec.ppid'], true),
     argc: dv.getUint32(o + L['wa_exec.argc'], true),
@@ -204,7 +220,7 @@ function exit(o: number, len: number): SensorEvent | null {
     kind: 'exit',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     ppid: dv.getUint32(o + L['wa_exit.ppid'], true),
     status,
@@ -220,7 +236,7 @@ function fork(o: number, len: number): SensorEvent | null {
     kind: 'fork',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     childPid: dv.getUint32(o + L['wa_fork.child_pid'], true),
   };
@@ -234,7 +250,7 @@ function connect(o: number, len: number): SensorEvent | null {
     kind: 'connect',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     sockType: dv.getUint16(o + L['wa_connect.sock_type'], true),
     protocol: dv.getUint16(o + L['wa_connect.protocol'], true),
@@ -254,7 +270,7 @@ function bind(o: number, len: number): SensorEvent | null {
     kind: 'bind',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     sockType: dv.getUint16(o + L['wa_bind.sock_type'], true),
     protocol: dv.getUint16(o + L['wa_bind.protocol'], true),
@@ -284,7 +300,7 @@ function dns(o: number, len: number): SensorEvent | null {
     kind: 'dns',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags,
     sockType,
     protocol,
@@ -310,7 +326,7 @@ function file(kind: FileKind, o: number, len: number): SensorEvent | null {
     kind,
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags,
     ret: dv.getInt32(o + L['wa_file.ret'], true),
     openFlags: dv.getUint32(o + L['wa_file.open_flags'], true),
@@ -335,7 +351,7 @@ function rename(o: number, len: number): SensorEvent | null {
     kind: 'file_rename',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags,
     ret: dv.getInt32(o + L['wa_rename.ret'], true),
     renameFlags: dv.getUint32(o + L['wa_rename.rename_flags'], true),
@@ -355,7 +371,7 @@ function setid(kind: 'setuid' | 'setgid', o: number, len: number): SensorEvent |
     kind,
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     ret: dv.getInt32(o + L['wa_setid.ret'], true),
     syscall: SETID_SYSCALL_NAMES[syscallNo] ?? String(syscallNo),
@@ -370,7 +386,7 @@ function ptrace(o: number, len: number): SensorEvent | null {
     kind: 'ptrace',
     pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
     uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
-    cgroupId: dv.getBigUint64(o + CGROUP, true), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
     flags: dv.getUint16(o + FLAGS, true),
     ret: dv.getInt32(o + L['wa_ptrace.ret'], true),
     targetPid: dv.getUint32(o + L['wa_ptrace.target_pid'], true),

@@ -18,10 +18,12 @@ const HAS_UTF8_SLICE = typeof (Buffer.prototype as Utf8Sliceable).utf8Slice === 
 const utf8Fallback = new TextDecoder('utf-8');
 
 let u8: Uint8Array = new Uint8Array(0);
+let dv: DataView = new DataView(new ArrayBuffer(0));
 let nodeBuf = Buffer.alloc(0) as Required<Utf8Sliceable>;
 
 export function setTextBatch(bytes: Uint8Array): void {
   u8 = bytes;
+  dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   nodeBuf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Required<Utf8Sliceable>;
 }
 
@@ -33,8 +35,31 @@ export function utf8(start: number, end: number): string {
   return utf8Fallback.decode(u8.subarray(start, end));
 }
 
-/** The NUL-terminated (or full-length) comm at `at`. */
+// Records come in runs from the same few processes: a small direct-mapped
+// cache keyed by the comm's 16 raw bytes (as four u32) saves building the
+// same string again for every record. Comparing is exact, so a hit is always right.
+const COMM_SLOTS = 256;
+const commKeys = new Uint32Array(COMM_SLOTS * 4);
+const commVals: string[] = new Array<string>(COMM_SLOTS).fill('');
+const commUsed = new Uint8Array(COMM_SLOTS);
+
+/** The NUL-terminated (or full-length) comm at `at` (WA_COMM_LEN = 16 bytes). */
 export function comm(at: number): string {
+  const w0 = dv.getUint32(at, true), w1 = dv.getUint32(at + 4, true);
+  const w2 = dv.getUint32(at + 8, true), w3 = dv.getUint32(at + 12, true);
+  const slot = ((w0 ^ Math.imul(w1, 31) ^ Math.imul(w2, 17) ^ w3) >>> 0) & (COMM_SLOTS - 1);
+  const k = slot * 4;
+  if (commUsed[slot] === 1 && commKeys[k] === w0 && commKeys[k + 1] === w1 && commKeys[k + 2] === w2 && commKeys[k + 3] === w3) {
+    return commVals[slot]!;
+  }
+  const s = commText(at);
+  commKeys[k] = w0; commKeys[k + 1] = w1; commKeys[k + 2] = w2; commKeys[k + 3] = w3;
+  commVals[slot] = s;
+  commUsed[slot] = 1;
+  return s;
+}
+
+function commText(at: number): string {
   let s = '';
   const end = at + L.WA_COMM_LEN;
   for (let i = at; i < end; i++) {
