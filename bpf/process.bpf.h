@@ -118,8 +118,11 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(wa_exit, struct task_struct *task)
 {
 	__u32 tgid = task->tgid;
-	if (task->pid != tgid)
-		return 0; /* only the thread-group leader ends the process */
+	/* The process ends with its last thread, not with its leader (which may
+	 * pthread_exit early): do_exit decrements signal->live before this
+	 * tracepoint, so zero means this thread is the group's last. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
 	if (!wa_is_traced(tgid))
 		return 0;
 

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSuite, ofKind, SensorHarness } from '../helpers/kernel.js';
 
@@ -55,6 +59,21 @@ describe.skipIf(skip)('process events on the real kernel', () => {
     expect(exec.argv.join('\0').length).toBeLessThanOrEqual(4096);
     const env = r.envelopes.find((e) => e.event === 'process.exec');
     expect(env!.attributes['witness.flags']).toContain('argv_truncated');
+  });
+
+  it('keeps tracing a process whose leader thread exits first, and reports its exit with the last thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'witness-leader-'));
+    const bin = join(dir, 'leader-exits-first');
+    execFileSync('cc', ['-O2', '-pthread', '-o', bin, join(__dirname, '..', 'fixtures', 'programs', 'leader-exits-first.c')]);
+    const out = join(dir, 'written-after-leader-left');
+    const r = await h.run(bin, [out]);
+    expect(r.code).toBe(3);
+    const write = ofKind(r.events, 'file_write').find((e) => e.path === out);
+    expect(write?.pid).toBe(r.pid);
+    expect(write?.tid).not.toBe(r.pid); // written by the surviving thread
+    const exits = ofKind(r.events, 'exit').filter((e) => e.pid === r.pid);
+    expect(exits.map((e) => e.exitCode)).toEqual([3]);
+    expect(exits[0]!.tsBootNs).toBeGreaterThan(write!.tsBootNs);
   });
 
   it('decodes every record without error and counts no drops', () => {
