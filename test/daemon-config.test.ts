@@ -39,6 +39,15 @@ describe('daemon config', () => {
     expect(c.pulse.enabled).toBe(true);
   });
 
+  it('a disabled exporter needs no destination; an enabled one without it is named', () => {
+    const c = parseConfig({ export: { file: { enabled: false }, otlp: { enabled: false } } }, 'off.json');
+    expect([c.export.file?.enabled, c.export.otlp?.enabled]).toEqual([false, false]);
+    const e = failure(() => parseConfig({ export: { file: { prefix: 'w' } } }, 'on.json'));
+    expect(e.message).toContain('on.json');
+    expect(e.message).toContain('export.file.dir');
+    expect(e.message).toContain('required when the file exporter is enabled');
+  });
+
   it('a wrong type names the file and the dotted field', () => {
     const p = write('types.json', JSON.stringify({ export: { otlp: { endpoint: 'http://127.0.0.1:4318', batchSize: 'many' } } }));
     const e = failure(() => loadConfig(p));

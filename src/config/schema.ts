@@ -41,23 +41,28 @@ const stdoutSchema = z.strictObject({
 
 const fileSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  dir: absolutePath,
+  /** required when enabled (checked below): a disabled section need not name a destination */
+  dir: absolutePath.optional(),
   prefix: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('witness'),
   maxBytes: positiveInt.default(64 << 20),
   maxAge: duration.default(3_600_000),
   keep: z.number().int().min(0).default(0),
   maxQueued: positiveInt.default(100_000),
+}).superRefine((f, ctx) => {
+  if (f.enabled && f.dir === undefined) ctx.addIssue({ code: 'custom', path: ['dir'], message: 'required when the file exporter is enabled' });
 });
 
 const otlpSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  endpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL'),
+  endpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL').optional(),
   headers: z.record(z.string(), z.string()).default({}),
   batchSize: positiveInt.max(10_000).default(512),
   maxQueued: positiveInt.default(50_000),
   timeout: duration.default(10_000),
   initialBackoff: duration.default(500),
   maxBackoff: duration.default(30_000),
+}).superRefine((o, ctx) => {
+  if (o.enabled && o.endpoint === undefined) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'required when the OTLP exporter is enabled' });
 });
 
 const pulseSchema = z.strictObject({

@@ -85,11 +85,12 @@ export class WitnessDaemon {
       if (storeSink) sinks.push(storeSink);
       const x = config.export;
       if (x.stdout?.enabled) sinks.push(new StdoutSink({ maxQueuedBytes: x.stdout.maxQueuedBytes }));
-      const fileSink = x.file?.enabled
+      // the schema requires dir/endpoint whenever a sink is enabled
+      const fileSink = x.file?.enabled && x.file.dir !== undefined
         ? new RotatingFileSink({ dir: x.file.dir, prefix: x.file.prefix, maxBytes: x.file.maxBytes, maxAgeSeconds: x.file.maxAge / 1000, keep: x.file.keep, maxQueuedLines: x.file.maxQueued })
         : null;
       if (fileSink) sinks.push(fileSink);
-      if (x.otlp?.enabled) {
+      if (x.otlp?.enabled && x.otlp.endpoint !== undefined) {
         sinks.push(new OtlpSink({
           endpoint: x.otlp.endpoint, headers: x.otlp.headers, batchSize: x.otlp.batchSize, maxQueued: x.otlp.maxQueued,
           timeoutMs: x.otlp.timeout, initialBackoffMs: x.otlp.initialBackoff, maxBackoffMs: x.otlp.maxBackoff,
