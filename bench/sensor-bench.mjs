@@ -19,6 +19,10 @@ execFileSync('cc', ['-O2', '-o', storm, join(root, 'bench', 'storm.c')]);
 if (!existsSync(join(root, 'dist', 'sensor', 'sensor.js'))) execFileSync('npx', ['tsc', '-p', root], { stdio: 'inherit' });
 const { WitnessSensor } = await import(join(root, 'dist', 'sensor', 'sensor.js'));
 
+// A closed sensor's tracepoints are detached by the kernel in the background
+// for a second or two (an RCU wait each); measuring during that pollutes the
+// next figure, so every measurement starts after a pause.
+const settle = () => new Promise((r) => setTimeout(r, Number(process.env.BENCH_SETTLE_MS ?? 3000)));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = (n, s) => `${(n / s / 1e6).toFixed(3)}M/s`;
 
@@ -31,6 +35,17 @@ function bare() {
 function cDrain(mode, ringMb) {
   const out = execFileSync(cBin, [mode, storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: String(ringMb) } });
   return JSON.parse(out.toString());
+}
+
+/** The storm NOT traced while the sensor is loaded: what every other process on the host pays. */
+async function untracedWhileLoaded() {
+  let events = 0;
+  const t0 = process.hrtime.bigint();
+  const sensor = WitnessSensor.open({ onEvent: () => { events++; } });
+  const openS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const s = bare();
+  await sensor.close();
+  return { seconds: s, openS, events };
 }
 
 /** Live: the storm runs while Node drains. Pre-filled: Node starts after the storm is over. */
@@ -57,13 +72,14 @@ async function nodeDrain(prefill) {
 
 const rows = [];
 for (let i = 0; i < RUNS; i++) {
-  rows.push({
-    bare: bare(),
-    c: cDrain('drain', 64),
-    node: await nodeDrain(false),
-    cPre: cDrain('drain-prefilled', 256),
-    nodePre: await nodeDrain(true),
-  });
+  const row = {};
+  await settle(); row.bare = bare();
+  await settle(); row.untraced = await untracedWhileLoaded();
+  await settle(); row.c = cDrain('drain', 64);
+  await settle(); row.node = await nodeDrain(false);
+  await settle(); row.cPre = cDrain('drain-prefilled', 256);
+  await settle(); row.nodePre = await nodeDrain(true);
+  rows.push(row);
 }
 
 const bareS = median(rows.map((r) => r.bare));
@@ -72,9 +88,12 @@ const nodeS = median(rows.map((r) => r.node.seconds));
 const cPreS = median(rows.map((r) => r.cPre.seconds));
 const nodePreS = median(rows.map((r) => r.nodePre.seconds));
 const drops = (k) => rows.reduce((a, r) => a + (r[k].dropped ?? 0), 0);
+const untracedS = median(rows.map((r) => r.untraced.seconds));
 const lines = [
   `bench: ${N} opens of /dev/null for write per run, ${RUNS} runs, medians`,
   `  bare workload (no sensor)        ${bareS.toFixed(3)}s  ${rate(N, bareS)}`,
+  `  untraced, sensor loaded          ${untracedS.toFixed(3)}s  ${rate(N, untracedS)}  ${(untracedS / bareS).toFixed(3)}x bare  events=${rows.reduce((a, r) => a + r.untraced.events, 0)}`,
+  `  sensor open (load + attach)      ${median(rows.map((r) => r.untraced.openS)).toFixed(3)}s`,
   `  traced, C consumer (ceiling)     ${cS.toFixed(3)}s  ${rate(rows[0].c.records, cS)}  drops=${drops('c')}  workload slowdown ${(cS / bareS).toFixed(2)}x`,
   `  traced, Node → typed TS events   ${nodeS.toFixed(3)}s  ${rate(N, nodeS)}  drops=${drops('node')}  decode_errors=${rows.reduce((a, r) => a + r.node.decodeErrors, 0)}`,
   `  ratio Node / C ceiling           ${(cS / nodeS).toFixed(3)}`,
