@@ -114,7 +114,10 @@ export class OtlpSink extends BatchQueue<Envelope> implements Sink {
     this.retryAt = Date.now() + delay;
     if (this.failures === 1 || this.backoffMs === this.maxBackoffMs) log.warn({ url: this.url, why, retryInMs: delay }, 'OTLP export failed; will retry');
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, delay);
+    // The timer firing is the end of the backoff. (Comparing Date.now() with
+    // retryAt instead can find it a millisecond short: timers run on the
+    // monotonic clock, and a not-ready kick would leave nothing to wake us.)
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.retryAt = 0; this.kick(); }, delay);
     this.retryTimer.unref();
   }
 
