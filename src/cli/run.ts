@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
+import { StdoutSink } from '../export/stdout-sink.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
 import { SessionWriter } from '../ledger/index.js';
@@ -21,51 +22,17 @@ const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] [-
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
 
-/** Lines collected while a batch decodes and written once after it: one write per batch, not per event. */
-class LineSink {
-  private lines: string[] = [];
-  private scheduled = false;
-  constructor(private readonly fd: number) {}
-  push(line: string): void {
-    this.lines.push(line);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      queueMicrotask(() => this.flush());
-    }
-  }
-  flush(): void {
-    this.scheduled = false;
-    if (this.lines.length === 0) return;
-    const text = `${this.lines.join('\n')}\n`;
-    this.lines = [];
-    writeAll(this.fd, text);
-  }
-}
-
-function writeAll(fd: number, text: string): void {
-  const buf = Buffer.from(text);
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(fd, buf, off);
-    } catch (err) {
-      // a non-blocking stdout (e.g. a pipe Node set O_NONBLOCK on) may say EAGAIN: wait it out
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-    }
-  }
-}
-
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
   const num = signal ? constants.signals[signal] : undefined;
   return 128 + (num ?? 0);
 }
 
-export function summaryText(counts: Map<string, number>, stats: SensorStats, seconds: number): string {
+export function summaryText(counts: Map<string, number>, stats: SensorStats, outputDropped: number, seconds: number): string {
   const parts = [...counts.entries()].sort().map(([k, v]) => `${k}=${v}`);
-  return `witness: ${parts.join(' ') || 'no events'}; drops=${stats.droppedTotal} ` +
-    `(kernel ${stats.droppedTotal - stats.userDropped}, user ${stats.userDropped}) decode_errors=${stats.decodeErrors} ` +
-    `in ${seconds.toFixed(2)}s\n`;
+  return `witness: ${parts.join(' ') || 'no events'}; drops=${stats.droppedTotal + outputDropped} ` +
+    `(kernel ${stats.droppedTotal - stats.userDropped}, user ${stats.userDropped}, output ${outputDropped}) ` +
+    `decode_errors=${stats.decodeErrors} in ${seconds.toFixed(2)}s\n`;
 }
 
 /** Executable identity for session.json: resolved path + SHA-256 of the file. */
@@ -93,7 +60,9 @@ export async function run(argv: string[]): Promise<number> {
   const toStdout = out === undefined;
   const json = flags.json === true || out !== undefined || !process.stdout.isTTY;
   const fd = out !== undefined ? openSync(out, 'a', 0o600) : 1;
-  const sink = new LineSink(fd);
+  // The shared exporter: a reader that stops reading costs lines here
+  // (bounded, counted), never the kernel drain or the session ledger.
+  const sink = new StdoutSink({ fd });
   const counts = new Map<string, number>();
   const started = process.hrtime.bigint();
   let rootPid = -1;
@@ -113,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
     const line = JSON.stringify(env);
     ledger?.append(line);
-    sink.push(json ? line : humanLine(env, true));
+    sink.write(env, json ? line : humanLine(env, true));
   };
 
   const manifestPath = str(flags, 'manifest');
@@ -169,7 +138,9 @@ export async function run(argv: string[]): Promise<number> {
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
   emit(heartbeat(sensor, new Date(), stats));
-  sink.flush();
+  // The sensor is closed, so nothing upstream can suffer now: wait for the
+  // reader as any Unix writer would (a reader that went away ends it at once).
+  await sink.close(Number.POSITIVE_INFINITY);
   if (fd !== 1) closeSync(fd);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
 
@@ -183,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     });
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  process.stderr.write(summaryText(counts, stats, seconds));
+  process.stderr.write(summaryText(counts, stats, sink.stats().dropped, seconds));
   if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
   if (result.error) {
     process.stderr.write(`witness run: cannot start ${rest[0]}: ${result.error.message}\n`);
