@@ -19,59 +19,47 @@ static __always_inline void wa_sock_kind(int fd, __u16 *type, __u16 *proto)
 	*proto = BPF_CORE_READ(sock, sk, sk_protocol);
 }
 
-WA_SAVE_ENTER(connect, WA_K_CONNECT, 3)
+/* connect and bind records have one layout (the address is the peer for one,
+ * the local end for the other), so one exit path builds both. */
+_Static_assert(sizeof(struct wa_connect) == sizeof(struct wa_bind), "wa_connect/wa_bind layouts differ");
+_Static_assert(__builtin_offsetof(struct wa_connect, peer) == __builtin_offsetof(struct wa_bind, local),
+	       "wa_connect.peer/wa_bind.local differ");
+_Static_assert(__builtin_offsetof(struct wa_connect, fd) == __builtin_offsetof(struct wa_bind, fd),
+	       "wa_connect.fd/wa_bind.fd differ");
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int wa_exit_connect(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 {
-	struct wa_pending *p = wa_pending_get(WA_K_CONNECT);
+	struct wa_pending *p = wa_pending_get(kind);
 	if (!p)
 		return 0;
-	struct wa_sockaddr peer = {};
+	struct wa_sockaddr addr = {};
 	int fd = p->args[0];
-	if (wa_read_sockaddr(&peer, (void *)p->args[1], p->args[2]) == 0) {
-		struct wa_connect *r = wa_reserve(sizeof(*r), WA_EV_CONNECT);
+	if (wa_read_sockaddr(&addr, (void *)p->args[1], p->args[2]) == 0) {
+		struct wa_connect *r = wa_reserve(sizeof(*r), type);
 		if (r) {
-			wa_fill_hdr(&r->hdr, WA_EV_CONNECT, sizeof(*r));
-			r->ret = ctx->ret;
+			wa_fill_hdr(&r->hdr, type, sizeof(*r));
+			r->ret = ret;
 			r->sock_type = 0;
 			r->protocol = 0;
 			wa_sock_kind(fd, &r->sock_type, &r->protocol);
-			r->peer = peer;
+			r->peer = addr;
 			r->fd = fd;
-			wa_submit(r, WA_EV_CONNECT);
+			wa_submit(r, type);
 		}
 	}
 	wa_pending_drop();
 	return 0;
 }
+
+WA_SAVE_ENTER(connect, WA_K_CONNECT, 3)
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int wa_exit_connect(struct trace_event_raw_sys_exit *ctx) { return wa_sockaddr_exit(ctx->ret, WA_K_CONNECT, WA_EV_CONNECT); }
 
 WA_SAVE_ENTER(bind, WA_K_BIND, 3)
 
 SEC("tracepoint/syscalls/sys_exit_bind")
-int wa_exit_bind(struct trace_event_raw_sys_exit *ctx)
-{
-	struct wa_pending *p = wa_pending_get(WA_K_BIND);
-	if (!p)
-		return 0;
-	struct wa_sockaddr local = {};
-	int fd = p->args[0];
-	if (wa_read_sockaddr(&local, (void *)p->args[1], p->args[2]) == 0) {
-		struct wa_bind *r = wa_reserve(sizeof(*r), WA_EV_BIND);
-		if (r) {
-			wa_fill_hdr(&r->hdr, WA_EV_BIND, sizeof(*r));
-			r->ret = ctx->ret;
-			r->sock_type = 0;
-			r->protocol = 0;
-			wa_sock_kind(fd, &r->sock_type, &r->protocol);
-			r->local = local;
-			r->fd = fd;
-			wa_submit(r, WA_EV_BIND);
-		}
-	}
-	wa_pending_drop();
-	return 0;
-}
+int wa_exit_bind(struct trace_event_raw_sys_exit *ctx) { return wa_sockaddr_exit(ctx->ret, WA_K_BIND, WA_EV_BIND); }
 
 /*
  * A datagram is DNS when it goes to port 53: by explicit address, or over a
