@@ -99,3 +99,16 @@ export function listenLoopback(host: '127.0.0.1' | '::1'): Promise<Server> {
 }
 
 export const portOf = (s: Server): number => (s.address() as { port: number }).port;
+
+/** A sensor harness plus IPv4 and IPv6 loopback listeners: what the network-facing kernel tests share. */
+export interface SensorWithListeners { h: SensorHarness; v4: Server; v6: Server }
+
+export async function openSensorWithListeners(): Promise<SensorWithListeners> {
+  return { h: new SensorHarness(), v4: await listenLoopback('127.0.0.1'), v6: await listenLoopback('::1') };
+}
+
+export async function closeSensorWithListeners(f: Partial<SensorWithListeners>): Promise<void> {
+  f.v4?.close();
+  f.v6?.close();
+  await f.h?.close();
+}

@@ -1,6 +1,6 @@
 import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kernelSuite, listenLoopback as listen, ofKind, portOf, SensorHarness } from '../helpers/kernel.js';
+import { closeSensorWithListeners, kernelSuite, listenLoopback as listen, ofKind, openSensorWithListeners, portOf, SensorHarness } from '../helpers/kernel.js';
 
 const { skip } = kernelSuite();
 const NODE = process.execPath;
@@ -18,16 +18,8 @@ describe.skipIf(skip)('network events on the real kernel', () => {
   let h: SensorHarness;
   let v4: Server;
   let v6: Server;
-  beforeAll(async () => {
-    h = new SensorHarness();
-    v4 = await listen('127.0.0.1');
-    v6 = await listen('::1');
-  });
-  afterAll(async () => {
-    v4?.close();
-    v6?.close();
-    await h?.close();
-  });
+  beforeAll(async () => { ({ h, v4, v6 } = await openSensorWithListeners()); });
+  afterAll(async () => { await closeSensorWithListeners({ h, v4, v6 }); });
 
   it('sees a TCP connect to an IPv4 loopback listener, with its result', async () => {
     const port = portOf(v4);

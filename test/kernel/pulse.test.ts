@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/events/envelope.js';
 import { closeWindowsFor } from '../../src/pulse/index.js';
 import { heartbeat } from '../../src/sensor/heartbeat.js';
-import { kernelSuite, listenLoopback as listen, SensorHarness } from '../helpers/kernel.js';
+import { closeSensorWithListeners, kernelSuite, openSensorWithListeners, SensorHarness } from '../helpers/kernel.js';
 
 const { skip } = kernelSuite();
 
@@ -12,16 +12,8 @@ describe.skipIf(skip)('pulse over real kernel events', () => {
   let h: SensorHarness;
   let v4: Server;
   let v6: Server;
-  beforeAll(async () => {
-    h = new SensorHarness();
-    v4 = await listen('127.0.0.1');
-    v6 = await listen('::1');
-  });
-  afterAll(async () => {
-    v4?.close();
-    v6?.close();
-    await h?.close();
-  });
+  beforeAll(async () => { ({ h, v4, v6 } = await openSensorWithListeners()); });
+  afterAll(async () => { await closeSensorWithListeners({ h, v4, v6 }); });
 
   it('a closed window counts a traced child\'s loopback connections as flows, none external', async () => {
     const p4 = (v4.address() as { port: number }).port;
