@@ -22,7 +22,7 @@
 #include <linux/types.h>
 #endif
 
-#define WA_WIRE_VERSION 1
+#define WA_WIRE_VERSION 2
 
 /* Bounds, documented in the README. Records past a bound carry a TRUNC flag. */
 #define WA_COMM_LEN      16
@@ -47,7 +47,15 @@ enum wa_event_type {
 	WA_EV_SETGID = 11,
 	WA_EV_PTRACE = 12,
 	WA_EV_BIND = 13,
-	WA_EV_MAX = 14, /* size of per-type counter arrays */
+	/* Wave 2 numbering, reserved by area so parallel work never collides:
+	 *   14..29  the boundary: kill, io_uring, link/symlink, chmod, memfd,
+	 *           module load, bpf(), mount, namespaces
+	 *   30..35  loss accounting: scope overflow, suppressed repeats
+	 *   36..47  network depth: TLS hello, DNS answers, unix connect,
+	 *           listen/accept, connection byte accounting, TLS uprobes
+	 *   48..55  speed / resident sensor
+	 * A type is added here with its number from its area's range. */
+	WA_EV_MAX = 64, /* size of per-type counter arrays */
 };
 
 /* hdr.flags */
@@ -58,6 +66,8 @@ enum wa_flags {
 	WA_F_TRUNC_FILENAME = 1 << 3, /* exec filename longer than WA_FILENAME_MAX */
 	WA_F_READ_FAULT = 1 << 4,     /* a user/kernel read failed; field may be partial */
 	WA_F_RELATIVE = 1 << 5,       /* a path could not be anchored; it is as the caller gave it */
+	/* Wave 2, reserved by area: bits 6..9 the boundary, 10..11 loss
+	 * accounting, 12..13 network depth, 14..15 speed. */
 };
 
 /* 56 bytes, common to every record. */

@@ -208,6 +208,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     if (loader_) wa_loader_counters(loader_, em, dr);
     auto emitted = Napi::Object::New(env), dropped = Napi::Object::New(env);
     for (int t = 1; t < WA_EV_MAX; t++) {
+      if (!kEventNames[t]) continue;  // a reserved, unused type number
       emitted.Set(kEventNames[t], Napi::Number::New(env, double(em[t])));
       dropped.Set(kEventNames[t], Napi::Number::New(env, double(dr[t])));
     }

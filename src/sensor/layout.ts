@@ -17,7 +17,7 @@ import { WitnessError } from '../errors.js';
  */
 export const LAYOUT = {
   // constants (#define and enum members)
-  WA_WIRE_VERSION: 1,
+  WA_WIRE_VERSION: 2,
   WA_COMM_LEN: 16,
   WA_ARGV_MAX: 4096,
   WA_PATH_MAX: 4096,
@@ -38,7 +38,7 @@ export const LAYOUT = {
   WA_EV_SETGID: 11,
   WA_EV_PTRACE: 12,
   WA_EV_BIND: 13,
-  WA_EV_MAX: 14,
+  WA_EV_MAX: 64,
   WA_F_TRUNC_ARGV: 1,
   WA_F_TRUNC_PATH: 2,
   WA_F_TRUNC_PAYLOAD: 4,
