@@ -115,11 +115,15 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
   });
 
   it('mounts tracefs when it is missing', () => {
-    const um = spawnSync('umount', ['/sys/kernel/tracing']);
-    if (um.status !== 0) return; // busy (someone else tracing): nothing to prove here
-    expect(existsSync('/sys/kernel/tracing/events')).toBe(false);
-    const r = witness(['probe', '--json']);
+    // In a private mount namespace: the host's tracefs (and every other
+    // sensor on this machine) is never touched, and umount cannot be "busy".
+    const script = `umount /sys/kernel/tracing && ! test -e /sys/kernel/tracing/events && ` +
+      `"${process.execPath}" "${BIN}" probe --json >/dev/null && test -e /sys/kernel/tracing/events && echo remounted`;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script],
+      { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WITNESS_STATE_DIR: STATE } });
+    expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('remounted');
     expect(existsSync('/sys/kernel/tracing/events')).toBe(true);
   });
 });
