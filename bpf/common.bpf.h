@@ -215,6 +215,23 @@ static __always_inline struct wa_pending *wa_pending_save(struct trace_event_raw
 	return bpf_map_lookup_elem(&wa_pending, &id);
 }
 
+/* Save arguments a program collected itself (BTF raw tracepoints have no
+ * syscall-tracepoint ctx): args[0..5] as given. */
+static __always_inline struct wa_pending *wa_pending_save_args(__u32 kind, const __u64 *args)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct wa_pending p = {};
+	p.kind = kind;
+	p.args[0] = args[0];
+	p.args[1] = args[1];
+	p.args[2] = args[2];
+	p.args[3] = args[3];
+	p.args[4] = args[4];
+	p.args[5] = args[5];
+	bpf_map_update_elem(&wa_pending, &id, &p, BPF_ANY);
+	return bpf_map_lookup_elem(&wa_pending, &id);
+}
+
 /* enter program that only saves arguments when the caller is traced */
 #define WA_SAVE_ENTER(name, kind, nargs)                                        \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                       \

@@ -55,6 +55,17 @@ enum wa_event_type {
 	 *           listen/accept, connection byte accounting, TLS uprobes
 	 *   48..55  speed / resident sensor
 	 * A type is added here with its number from its area's range. */
+	/* -- the boundary (14..29) -- */
+	WA_EV_KILL = 14,       /* a signal to a process outside the sender's tree */
+	WA_EV_IO_URING = 15,   /* an io_uring submission */
+	WA_EV_LINK = 16,       /* link / linkat (struct wa_sysop) */
+	WA_EV_SYMLINK = 17,    /* symlink / symlinkat */
+	WA_EV_CHMOD = 18,      /* chmod / fchmod / fchmodat / fchmodat2 */
+	WA_EV_MEMFD = 19,      /* memfd_create */
+	WA_EV_MODULE = 20,     /* init_module / finit_module */
+	WA_EV_BPF = 21,        /* bpf(2) */
+	WA_EV_MOUNT = 22,      /* mount / umount2 / move_mount */
+	WA_EV_NAMESPACE = 23,  /* unshare / setns */
 	WA_EV_MAX = 64, /* size of per-type counter arrays */
 };
 
@@ -68,6 +79,15 @@ enum wa_flags {
 	WA_F_RELATIVE = 1 << 5,       /* a path could not be anchored; it is as the caller gave it */
 	/* Wave 2, reserved by area: bits 6..9 the boundary, 10..11 loss
 	 * accounting, 12..13 network depth, 14..15 speed. */
+	/* -- the boundary (6..9) -- */
+	WA_F_USER_MEMORY = 1 << 6,    /* some field was read from the caller's memory, not a kernel
+				       * object: the caller could have changed it (docs/ndjson.md
+				       * names the fields per event) */
+	WA_F_FILELESS = 1 << 7,       /* exec: the executable has no name in any directory
+				       * (memfd, O_TMPFILE, deleted): a fileless exec */
+	WA_F_ARG_REWRITTEN = 1 << 8,  /* connect/bind: the caller's buffer no longer holds the
+				       * address the kernel used (rewritten during the call);
+				       * the record has the kernel's */
 };
 
 /* 56 bytes, common to every record. */
@@ -189,6 +209,66 @@ struct wa_bind {
 	__u16 protocol;
 	struct wa_sockaddr local;
 	__u32 fd;
+};
+
+/* -- the boundary's records -- */
+
+/* security.kill. From signal_generate (source 1) for a signal the kernel
+ * generated, or from the syscall's exit (source 2) when it failed (a denied
+ * kill generates no signal). target_pid is the target's tgid when known,
+ * else the raw pid argument (kill's 0 / -1 / -pgid). */
+struct wa_kill {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__s32 sig;
+	__s32 target_pid;
+	__u32 target_tid;
+	__s32 code;          /* si_code: SI_USER 0, SI_QUEUE -1, SI_TKILL -6 */
+	__u16 syscall;       /* enum wa_sysop_syscall, 0 when generated */
+	__u16 source;        /* enum wa_kill_source */
+};
+
+enum wa_kill_source { WA_KILL_GENERATED = 1, WA_KILL_SYSCALL = 2 };
+
+/* security.io_uring: one submission (io_uring:io_uring_submit_req), after
+ * the kernel's prep copied the request. path / path2 follow (openat:
+ * the file name; unlinkat: the name; renameat / linkat: old, new), both
+ * from the kernel's own copy (struct filename), anchored at dfd. */
+struct wa_io_uring {
+	struct wa_hdr hdr;
+	__s32 fd;            /* sqe->fd: the file, or the directory fd of a *at operation */
+	__u32 op_flags;      /* open: open_how.flags; rename/unlink/link: their flags */
+	__u8 opcode;         /* IORING_OP_* */
+	__u8 sq_thread;      /* submitted by the SQPOLL thread */
+	__u16 path_len;
+	__u16 path2_len;
+	__u16 pad;
+	struct wa_sockaddr peer; /* connect: the address (user memory: WA_F_USER_MEMORY) */
+	__u32 pad2;
+};
+
+/* link, symlink, chmod, memfd, module, bpf, mount, namespace: one layout.
+ * path then path2 follow; what args[] and the paths mean per syscall is in
+ * docs/ndjson.md (e.g. chmod: args[0] = mode asked, args[1] = the inode's
+ * mode after, from the kernel; link: path = existing file, path2 = new name). */
+struct wa_sysop {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u16 syscall;       /* enum wa_sysop_syscall */
+	__u16 path_len;
+	__u16 path2_len;
+	__u16 pad;
+	__u32 pad2;
+	__u64 args[4];
+};
+
+enum wa_sysop_syscall {
+	WA_SYS_LINK = 1, WA_SYS_LINKAT = 2, WA_SYS_SYMLINK = 3, WA_SYS_SYMLINKAT = 4,
+	WA_SYS_CHMOD = 5, WA_SYS_FCHMOD = 6, WA_SYS_FCHMODAT = 7, WA_SYS_FCHMODAT2 = 8,
+	WA_SYS_MEMFD_CREATE = 9, WA_SYS_INIT_MODULE = 10, WA_SYS_FINIT_MODULE = 11, WA_SYS_BPF = 12,
+	WA_SYS_MOUNT = 13, WA_SYS_UMOUNT2 = 14, WA_SYS_MOVE_MOUNT = 15, WA_SYS_UNSHARE = 16,
+	WA_SYS_SETNS = 17, WA_SYS_KILL = 18, WA_SYS_TKILL = 19, WA_SYS_TGKILL = 20,
+	WA_SYS_PIDFD_SEND_SIGNAL = 21,
 };
 
 /* Value of the `traced` map, keyed by tgid. */

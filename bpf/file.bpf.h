@@ -15,6 +15,12 @@
 #define O_TRUNC 01000
 #define WA_WRITE_FLAGS (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 #define WA_SENSITIVE_ANCESTORS 16
+#define O_EXCL 0200
+#define O_NOCTTY 0400
+#define FMODE_WRITE 0x2
+/* open flags the kernel clears from f_flags once the file is open */
+#define WA_OPEN_ONLY_FLAGS (O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
+#define WA_OPEN_HOW_USER 1 /* pending.args[4]: flags/mode came from a user struct open_how */
 
 /* Normalise the open family to (dirfd, path, flags, mode) at entry. */
 static __always_inline void wa_open_enter(int dirfd, __u64 path, __u64 flags, __u64 mode)
@@ -60,23 +66,75 @@ int wa_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
 	wa_open_enter(ctx->args[0], ctx->args[1], how.flags, how.mode);
+	/* open_how is user memory read before the kernel's copy: mark it so the
+	 * exit trusts the opened file over it */
+	struct wa_pending *p = wa_pending_get(WA_K_OPEN);
+	if (p)
+		p->args[4] = WA_OPEN_HOW_USER;
 	return 0;
 }
 
-/* Is the opened file, or one of its ancestors, in the sensitive set? */
+/* Sensitive names under a watched directory: (the directory's identity, a
+ * child's name). A sensitive path that does not exist yet (~/.aws before the
+ * agent creates it) or is replaced (rm -r ~/.ssh; mkdir ~/.ssh) still
+ * matches by name under its parent. Names are compared on their first
+ * WA_SENSITIVE_NAME - 1 bytes. */
+#define WA_SENSITIVE_NAME 64
+#define WA_SENS_SELF 1    /* wa_sensitive value bit: this file or directory is sensitive */
+#define WA_SENS_PARENT 2  /* wa_sensitive value bit: some children are sensitive by name */
+
+struct wa_name_key {
+	struct wa_inode_key parent;
+	char name[WA_SENSITIVE_NAME];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct wa_name_key);
+	__type(value, __u8);
+} wa_sensitive_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wa_name_key);
+} wa_name_scratch SEC(".maps");
+
+static __always_inline bool wa_child_named(const struct wa_inode_key *parent, struct dentry *child)
+{
+	__u32 zero = 0;
+	struct wa_name_key *k = bpf_map_lookup_elem(&wa_name_scratch, &zero);
+	if (!k || !child)
+		return false;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->parent = *parent;
+	bpf_probe_read_kernel_str(k->name, sizeof(k->name), BPF_CORE_READ(child, d_name.name));
+	return bpf_map_lookup_elem(&wa_sensitive_names, k) != NULL;
+}
+
+/* Is the opened file — its own inode, so a hard link matches — or one of its
+ * ancestors in the sensitive set, or named as sensitive under a watched
+ * ancestor? Identities are the kernel's (superblock s_dev, inode number). */
 static __always_inline bool wa_is_sensitive(struct file *f)
 {
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct dentry *child = NULL;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < WA_SENSITIVE_ANCESTORS; i++) {
 		struct wa_inode_key k = {};
 		k.ino = BPF_CORE_READ(d, d_inode, i_ino);
 		k.dev = BPF_CORE_READ(d, d_sb, s_dev);
-		if (bpf_map_lookup_elem(&wa_sensitive, &k))
+		__u8 *v = bpf_map_lookup_elem(&wa_sensitive, &k);
+		if (v && (*v & WA_SENS_SELF))
+			return true;
+		if (v && (*v & WA_SENS_PARENT) && wa_child_named(&k, child))
 			return true;
 		struct dentry *parent = BPF_CORE_READ(d, d_parent);
 		if (parent == d)
 			break;
+		child = d;
 		d = parent;
 	}
 	return false;
@@ -90,13 +148,28 @@ static __always_inline int wa_open_exit(long ret)
 	__u32 oflags = p->args[2];
 	__u32 mode = p->args[3];
 	__u16 type = 0;
+	__u16 flags = 0;
 	struct file *f = NULL;
+	bool how_user = p->args[4] == WA_OPEN_HOW_USER;
 
 	if (ret >= 0)
 		f = wa_fd_file(ret);
-	if (oflags & WA_WRITE_FLAGS)
+	if (f) {
+		/* What the kernel opened, not what the arguments said: access mode and
+		 * status flags from the file, mode from its inode. The create/truncate
+		 * bits are gone from f_flags by now and come from the arguments. */
+		oflags = BPF_CORE_READ(f, f_flags) | (oflags & WA_OPEN_ONLY_FLAGS);
+		mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
+		if ((BPF_CORE_READ(f, f_mode) & FMODE_WRITE) || (oflags & (O_CREAT | O_TRUNC)))
+			type = WA_EV_FILE_WRITE;
+		if (how_user && (oflags & WA_OPEN_ONLY_FLAGS))
+			flags |= WA_F_USER_MEMORY;
+	} else if (oflags & WA_WRITE_FLAGS) {
 		type = WA_EV_FILE_WRITE;
-	else if (f && wa_sensitive_count && wa_is_sensitive(f))
+		if (how_user)
+			flags |= WA_F_USER_MEMORY;
+	}
+	if (!type && f && wa_sensitive_count && wa_is_sensitive(f))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	if (!type) {
 		wa_pending_drop();
@@ -110,7 +183,6 @@ static __always_inline int wa_open_exit(long ret)
 	}
 	struct wa_file *r = (struct wa_file *)s->rec;
 	char *buf = (char *)(r + 1);
-	__u16 flags = 0;
 	__u32 len;
 	wa_fill_hdr(&r->hdr, type, 0);
 	if (f) {
@@ -120,6 +192,7 @@ static __always_inline int wa_open_exit(long ret)
 		len = wa_path_write(s, &fp, buf, &flags);
 	} else {
 		/* a failed open: the path as asked for, anchored at dirfd */
+		flags |= WA_F_USER_MEMORY;
 		len = wa_user_path_write(s, p->args[0], (const char *)p->args[1], buf, &flags);
 	}
 	len &= (WA_PATH_MAX - 1);
@@ -182,7 +255,7 @@ static __always_inline int wa_unlink_exit(long ret)
 	if (!p || !s)
 		return 0;
 	struct wa_file *r = (struct wa_file *)s->rec;
-	__u16 flags = 0;
+	__u16 flags = WA_F_USER_MEMORY; /* the name, read at exit: nothing else holds it */
 	wa_fill_hdr(&r->hdr, WA_EV_FILE_UNLINK, 0);
 	__u32 len = wa_user_path_write(s, p->args[0], (const char *)p->args[1], (char *)(r + 1), &flags);
 	len &= (WA_PATH_MAX - 1);
@@ -232,7 +305,7 @@ static __always_inline int wa_rename_exit(long ret)
 		return 0;
 	struct wa_rename *r = (struct wa_rename *)s->rec;
 	char *buf = (char *)(r + 1);
-	__u16 flags = 0;
+	__u16 flags = WA_F_USER_MEMORY; /* both names, read at exit */
 	wa_fill_hdr(&r->hdr, WA_EV_FILE_RENAME, 0);
 	__u32 olen = wa_user_path_write(s, p->args[0], (const char *)p->args[1], buf, &flags);
 	olen &= (WA_PATH_MAX - 1);

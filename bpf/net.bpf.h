@@ -27,14 +27,70 @@ _Static_assert(__builtin_offsetof(struct wa_connect, peer) == __builtin_offsetof
 _Static_assert(__builtin_offsetof(struct wa_connect, fd) == __builtin_offsetof(struct wa_bind, fd),
 	       "wa_connect.fd/wa_bind.fd differ");
 
+/* The address the kernel used, from the socket itself at exit: the peer for
+ * connect (skc_daddr/skc_dport), the local end for bind (skc_rcv_saddr/
+ * skc_num, so an ephemeral port shows as assigned). False when the socket
+ * holds none (not inet, or a failed call left the port 0). */
+static __always_inline bool wa_sock_addr(int fd, bool peer, struct wa_sockaddr *out)
+{
+	struct socket *sock = wa_fd_socket(fd);
+	if (!sock)
+		return false;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	__u16 port = peer ? bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) : BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (port == 0)
+		return false;
+	out->family = family;
+	out->port = port;
+	/* typed temporaries: BPF_CORE_READ_INTO sizes the read by its destination,
+	 * and an array destination would copy one byte */
+	if (family == AF_INET) {
+		__u32 a4 = peer ? BPF_CORE_READ(sk, __sk_common.skc_daddr) : BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(out->addr, &a4, 4);
+	} else {
+		struct in6_addr a6 = {};
+		if (peer)
+			BPF_CORE_READ_INTO(&a6, sk, __sk_common.skc_v6_daddr);
+		else
+			BPF_CORE_READ_INTO(&a6, sk, __sk_common.skc_v6_rcv_saddr);
+		__builtin_memcpy(out->addr, &a6, 16);
+	}
+	return true;
+}
+
+static __always_inline bool wa_addr_any(const struct wa_sockaddr *a)
+{
+	__u64 w[2];
+	__builtin_memcpy(w, a->addr, 16);
+	return a->family == AF_INET ? (__u32)w[0] == 0 : (w[0] | w[1]) == 0;
+}
+
+static __always_inline bool wa_addr_differs(const struct wa_sockaddr *a, const struct wa_sockaddr *b)
+{
+	__u64 x[2], y[2];
+	__builtin_memcpy(x, a->addr, 16);
+	__builtin_memcpy(y, b->addr, 16);
+	if (a->family != b->family || a->port != b->port)
+		return true;
+	return a->family == AF_INET ? (__u32)x[0] != (__u32)y[0] : (x[0] != y[0] || x[1] != y[1]);
+}
+
 static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 {
 	struct wa_pending *p = wa_pending_get(kind);
 	if (!p)
 		return 0;
-	struct wa_sockaddr addr = {};
+	struct wa_sockaddr kaddr = {}, uaddr = {};
 	int fd = p->args[0];
-	if (wa_read_sockaddr(&addr, (void *)p->args[1], p->args[2]) == 0) {
+	/* The caller's buffer is read only now, after the kernel used its own
+	 * copy: another thread may have rewritten it. The socket says what the
+	 * kernel did; the buffer is the fallback (and flagged) when it cannot. */
+	bool have_k = wa_sock_addr(fd, kind == WA_K_CONNECT, &kaddr);
+	bool have_u = wa_read_sockaddr(&uaddr, (void *)p->args[1], p->args[2]) == 0;
+	if (have_k || have_u) {
 		struct wa_connect *r = wa_reserve(sizeof(*r), type);
 		if (r) {
 			wa_fill_hdr(&r->hdr, type, sizeof(*r));
@@ -42,7 +98,16 @@ static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 			r->sock_type = 0;
 			r->protocol = 0;
 			wa_sock_kind(fd, &r->sock_type, &r->protocol);
-			r->peer = addr;
+			if (have_k) {
+				r->peer = kaddr;
+				/* connect(0.0.0.0) goes to loopback and bind(port 0) gets a port:
+				 * only a specific address and port can be told rewritten */
+				if (!have_u || (uaddr.port && !wa_addr_any(&uaddr) && wa_addr_differs(&kaddr, &uaddr)))
+					r->hdr.flags |= WA_F_ARG_REWRITTEN;
+			} else {
+				r->peer = uaddr;
+				r->hdr.flags |= WA_F_USER_MEMORY;
+			}
 			r->fd = fd;
 			wa_submit(r, type);
 		}
@@ -89,10 +154,15 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 			is_dns = true;
 			peer.family = family;
 			peer.port = dport;
-			if (family == AF_INET)
-				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_daddr);
-			else if (family == AF_INET6)
-				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_v6_daddr);
+			/* typed temporaries: an array destination makes BPF_CORE_READ_INTO copy one byte */
+			if (family == AF_INET) {
+				__u32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+				__builtin_memcpy(peer.addr, &a4, 4);
+			} else if (family == AF_INET6) {
+				struct in6_addr a6 = {};
+				BPF_CORE_READ_INTO(&a6, sk, __sk_common.skc_v6_daddr);
+				__builtin_memcpy(peer.addr, &a6, 16);
+			}
 		}
 	}
 	if (!is_dns || (type == SOCK_RAW && proto != IPPROTO_UDP && proto != 255 /* IPPROTO_RAW */))

@@ -100,15 +100,16 @@ static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *pa
 	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
 }
 
-/* Absolute form of a user-supplied path relative to dirfd (AT_FDCWD = cwd).
+/* Absolute form of a path name relative to dirfd (AT_FDCWD = cwd), the name
+ * in user memory or (kernel = true) in a kernel copy such as struct filename.
  * Absolute inputs are copied as given. Returns the length (no NUL). */
-static __always_inline __u32 wa_user_path_write(struct wa_scratch *s, int dirfd, const char *upath, char *buf,
-						__u16 *flags)
+static __always_inline __u32 wa_name_path_write(struct wa_scratch *s, int dirfd, const char *upath, char *buf,
+						__u16 *flags, bool kernel)
 {
 	char first = 0;
 	__u32 pos = 0;
 
-	if (bpf_probe_read_user(&first, 1, upath)) {
+	if (kernel ? bpf_probe_read_kernel(&first, 1, upath) : bpf_probe_read_user(&first, 1, upath)) {
 		*flags |= WA_F_READ_FAULT;
 		return 0;
 	}
@@ -135,7 +136,8 @@ static __always_inline __u32 wa_user_path_write(struct wa_scratch *s, int dirfd,
 		}
 	}
 	pos &= (WA_PATH_MAX - 1);
-	long r = bpf_probe_read_user_str(&buf[pos], WA_PATH_MAX - pos, upath);
+	long r = kernel ? bpf_probe_read_kernel_str(&buf[pos], WA_PATH_MAX - pos, upath)
+			: bpf_probe_read_user_str(&buf[pos], WA_PATH_MAX - pos, upath);
 	if (r <= 0) {
 		*flags |= WA_F_READ_FAULT;
 		return pos;
@@ -143,6 +145,12 @@ static __always_inline __u32 wa_user_path_write(struct wa_scratch *s, int dirfd,
 	if (pos + r - 1 >= WA_PATH_MAX - 1)
 		*flags |= WA_F_TRUNC_PATH;
 	return pos + r - 1;
+}
+
+static __always_inline __u32 wa_user_path_write(struct wa_scratch *s, int dirfd, const char *upath, char *buf,
+						__u16 *flags)
+{
+	return wa_name_path_write(s, dirfd, upath, buf, flags, false);
 }
 
 #endif

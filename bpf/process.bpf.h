@@ -101,6 +101,10 @@ int BPF_PROG(wa_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	struct path exe = {};
 	BPF_CORE_READ_INTO(&exe, bprm, file, f_path);
+	/* no name in any directory: memfd_create, O_TMPFILE or a deleted file, so
+	 * nothing on disk is what ran (fileless exec) */
+	if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0)
+		flags |= WA_F_FILELESS;
 	if (off > WA_FILENAME_MAX + WA_ARGV_MAX + WA_PATH_MAX)
 		off = WA_FILENAME_MAX + WA_ARGV_MAX + WA_PATH_MAX;
 	__u32 xlen = wa_path_write(s, &exe, &data[off], &flags);

@@ -9,5 +9,8 @@
 #include "net.bpf.h"
 #include "file.bpf.h"
 #include "security.bpf.h"
+#include "boundary.bpf.h"
+#include "io_uring.bpf.h"
+#include "identity.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

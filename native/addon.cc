@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "batcher.h"
@@ -16,7 +17,10 @@
 namespace {
 
 const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect", "dns", "file_write", "file_unlink",
-                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
+                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind",
+                                      /* 14..23: the boundary */
+                                      "kill", "io_uring", "link", "symlink", "chmod", "memfd", "module", "bpf",
+                                      "mount", "namespace"};
 
 struct BatchMsg {
   WaBatch batch;
@@ -59,6 +63,8 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("setTraceAll", &Sensor::SetTraceAll),
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
+                           InstanceMethod("addSensitiveName", &Sensor::AddSensitiveName),
+                           InstanceMethod("kernelIdentities", &Sensor::KernelIdentities),
                            InstanceMethod("stats", &Sensor::Stats),
                            InstanceMethod("close", &Sensor::Close),
                        });
@@ -192,6 +198,37 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     int rc = wa_loader_add_sensitive(loader_, info[0].As<Napi::Number>().Uint32Value(), ino);
     if (rc) throw Napi::Error::New(info.Env(), std::string("addSensitive: ") + strerror(-rc));
     return info.Env().Undefined();
+  }
+
+  // addSensitiveName(parentKernelDev: number, parentInode: bigint, name: string)
+  Napi::Value AddSensitiveName(const Napi::CallbackInfo& info) {
+    Check(info);
+    bool lossless = true;
+    uint64_t ino = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(&lossless)
+                                      : uint64_t(info[1].As<Napi::Number>().Int64Value());
+    std::string name = info[2].As<Napi::String>().Utf8Value();
+    int rc = wa_loader_add_sensitive_name(loader_, info[0].As<Napi::Number>().Uint32Value(), ino, name.c_str());
+    if (rc) throw Napi::Error::New(info.Env(), std::string("addSensitiveName: ") + strerror(-rc));
+    return info.Env().Undefined();
+  }
+
+  // kernelIdentities(): [{ fd, dev, ino: bigint }] for this process's fds, from the kernel
+  Napi::Value KernelIdentities(const Napi::CallbackInfo& info) {
+    Check(info);
+    Napi::Env env = info.Env();
+    std::vector<wa_identity> rows(4096);
+    int n = wa_loader_kernel_identities(loader_, rows.data(), int(rows.size()));
+    if (n < 0) throw Napi::Error::New(env, std::string("kernelIdentities: ") + strerror(-n));
+    int m = n < int(rows.size()) ? n : int(rows.size());
+    auto arr = Napi::Array::New(env, m);
+    for (int i = 0; i < m; i++) {
+      auto o = Napi::Object::New(env);
+      o.Set("fd", Napi::Number::New(env, rows[i].fd));
+      o.Set("dev", Napi::Number::New(env, rows[i].dev));
+      o.Set("ino", Napi::BigInt::New(env, rows[i].ino));
+      arr[uint32_t(i)] = o;
+    }
+    return arr;
   }
 
   Napi::Value ClearSensitive(const Napi::CallbackInfo& info) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 #include "loader.h"
 #include "witness.skel.h"
 
@@ -66,6 +67,59 @@ static void reason_from_log(struct wa_prog_status *st, const char *log)
 		n = sizeof(st->reason) - 1;
 	if (n > 0)
 		snprintf(st->reason, sizeof(st->reason), "%.*s", n, start);
+}
+
+/* Programs on a tracepoint that only some kernels have, each with an
+ * alternative on the others (io_uring_submit_sqe became io_uring_submit_req
+ * in 6.3). The one whose tracepoint this kernel lacks is not loaded at all:
+ * left in, it would fail the whole-object load and send every start down
+ * the slow one-by-one path. */
+static const struct { const char *prog, *tracepoint; } optional_tp[] = {
+	{ "wa_io_uring_submit", "io_uring_submit_req" },
+	{ "wa_io_uring_submit_sqe", "io_uring_submit_sqe" },
+};
+#define N_OPTIONAL_TP (sizeof(optional_tp) / sizeof(optional_tp[0]))
+
+/* 1 when this kernel has the io_uring tracepoint: tracefs says so in
+ * microseconds; only without tracefs is the kernel's BTF parsed (~45 ms) for
+ * its typedef btf_trace_NAME. */
+static int kernel_has_tracepoint(struct btf **vmlinux, const char *tp)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing/events/io_uring", "/sys/kernel/debug/tracing/events/io_uring" };
+	char path[256];
+	for (int i = 0; i < 2; i++) {
+		if (access(roots[i], F_OK))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", roots[i], tp);
+		return access(path, F_OK) == 0;
+	}
+	if (!*vmlinux)
+		*vmlinux = btf__load_vmlinux_btf();
+	snprintf(path, sizeof(path), "btf_trace_%s", tp);
+	return *vmlinux && btf__find_by_name_kind(*vmlinux, path, BTF_KIND_TYPEDEF) > 0;
+}
+
+/* marks optional programs whose tracepoint is missing: not loaded, with why */
+static void skip_absent_tracepoints(struct wa_loader *l, struct witness_bpf *s)
+{
+	struct btf *vmlinux = NULL;
+	for (size_t k = 0; k < N_OPTIONAL_TP; k++) {
+		if (kernel_has_tracepoint(&vmlinux, optional_tp[k].tracepoint))
+			continue;
+		for (int i = 0; i < l->nprogs; i++) {
+			if (strcmp(l->progs[i].name, optional_tp[k].prog))
+				continue;
+			struct bpf_program *p = bpf_object__find_program_by_name(s->obj, optional_tp[k].prog);
+			if (p)
+				bpf_program__set_autoload(p, false);
+			l->progs[i].skipped = 1;
+			l->progs[i].error = -ENOENT;
+			snprintf(l->progs[i].reason, sizeof(l->progs[i].reason),
+				 "this kernel has no tracepoint %s (an alternative program covers it)",
+				 optional_tp[k].tracepoint);
+		}
+	}
+	btf__free(vmlinux); /* NULL-safe */
 }
 
 static struct witness_bpf *open_skel(const struct wa_loader_opts *o)
@@ -148,6 +202,7 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 	/* Without a buffer of ours, a failing program makes libbpf retry with a log
 	 * that it doubles on every ENOSPC: a 1M-instruction rejection is then
 	 * verified again and again. Reasons come from probe_one anyway. */
+	skip_absent_tracepoints(l, l->skel);
 	char *full_load_log = calloc(1, 4096);
 	if (full_load_log)
 		bpf_object__for_each_program(p, l->skel->obj)
@@ -158,7 +213,8 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 		/* Slow path: find the culprits one by one, then load without them. */
 		witness_bpf__destroy(l->skel);
 		for (int i = 0; i < l->nprogs; i++)
-			probe_one(&o, l->progs[i].name, &l->progs[i]);
+			if (!l->progs[i].skipped)
+				probe_one(&o, l->progs[i].name, &l->progs[i]);
 		l->skel = open_skel(&o);
 		if (!l->skel) {
 			rc = -errno;
@@ -179,7 +235,7 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 		}
 	} else {
 		for (int i = 0; i < l->nprogs; i++)
-			l->progs[i].loaded = 1;
+			l->progs[i].loaded = !l->progs[i].skipped;
 	}
 
 	l->skel->bss->wa_self_tgid = getpid();
@@ -256,25 +312,85 @@ struct wa_inode_key_u {
 	uint32_t pad;
 };
 
-int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+/* OR `bits` into an identity's value (file.bpf.h: 1 = sensitive itself,
+ * 2 = has sensitive children by name); -E2BIG when the map is full. */
+static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits)
 {
 	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
-	uint8_t one = 1;
-	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &one, 1, BPF_ANY);
+	uint8_t v = 0;
+	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, 0);
+	v |= bits;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, BPF_ANY);
 	if (!rc)
 		l->skel->bss->wa_sensitive_count++;
 	return rc;
 }
 
+int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+{
+	return sensitive_set_bits(l, kdev, ino, 1);
+}
+
+int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint64_t parent_ino, const char *name)
+{
+	struct {
+		struct wa_inode_key_u parent;
+		char name[64]; /* WA_SENSITIVE_NAME in file.bpf.h */
+	} k;
+	memset(&k, 0, sizeof(k));
+	k.parent.ino = parent_ino;
+	k.parent.dev = parent_kdev;
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	uint8_t one = 1;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive_names, &k, sizeof(k), &one, 1, BPF_ANY);
+	return rc ? rc : sensitive_set_bits(l, parent_kdev, parent_ino, 2);
+}
+
+static void clear_map(int fd, size_t key_size)
+{
+	char k[256], next[256];
+	if (key_size > sizeof(k))
+		return;
+	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
+		memcpy(k, next, key_size);
+		bpf_map_delete_elem(fd, k);
+	}
+}
+
 void wa_loader_clear_sensitive(struct wa_loader *l)
 {
-	struct wa_inode_key_u k, next;
-	int fd = bpf_map__fd(l->skel->maps.wa_sensitive);
 	l->skel->bss->wa_sensitive_count = 0;
-	while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
-		k = next;
-		bpf_map_delete_elem(fd, &k);
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive), sizeof(struct wa_inode_key_u));
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
+}
+
+int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max)
+{
+	int idx = -1;
+	for (int i = 0; i < l->nprogs; i++)
+		if (!strcmp(l->progs[i].name, "wa_identity_iter"))
+			idx = i;
+	if (idx < 0 || !l->links[idx])
+		return -ENOTSUP;
+	int fd = bpf_iter_create(bpf_link__fd(l->links[idx]));
+	if (fd < 0)
+		return -errno;
+	int n = 0;
+	for (;;) {
+		struct wa_identity row;
+		ssize_t got = read(fd, &row, sizeof(row));
+		if (got == 0)
+			break;
+		if (got != (ssize_t)sizeof(row)) {
+			n = got < 0 ? -errno : -EIO;
+			break;
+		}
+		if (n < max)
+			rows[n] = row;
+		n++;
 	}
+	close(fd);
+	return n;
 }
 
 int wa_loader_poll(struct wa_loader *l, int timeout_ms)

@@ -28,6 +28,7 @@ struct wa_prog_status {
 	char name[64];
 	char section[96];
 	int loaded;             /* verifier accepted it */
+	int skipped;            /* not tried: its tracepoint is absent here (an alternative covers it) */
 	int attached;
 	int error;              /* -errno of the failing step, 0 when fine */
 	char reason[192];       /* last verifier/attach message */
@@ -52,6 +53,18 @@ void wa_loader_set_trace_all(struct wa_loader *l, int on);
 /* sensitive set: kernel dev_t (MKDEV(major, minor) = major << 20 | minor) + inode */
 int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino);
 void wa_loader_clear_sensitive(struct wa_loader *l);
+/* a sensitive name under a directory: matches whatever inode holds that name later */
+int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint64_t parent_ino, const char *name);
+
+/* The kernel's identity of each of this process's open fds (bpf/identity.bpf.h:
+ * the dentry's superblock s_dev and inode, as the sensitive match computes them). */
+struct wa_identity {
+	uint32_t fd;
+	uint32_t dev;
+	uint64_t ino;
+};
+/* fills up to max rows; returns the number of fds seen, or -errno (-ENOTSUP without the iterator) */
+int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max);
 
 /* Waits up to timeout_ms, then drains whatever is there (BPF_RB_NO_WAKEUP
  * records never wake us, so a timeout must still consume). Returns records

@@ -54,6 +54,10 @@ static size_t fixed_size(uint16_t type)
 	case WA_EV_SETGID: return sizeof(struct wa_setid);
 	case WA_EV_PTRACE: return sizeof(struct wa_ptrace);
 	case WA_EV_BIND: return sizeof(struct wa_bind);
+	case WA_EV_KILL: return sizeof(struct wa_kill);
+	case WA_EV_IO_URING: return sizeof(struct wa_io_uring);
+	case WA_EV_LINK: case WA_EV_SYMLINK: case WA_EV_CHMOD: case WA_EV_MEMFD: case WA_EV_MODULE:
+	case WA_EV_BPF: case WA_EV_MOUNT: case WA_EV_NAMESPACE: return sizeof(struct wa_sysop);
 	default: return 0;
 	}
 }
@@ -79,6 +83,15 @@ static size_t declared_size(const struct wa_hdr *h)
 	case WA_EV_FILE_RENAME: {
 		const struct wa_rename *r = (const void *)h;
 		return sizeof(*r) + r->old_len + r->new_len;
+	}
+	case WA_EV_IO_URING: {
+		const struct wa_io_uring *u = (const void *)h;
+		return sizeof(*u) + u->path_len + u->path2_len;
+	}
+	case WA_EV_LINK: case WA_EV_SYMLINK: case WA_EV_CHMOD: case WA_EV_MEMFD: case WA_EV_MODULE:
+	case WA_EV_BPF: case WA_EV_MOUNT: case WA_EV_NAMESPACE: {
+		const struct wa_sysop *o = (const void *)h;
+		return sizeof(*o) + o->path_len + o->path2_len;
 	}
 	default: return fixed_size(h->type);
 	}

@@ -69,6 +69,11 @@ int t_listen_on(int family, const char *addr, int *port);
 int t_sc_files(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_sensitive(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_scope(struct wa_loader *l, char *detail, size_t dlen);
+/* scenarios and actions in tester_boundary.c; t_boundary_act returns -1 for an action not its own */
+int t_sc_io_uring(struct wa_loader *l, char *detail, size_t dlen);
+int t_sc_kill_outside(struct wa_loader *l, char *detail, size_t dlen);
+int t_sc_chmod_setuid(struct wa_loader *l, char *detail, size_t dlen);
+int t_boundary_act(int argc, char **argv);
 
 /* Scenario bodies: FAILF fills `detail` and fails; RUN runs an action or fails. */
 #define FAILF(...) do { snprintf(detail, dlen, __VA_ARGS__); return 0; } while (0)

@@ -262,6 +262,9 @@ int t_act_main(int argc, char **argv)
 		return act_bind(atoi(argv[1]));
 	if (!strcmp(a, "mix") && argc == 4)
 		return act_mix(argv[1], argv[2], atoi(argv[3]));
+	int b = argc > 0 ? t_boundary_act(argc, argv) : -1;
+	if (b >= 0)
+		return b;
 	fprintf(stderr, "witness-tester: unknown action %s\n", a);
 	return 2;
 }

@@ -344,6 +344,9 @@ const struct t_scenario t_scenarios[] = {
 	{ "ptrace_attach", sc_ptrace },
 	{ "bind", sc_bind },
 	{ "untraced_scope", t_sc_scope },
+	{ "io_uring_openat", t_sc_io_uring },
+	{ "kill_outside_tree", t_sc_kill_outside },
+	{ "chmod_setuid", t_sc_chmod_setuid },
 	{ "wire_clean", sc_wire_clean },
 	{ NULL, NULL },
 };

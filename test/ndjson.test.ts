@@ -48,6 +48,20 @@ const RECORDS: Record<string, Uint8Array> = {
   ptrace: record('wa_ptrace', {}, { ret: 0, target_pid: 99, request: 16n }),
   ptraceOdd: record('wa_ptrace', {}, { ret: -1, target_pid: 99, request: -5n }),
   bind: record('wa_bind', {}, { ret: 0, sock_type: 3, protocol: 255, fd: 5, local: sockaddr(10, 0, []) }),
+  // the boundary
+  killGenerated: record('wa_kill', {}, { ret: 0, sig: 9, target_pid: 77, target_tid: 77, code: 0, syscall: 0, source: C.WA_KILL_GENERATED! }),
+  killDenied: record('wa_kill', {}, { ret: -1, sig: 15, target_pid: -1, target_tid: 0, code: 0, syscall: C.WA_SYS_KILL!, source: C.WA_KILL_SYSCALL! }),
+  ioUringOpen: record('wa_io_uring', {}, { fd: -100, op_flags: 0o100, opcode: 18, sq_thread: 0, path_len: 6, path2_len: 0 }, ['/x/key']),
+  ioUringConnect: record('wa_io_uring', { flags: C.WA_F_USER_MEMORY }, { fd: 3, opcode: 16, peer: sockaddr(2, 80, [127, 0, 0, 1]) }),
+  ioUringRename: record('wa_io_uring', {}, { fd: -100, opcode: 35, path_len: 2, path2_len: 2 }, ['/a', '/b']),
+  link: record('wa_sysop', { type: C.WA_EV_LINK, flags: C.WA_F_USER_MEMORY }, { ret: 0, syscall: C.WA_SYS_LINKAT!, path_len: 2, path2_len: 2 }, ['/a', '/b']),
+  symlink: record('wa_sysop', { type: C.WA_EV_SYMLINK, flags: C.WA_F_USER_MEMORY }, { ret: 0, syscall: C.WA_SYS_SYMLINK!, path_len: 1, path2_len: 2 }, ['a', '/b']),
+  chmod: record('wa_sysop', { type: C.WA_EV_CHMOD }, { ret: 0, syscall: C.WA_SYS_FCHMOD!, path_len: 2, args: [0o4755, 0o104755, 3, 0] }, ['/a']),
+  memfd: record('wa_sysop', { type: C.WA_EV_MEMFD, flags: C.WA_F_USER_MEMORY }, { ret: 4, syscall: C.WA_SYS_MEMFD_CREATE!, path_len: 1, args: [1, 0, 0, 0] }, ['x']),
+  module: record('wa_sysop', { type: C.WA_EV_MODULE }, { ret: -1, syscall: C.WA_SYS_FINIT_MODULE!, path_len: 4, args: [0, 0, 3, 0] }, ['/m.o']),
+  bpf: record('wa_sysop', { type: C.WA_EV_BPF }, { ret: 5, syscall: C.WA_SYS_BPF!, args: [5, 1, 0, 0] }),
+  mount: record('wa_sysop', { type: C.WA_EV_MOUNT, flags: C.WA_F_USER_MEMORY }, { ret: -1, syscall: C.WA_SYS_MOUNT!, path_len: 5, path2_len: 4, args: [0, 0, 0, 0] }, ['tmpfs', '/mnt']),
+  namespace: record('wa_sysop', { type: C.WA_EV_NAMESPACE }, { ret: 0, syscall: C.WA_SYS_UNSHARE!, args: [0x40020000, 0, 0, 0] }),
 };
 
 describe('toEnvelope', () => {

@@ -13,7 +13,8 @@ import type { PulseOptionsInput } from '../pulse/options.js';
 import { loadManifest } from '../manifest/load.js';
 import { manifestSensitivePaths } from '../manifest/sensitive.js';
 import { heartbeat } from '../sensor/heartbeat.js';
-import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from '../sensor/sensitive.js';
+import { DEFAULT_SENSITIVE, expandHome } from '../sensor/sensitive.js';
+import { registerSensitive } from '../sensor/sensitive-set.js';
 import { loadNative } from '../sensor/native.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
@@ -159,6 +160,8 @@ export class WitnessDaemon {
         'witness.probes.attached': caps.filter((p) => p.attached).map((p) => p.name),
         'witness.probes.missing': caps.filter((p) => !p.attached).map((p) => p.name),
         'witness.sensitive.skipped': this.sensor.sensitiveSkipped,
+        'witness.sensitive.refused': this.sensor.sensitive.refused,
+        'witness.sensitive.identity': this.sensor.sensitive.identity,
       },
     };
     this.pipeline.emit(env);
@@ -227,10 +230,9 @@ export class WitnessDaemon {
    * two goes unreported, which a reload accepts.
    */
   private refreshSensitive(): void {
-    const { entries, skipped } = resolveSensitive(expandHome(sensitivePathsFor(this.config)));
     this.sensor.native.clearSensitive();
-    for (const e of entries) this.sensor.native.addSensitive(e.kernelDev, e.inode);
-    if (skipped.length > 0) log.info({ skipped }, 'sensitive paths absent at reload');
+    const reg = registerSensitive(this.sensor.native, expandHome(sensitivePathsFor(this.config)));
+    if (reg.skipped.length > 0) log.info({ skipped: reg.skipped }, 'sensitive paths absent at reload');
   }
 
   /** SIGHUP: re-read the manifest through the enricher; a bad manifest keeps the old one. */

@@ -16,6 +16,17 @@ export const SENSOR_EVENT_NAMES = [
   'security.ptrace',
   'security.bind',
   'sensor.heartbeat',
+  // the boundary (docs/ndjson.md)
+  'security.kill',
+  'security.io_uring',
+  'security.link',
+  'security.symlink',
+  'security.chmod',
+  'security.memfd',
+  'security.module',
+  'security.bpf',
+  'security.mount',
+  'security.namespace',
 ] as const;
 
 export type SensorEventName = (typeof SENSOR_EVENT_NAMES)[number];
@@ -29,6 +40,11 @@ export const CONTROL_EVENT_NAMES = [
   'finding.unattributed_process',
   'finding.undeclared_egress',
   'finding.sensitive_read',
+  // the boundary (docs/manifest.md)
+  'finding.io_uring',
+  'finding.sensitive_link',
+  'finding.chmod',
+  'finding.fileless_exec',
   'scope.open',
   'scope.close',
   'pulse.alert',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RFC3339_NS } from './envelope.js';
+import { boundarySchemas, userMemoryKey } from './schemas-boundary.js';
 
 /**
  * Attribute shapes of the sensor's NDJSON events (docs/ndjson.md is the
@@ -12,6 +13,8 @@ import { RFC3339_NS } from './envelope.js';
 /** hdr.flags bits in bit order (bit 0 first); unknown bits appear as `bit_N`. */
 export const WITNESS_FLAG_NAMES = [
   'argv_truncated', 'path_truncated', 'payload_truncated', 'filename_truncated', 'read_fault', 'relative_path',
+  // the boundary (bits 6..8)
+  'user_memory', 'fileless_exec', 'arg_rewritten',
 ] as const;
 
 export const NETWORK_TRANSPORTS = ['tcp', 'udp', 'raw', 'unknown'] as const;
@@ -60,6 +63,7 @@ const common = {
   'process.command': z.string().max(64),
   'process.linux.cgroup': decimal,
   'witness.flags': z.array(z.union([z.enum(WITNESS_FLAG_NAMES), z.string().regex(/^bit_\d+$/)])).min(1).optional(),
+  ...userMemoryKey,
   ...attributionKeys(),
 };
 
@@ -179,6 +183,7 @@ export const sensorAttributeSchemas = {
   'security.setgid': setidAttributes,
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
+  ...boundarySchemas(common),
 } as const;
 
 export type DecodedEventName = keyof typeof sensorAttributeSchemas;
@@ -194,6 +199,9 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('process.exec'), variant('process.exit'), variant('network.connect'), variant('dns.query'),
   variant('file.write'), variant('file.read_sensitive'), variant('file.unlink'), variant('file.rename'),
   variant('security.setuid'), variant('security.setgid'), variant('security.ptrace'), variant('security.bind'),
+  variant('security.kill'), variant('security.io_uring'), variant('security.link'), variant('security.symlink'),
+  variant('security.chmod'), variant('security.memfd'), variant('security.module'), variant('security.bpf'),
+  variant('security.mount'), variant('security.namespace'),
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;
@@ -223,6 +231,11 @@ export const findingAttributeSchemas = {
     'witness.result': result,
   }).strict(),
   'finding.sensitive_read': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.result': result }).strict(),
+  // the boundary (src/identity/boundary-findings.ts)
+  'finding.io_uring': z.object({ ...findingCommon, 'witness.io_uring.opcode': z.string() }).strict(),
+  'finding.sensitive_link': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.link.target': z.string(), 'witness.result': result }).strict(),
+  'finding.chmod': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.chmod.mode': z.string().regex(/^[0-7]{4}$/), 'witness.result': result }).strict(),
+  'finding.fileless_exec': z.object({ ...findingCommon }).strict(),
 } as const;
 
 /** scope.open / scope.close (src/scope/events.ts). */
@@ -243,6 +256,8 @@ function findingVariant<N extends keyof typeof findingAttributeSchemas>(name: N)
 
 export const findingEnvelopeSchema = z.discriminatedUnion('event', [
   findingVariant('finding.unattributed_process'), findingVariant('finding.undeclared_egress'), findingVariant('finding.sensitive_read'),
+  findingVariant('finding.io_uring'), findingVariant('finding.sensitive_link'), findingVariant('finding.chmod'),
+  findingVariant('finding.fileless_exec'),
 ]);
 
 export const scopeEnvelopeSchema = z.object({

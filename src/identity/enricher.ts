@@ -10,6 +10,7 @@ import type { Enricher } from '../pipeline/types.js';
 import { ScopeRegistry, scopeAttributes, type Scope } from '../scope/registry.js';
 import type { BootClock } from '../sensor/ndjson.js';
 import type { SensorEvent } from '../sensor/types.js';
+import { BoundaryFindings } from './boundary-findings.js';
 import { CgroupResolver } from './cgroup.js';
 import { ExecutableHasher } from './exe-hash.js';
 import { ProcessTable, type ProcessInfo } from './process-table.js';
@@ -58,6 +59,7 @@ export class AttributionEnricher implements Enricher {
   private sensitive: SensitiveReadPolicy | null = null;
   private readonly store: AttributionStore | null;
   private readonly egressSeen = new Map<string, number>();
+  private boundary: BoundaryFindings | null = null;
   private readonly egressDedupMs: number;
   private events = 0;
 
@@ -131,6 +133,7 @@ export class AttributionEnricher implements Enricher {
     this.matcher = manifest ? new AgentMatcher(manifest) : null;
     this.egress = manifest ? egress ?? new EgressPolicy(manifest, this.opts.resolver) : null;
     this.sensitive = manifest ? new SensitiveReadPolicy(manifest, this.opts.homes) : null;
+    this.boundary = manifest ? new BoundaryFindings(manifest, this.opts.homes) : null;
   }
 
   enrich(ev: SensorEvent, env: Envelope | null): Envelope[] {
@@ -232,6 +235,8 @@ export class AttributionEnricher implements Enricher {
     if (ev.kind === 'dns' && info.agent !== UNATTRIBUTED) {
       for (const q of ev.dns.ok ? ev.dns.questions : []) void this.egress!.noteQuery(info.agent, q.name);
     }
+    const b = this.boundary?.check(ev, info.agent);
+    if (b) out.push(finding(b.name, env, info, scope, b.attrs));
     if (ev.kind === 'file_read_sensitive' && !this.sensitive!.allows(info.agent, ev.path)) {
       out.push(finding('finding.sensitive_read', env, info, scope, {
         'file.path': ev.path,

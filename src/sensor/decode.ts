@@ -1,4 +1,5 @@
 import { WitnessError } from '../errors.js';
+import { decodeBoundary, isBoundaryType } from './decode-boundary.js';
 import { parseDnsPayload } from './dns.js';
 import { LAYOUT as L } from './layout.js';
 import { addressText, argvList, comm, setTextBatch, utf8 } from './text.js';
@@ -170,7 +171,11 @@ function decodeRecord(type: number, o: number, len: number): SensorEvent | null 
     case L.WA_EV_SETGID: return setid('setgid', o, len);
     case L.WA_EV_PTRACE: return ptrace(o, len);
     case L.WA_EV_BIND: return bind(o, len);
-    default: return fail('wa_hdr.type', `unknown record type ${type}`);
+    default: {
+      if (!isBoundaryType(type)) return fail('wa_hdr.type', `unknown record type ${type}`);
+      const r = decodeBoundary(type, dv, o, len);
+      return 'kind' in r ? r : fail(r.field, r.reason);
+    }
   }
 }
 

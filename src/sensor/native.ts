@@ -45,6 +45,10 @@ export interface NativeSensor {
   setTraceAll(on: boolean): void;
   addSensitive(kernelDev: number, inode: bigint): void;
   clearSensitive(): void;
+  /** a sensitive name under a directory (its kernel identity): matches whatever inode later holds the name */
+  addSensitiveName(parentKernelDev: number, parentInode: bigint, name: string): void;
+  /** the kernel's (s_dev, inode) of each fd of this process; throws when the iterator is unavailable */
+  kernelIdentities(): { fd: number; dev: number; ino: bigint }[];
   stats(): NativeStats;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { Attributes, Envelope } from '../events/envelope.js';
 import { WITNESS_FLAG_NAMES } from '../events/schemas.js';
 import type { EventName } from '../events/names.js';
+import { boundaryAttrs, userMemoryFields } from './ndjson-boundary.js';
 import type { BindEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
 
 /**
@@ -142,6 +143,10 @@ export function eventTime(epochNs: bigint): string {
 
 function envelope(ev: EventHeader, clock: BootClock, event: EventName, attributes: Attributes): Envelope {
   if (ev.flags !== 0) attributes['witness.flags'] = witnessFlagNames(ev.flags);
+  if (ev.flags !== 0 || event === 'dns.query') {
+    const um = userMemoryFields(event, ev.flags, typeof attributes['witness.result'] === 'number' ? attributes['witness.result'] : 0);
+    if (um !== null) attributes['witness.user_memory'] = um;
+  }
   return { time: eventTime(ev.tsBootNs + clock.bootToEpochNs), event, attributes };
 }
 
@@ -163,6 +168,10 @@ export function toEnvelope(ev: SensorEvent, clock: BootClock): Envelope | null {
     case 'setgid': return envelope(ev, clock, 'security.setgid', setidAttrs(ev));
     case 'ptrace': return envelope(ev, clock, 'security.ptrace', ptraceAttrs(ev));
     case 'bind': return envelope(ev, clock, 'security.bind', bindAttrs(ev));
+    default: {
+      const [name, attrs] = boundaryAttrs(ev);
+      return envelope(ev, clock, name, attrs);
+    }
   }
 }
 

@@ -4,7 +4,8 @@ import { decodeBatch } from './decode.js';
 import { checkBtf, checkPrivileges, ensureTracefs } from './host.js';
 import { loadNative, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
 import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
-import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from './sensitive.js';
+import { DEFAULT_SENSITIVE, expandHome } from './sensitive.js';
+import { registerSensitive, type SensitiveRegistration } from './sensitive-set.js';
 import type { SensorEvent } from './types.js';
 
 export interface SensorOptions {
@@ -38,13 +39,17 @@ export const CORE_PROGRAMS = ['wa_fork', 'wa_exec', 'wa_exit'];
  */
 export class WitnessSensor {
   readonly clock: BootClock;
+  /** configured sensitive paths not watched: neither they nor their parent exist */
   readonly sensitiveSkipped: string[];
+  /** how the sensitive set was registered: counts, refused entries (the kernel cap), identity source */
+  readonly sensitive: SensitiveRegistration;
   private decoded = 0;
   private decodeErrors = 0;
 
-  private constructor(readonly native: NativeSensor, readonly module: NativeModule, sensitiveSkipped: string[]) {
+  private constructor(readonly native: NativeSensor, readonly module: NativeModule, sensitive: SensitiveRegistration) {
     this.clock = { bootToEpochNs: bootToEpochOffsetNs(module.clockOffsets()) };
-    this.sensitiveSkipped = sensitiveSkipped;
+    this.sensitive = sensitive;
+    this.sensitiveSkipped = sensitive.skipped;
   }
 
   static open(opts: SensorOptions): WitnessSensor {
@@ -78,9 +83,8 @@ export class WitnessSensor {
       throw new WitnessError('E_KERNEL',
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
-    const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
-    for (const e of entries) native.addSensitive(e.kernelDev, e.inode);
-    self = new WitnessSensor(native, mod, skipped);
+    const reg = registerSensitive(native, expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
+    self = new WitnessSensor(native, mod, reg);
     if (opts.autoStart !== false) native.start();
     return self;
   }

@@ -1,4 +1,6 @@
 import type { DnsParseResult } from './dns.js';
+import type { BoundaryEvent } from './boundary-types.js';
+import { BOUNDARY_KIND_NAMES } from './boundary-types.js';
 import { LAYOUT as L } from './layout.js';
 
 /**
@@ -162,7 +164,8 @@ export type SensorEvent =
   | RenameEvent
   | SetidEvent
   | PtraceEvent
-  | BindEvent;
+  | BindEvent
+  | BoundaryEvent;
 
 export type SensorEventKind = SensorEvent['kind'];
 
@@ -172,6 +175,7 @@ export const RECORD_KIND_NAMES: Record<number, SensorEventKind> = {
   [L.WA_EV_DNS]: 'dns', [L.WA_EV_FILE_WRITE]: 'file_write', [L.WA_EV_FILE_UNLINK]: 'file_unlink',
   [L.WA_EV_FILE_RENAME]: 'file_rename', [L.WA_EV_FILE_READ_SENSITIVE]: 'file_read_sensitive',
   [L.WA_EV_SETUID]: 'setuid', [L.WA_EV_SETGID]: 'setgid', [L.WA_EV_PTRACE]: 'ptrace', [L.WA_EV_BIND]: 'bind',
+  ...BOUNDARY_KIND_NAMES,
 };
 
 /** enum wa_send_syscall */

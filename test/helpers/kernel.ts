@@ -44,11 +44,12 @@ export class SensorHarness {
   private readonly byRoot = new Map<number, SensorEvent[]>();
   private readonly exitWaiters = new Map<number, () => void>();
 
-  constructor() {
+  constructor(opts: { sensitivePaths?: string[] } = {}) {
     this.sensor = WitnessSensor.open({
       onEvent: (ev) => this.onEvent(ev),
       onDecodeError: (e) => this.decodeErrors.push(e.message),
       maxLatencyMs: 5,
+      ...(opts.sensitivePaths !== undefined && { sensitivePaths: opts.sensitivePaths }),
     });
   }
 
