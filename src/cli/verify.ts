@@ -1,5 +1,6 @@
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
+import { findLocalHostKey } from '../ledger/local-key.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
@@ -44,8 +45,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!target) { process.stderr.write(USAGE); return 2; }
   if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
+  const local = pubkeyPath ? null : findLocalHostKey(target);
   if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);
-  else process.stderr.write('WARNING: SIGNER UNPINNED: no --pubkey given; signatures are checked only against the key the ledger itself names, which proves integrity, not authorship.\n');
+  else if (local) {
+    opts.pinned = local.key;
+    process.stderr.write(`verify: pinned ${local.publicPath} (key ${local.keyId.slice(0, 16)}), the host key of the state dir ${local.stateDir}; --pubkey FILE pins another\n`);
+  } else process.stderr.write('WARNING: SIGNER UNPINNED: no --pubkey given; signatures are checked only against the key the ledger itself names, which proves integrity, not authorship.\n');
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
   const report = await verifyPath(target, opts);
