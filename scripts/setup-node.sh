@@ -131,7 +131,7 @@ main() {
     source "$ROOT/scripts/node-env.sh" --no-check
   fi
   node_ok || die "no supported Node after setup: $(node "$ROOT/scripts/node-info.cjs" check 2>&1 || true)"
-  npm_ok || { install_pinned_npm; hash -r; }
+  npm_ok || { install_pinned_npm; source "$ROOT/scripts/node-env.sh" --no-check; }
   npm_ok || die "npm does not run on $(command -v node)"
   log "node $(node --version) ($(command -v node)), headers in $(node "$ROOT/scripts/node-info.cjs" nodedir)/include/node, npm $(npm --version) ($(command -v npm))"
 }

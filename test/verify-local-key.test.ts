@@ -38,12 +38,24 @@ describe('verify pins the state dir\'s own host key by default', () => {
     }
   });
 
-  it('a session re-signed by another key in the same state dir is MISMATCH (unpinned it would verify)', async () => {
+  it('a session signed by another key in the same state dir is not pinned: the warning names the host key', async () => {
     const { stateDir } = await stateWithHostKey();
-    const forged = await writeSession({ stateDir, signKey: newKey() }, 10);
-    const r = await cli([forged]);
+    const other = await writeSession({ stateDir, signKey: newKey() }, 10);
+    for (const target of [other, stateDir]) {
+      const r = await cli([target]);
+      expect(r.err).toContain(`not every signature is by this state dir's host key ${path.join(fs.realpathSync(stateDir), 'keys', 'host.pub')}`);
+      expect(r.err).not.toMatch(/verify: pinned/);
+      expect(r.out).toMatch(/SIGNER UNPINNED/);
+    }
+  });
+
+  it('a tampered session of the host key is MISMATCH, not rescued by the unpinned retry', async () => {
+    const { session } = await stateWithHostKey();
+    const events = path.join(session, 'events.ndjson');
+    fs.writeFileSync(events, fs.readFileSync(events, 'utf8').replace('file-3.ts', 'file-4.ts'));
+    const r = await cli([session]);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/^MISMATCH .*pinned/);
+    expect(r.out).toMatch(/^MISMATCH events\.ndjson/);
   });
 
   it('a host.pub swapped for another key is refused, never pinned', async () => {
@@ -54,12 +66,13 @@ describe('verify pins the state dir\'s own host key by default', () => {
   });
 
   it('no host key above the path: unpinned, with the warning', async () => {
-    const stateDir = tempDir('nokey');
-    roots.push(stateDir);
-    const session = await writeSession({ stateDir, signKey: newKey() }, 5);
-    expect(findLocalHostKey(session)).toBeNull();
-    const r = await cli([session]);
+    const { session } = await stateWithHostKey();
+    const alone = tempDir('nokey');
+    roots.push(alone);
+    fs.cpSync(session, alone, { recursive: true });
+    expect(findLocalHostKey(alone)).toBeNull();
+    const r = await cli([alone]);
     expect(r.code).toBe(0);
-    expect(r.err).toMatch(/SIGNER UNPINNED/);
+    expect(r.err).toMatch(/SIGNER UNPINNED: no --pubkey given/);
   });
 });
