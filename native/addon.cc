@@ -133,6 +133,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       row.Set("name", s->name);
       row.Set("section", s->section);
       row.Set("loaded", Napi::Boolean::New(env, s->loaded));
+      row.Set("skipped", Napi::Boolean::New(env, s->skipped != 0));
       row.Set("attached", Napi::Boolean::New(env, s->attached));
       row.Set("error", Napi::Number::New(env, s->error));
       row.Set("reason", s->reason);

@@ -26,8 +26,10 @@ export async function run(argv: string[]): Promise<number> {
     error = (err as Error).message;
   }
   const attached = programs.filter((p) => p.attached).length;
+  // programs for a tracepoint this kernel does not have (their alternative attaches instead)
+  const skipped = programs.filter((p) => p.skipped).length;
   const coreOk = CORE_PROGRAMS.every((n) => programs.some((p) => p.name === n && p.attached));
-  const report = { ...hostFacts(), programs, attached, total: programs.length, core_ok: coreOk, error };
+  const report = { ...hostFacts(), programs, attached, skipped, total: programs.length, core_ok: coreOk, error };
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
   } else {
@@ -35,10 +37,10 @@ export async function run(argv: string[]): Promise<number> {
       `kernel   ${report.kernel}`,
       `btf      ${report.btf ? 'yes' : 'NO'}`,
       `tracefs  ${report.tracefs ? 'yes' : 'NO'}`,
-      `programs ${attached}/${programs.length} attached${coreOk ? '' : '  (core probes missing: the sensor cannot run)'}`,
+      `programs ${attached}/${programs.length} attached${skipped ? `, ${skipped} not for this kernel` : ''}${coreOk ? '' : '  (core probes missing: the sensor cannot run)'}`,
       ...(error ? [`error    ${error}`] : []),
       '',
-      ...programs.map((p) => `${p.attached ? 'ok  ' : p.loaded ? 'LOAD' : 'FAIL'}  ${p.name.padEnd(22)} ${p.section.padEnd(44)} ${p.reason}`),
+      ...programs.map((p) => `${p.attached ? 'ok  ' : p.skipped ? 'SKIP' : p.loaded ? 'LOAD' : 'FAIL'}  ${p.name.padEnd(22)} ${p.section.padEnd(44)} ${p.reason}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   }

@@ -9,6 +9,8 @@ export interface ProgramStatus {
   name: string;
   section: string;
   loaded: boolean;
+  /** not tried: its tracepoint does not exist on this kernel and an alternative program covers it */
+  skipped: boolean;
   attached: boolean;
   error: number;
   reason: string;
