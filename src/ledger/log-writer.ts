@@ -32,6 +32,8 @@ export interface LedgerLogOptions {
   allowSignerChange?: boolean;
   /** Record form (src/ledger/record.ts); default 2. 1 writes the old form, for compatibility tests only. */
   recordFormat?: 1 | 2;
+  /** Called with each sealed checkpoint line (durable by then): the state dir's continuity log takes it as a leaf. */
+  onSealed?: (checkpointLine: Buffer) => void;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -219,6 +221,7 @@ export class LedgerLog {
     const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
     writeFully(this.checkpointsFd, Buffer.concat([line, Buffer.from('\n')]));
     fs.fsyncSync(this.checkpointsFd);
+    this.opts.onSealed?.(line);
     this.prevCheckpointSha = sha256(line).toString('hex');
     this.checkpointIndex++;
     this.sealed = this.frontier.snapshot();
