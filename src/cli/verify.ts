@@ -1,5 +1,6 @@
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
+import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
@@ -25,6 +26,8 @@ function describeFailure(r: VerifyReport): string {
 
 /** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
 export async function run(argv: string[]): Promise<number> {
+  // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
+  if (wantsPeriod(argv)) return runPeriod(argv);
   const opts: VerifyOptions = { mode: 'full' };
   let json = false;
   let pubkeyPath: string | undefined;
