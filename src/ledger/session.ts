@@ -10,6 +10,7 @@ import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
 import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
 import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -34,6 +35,8 @@ export interface SessionWriterOptions {
   /** Host state dir (global ledger); default $WITNESS_STATE_DIR or /var/lib/agent-witness. */
   stateDir?: string;
   sessionId?: string;
+  /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
+  recordFormat?: 1 | 2;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -130,9 +133,11 @@ export class SessionWriter {
       log: 'session',
       logId: open.session_id,
       key,
+      onSealed: continuityHook(stateDir),
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+      ...(opts.recordFormat !== undefined && { recordFormat: opts.recordFormat }),
     });
     const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
     if (log.recovered) writer.recordRestart();
