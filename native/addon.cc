@@ -17,10 +17,30 @@
 namespace {
 
 const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect", "dns", "file_write", "file_unlink",
-                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind",
-                                      /* 14..23: the boundary */
-                                      "kill", "io_uring", "link", "symlink", "chmod", "memfd", "module", "bpf",
-                                      "mount", "namespace"};
+                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
+// Wave 2 areas fill their reserved numbers here (C++ has no designated array initialisers).
+[[maybe_unused]] static const bool kNetDepthNames = [] {
+  kEventNames[WA_EV_STREAM_HEAD] = "stream_head";
+  kEventNames[WA_EV_DNS_ANSWER] = "dns_answer";
+  kEventNames[WA_EV_CONN_END] = "conn_end";
+  kEventNames[WA_EV_UNIX_CONNECT] = "unix_connect";
+  kEventNames[WA_EV_LISTEN] = "listen";
+  kEventNames[WA_EV_ACCEPT] = "accept";
+  return true;
+}();
+[[maybe_unused]] static const bool kBoundaryNames = [] {
+  kEventNames[WA_EV_KILL] = "kill";
+  kEventNames[WA_EV_IO_URING] = "io_uring";
+  kEventNames[WA_EV_LINK] = "link";
+  kEventNames[WA_EV_SYMLINK] = "symlink";
+  kEventNames[WA_EV_CHMOD] = "chmod";
+  kEventNames[WA_EV_MEMFD] = "memfd";
+  kEventNames[WA_EV_MODULE] = "module";
+  kEventNames[WA_EV_BPF] = "bpf";
+  kEventNames[WA_EV_MOUNT] = "mount";
+  kEventNames[WA_EV_NAMESPACE] = "namespace";
+  return true;
+}();
 
 struct BatchMsg {
   WaBatch batch;

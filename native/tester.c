@@ -58,6 +58,12 @@ static size_t fixed_size(uint16_t type)
 	case WA_EV_IO_URING: return sizeof(struct wa_io_uring);
 	case WA_EV_LINK: case WA_EV_SYMLINK: case WA_EV_CHMOD: case WA_EV_MEMFD: case WA_EV_MODULE:
 	case WA_EV_BPF: case WA_EV_MOUNT: case WA_EV_NAMESPACE: return sizeof(struct wa_sysop);
+	case WA_EV_STREAM_HEAD: return sizeof(struct wa_stream_head);
+	case WA_EV_DNS_ANSWER: return sizeof(struct wa_dns_answer);
+	case WA_EV_CONN_END: return sizeof(struct wa_conn_end);
+	case WA_EV_UNIX_CONNECT: return sizeof(struct wa_unix_connect);
+	case WA_EV_LISTEN:
+	case WA_EV_ACCEPT: return sizeof(struct wa_listen);
 	default: return 0;
 	}
 }
@@ -93,6 +99,9 @@ static size_t declared_size(const struct wa_hdr *h)
 		const struct wa_sysop *o = (const void *)h;
 		return sizeof(*o) + o->path_len + o->path2_len;
 	}
+	case WA_EV_STREAM_HEAD: return sizeof(struct wa_stream_head) + ((const struct wa_stream_head *)h)->len;
+	case WA_EV_DNS_ANSWER: return sizeof(struct wa_dns_answer) + ((const struct wa_dns_answer *)h)->payload_len;
+	case WA_EV_UNIX_CONNECT: return sizeof(struct wa_unix_connect) + ((const struct wa_unix_connect *)h)->path_len;
 	default: return fixed_size(h->type);
 	}
 }

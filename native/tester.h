@@ -74,6 +74,9 @@ int t_sc_io_uring(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_kill_outside(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_chmod_setuid(struct wa_loader *l, char *detail, size_t dlen);
 int t_boundary_act(int argc, char **argv);
+/* network depth (tester_net.c) */
+int t_sc_net_depth(struct wa_loader *l, char *detail, size_t dlen);
+int t_act_tlshead(int port, const char *unix_path);
 
 /* Scenario bodies: FAILF fills `detail` and fails; RUN runs an action or fails. */
 #define FAILF(...) do { snprintf(detail, dlen, __VA_ARGS__); return 0; } while (0)

@@ -27,6 +27,12 @@ export const SENSOR_EVENT_NAMES = [
   'security.bpf',
   'security.mount',
   'security.namespace',
+  // network depth (docs/ndjson.md)
+  'dns.answer',
+  'network.close',
+  'network.unix_connect',
+  'network.listen',
+  'network.accept',
 ] as const;
 
 export type SensorEventName = (typeof SENSOR_EVENT_NAMES)[number];
@@ -45,6 +51,10 @@ export const CONTROL_EVENT_NAMES = [
   'finding.sensitive_link',
   'finding.chmod',
   'finding.fileless_exec',
+  'finding.runtime_socket',
+  // built by NetDepth (src/sensor/netdepth.ts) from several kernel records
+  'tls.client_hello',
+  'llm.call',
   'scope.open',
   'scope.close',
   'pulse.alert',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RFC3339_NS } from './envelope.js';
 import { boundarySchemas, userMemoryKey } from './schemas-boundary.js';
+import { netDepthSchemas } from './net-schemas.js';
 
 /**
  * Attribute shapes of the sensor's NDJSON events (docs/ndjson.md is the
@@ -95,8 +96,11 @@ export const exitAttributes = z.object({
   'witness.exit.core_dumped': z.boolean(),
 }).strict();
 
+const net = netDepthSchemas(common);
+
 export const connectAttributes = z.object({
   ...common,
+  ...net.serverAddress,
   'network.transport': transport,
   'network.type': networkType,
   'network.peer.address': z.string().nullable(),
@@ -187,7 +191,11 @@ export const sensorAttributeSchemas = {
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
   ...boundarySchemas(common),
+  ...net.sensor,
 } as const;
+
+/** Envelopes NetDepth builds from several records (tls.client_hello, llm.call) and its finding. */
+export const netDerivedSchemas = net.derived;
 
 export type DecodedEventName = keyof typeof sensorAttributeSchemas;
 
@@ -205,6 +213,7 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('security.kill'), variant('security.io_uring'), variant('security.link'), variant('security.symlink'),
   variant('security.chmod'), variant('security.memfd'), variant('security.module'), variant('security.bpf'),
   variant('security.mount'), variant('security.namespace'),
+  variant('dns.answer'), variant('network.close'), variant('network.unix_connect'), variant('network.listen'), variant('network.accept'),
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;

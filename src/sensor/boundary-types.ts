@@ -85,3 +85,9 @@ export const IORING_OP_NAMES: readonly string[] = [
   'URING_CMD', 'SEND_ZC', 'SENDMSG_ZC', 'READ_MULTISHOT', 'WAITID', 'FUTEX_WAIT', 'FUTEX_WAKE', 'FUTEX_WAITV',
   'FIXED_FD_INSTALL', 'FTRUNCATE', 'BIND', 'LISTEN', 'RECV_ZC', 'EPOLL_WAIT', 'READV_FIXED', 'WRITEV_FIXED', 'PIPE',
 ];
+
+const BOUNDARY_KINDS: ReadonlySet<string> = new Set(Object.values(BOUNDARY_KIND_NAMES));
+
+export function isBoundaryEvent(ev: { kind: string }): ev is BoundaryEvent {
+  return BOUNDARY_KINDS.has(ev.kind);
+}

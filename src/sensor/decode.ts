@@ -1,5 +1,6 @@
 import { WitnessError } from '../errors.js';
 import { decodeBoundary, isBoundaryType } from './decode-boundary.js';
+import { decodeNetRecord } from './decode-net.js';
 import { parseDnsPayload } from './dns.js';
 import { LAYOUT as L } from './layout.js';
 import { addressText, argvList, comm, setTextBatch, utf8 } from './text.js';
@@ -172,9 +173,13 @@ function decodeRecord(type: number, o: number, len: number): SensorEvent | null 
     case L.WA_EV_PTRACE: return ptrace(o, len);
     case L.WA_EV_BIND: return bind(o, len);
     default: {
-      if (!isBoundaryType(type)) return fail('wa_hdr.type', `unknown record type ${type}`);
-      const r = decodeBoundary(type, dv, o, len);
-      return 'kind' in r ? r : fail(r.field, r.reason);
+      if (isBoundaryType(type)) { // the boundary (decode-boundary.ts)
+        const b = decodeBoundary(type, dv, o, len);
+        return 'kind' in b ? b : fail(b.field, b.reason);
+      }
+      // network depth (decode-net.ts), else unknown
+      const r = decodeNetRecord(dv, u8, type, o, len);
+      return r === undefined ? fail('wa_hdr.type', `unknown record type ${type}`) : 'reason' in r ? fail(r.field, r.reason) : r;
     }
   }
 }

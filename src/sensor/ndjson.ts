@@ -1,7 +1,9 @@
 import type { Attributes, Envelope } from '../events/envelope.js';
 import { WITNESS_FLAG_NAMES } from '../events/schemas.js';
 import type { EventName } from '../events/names.js';
+import { isBoundaryEvent } from './boundary-types.js';
 import { boundaryAttrs, userMemoryFields } from './ndjson-boundary.js';
+import { toNetEnvelope } from './ndjson-net.js';
 import type { BindEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
 
 /**
@@ -169,8 +171,11 @@ export function toEnvelope(ev: SensorEvent, clock: BootClock): Envelope | null {
     case 'ptrace': return envelope(ev, clock, 'security.ptrace', ptraceAttrs(ev));
     case 'bind': return envelope(ev, clock, 'security.bind', bindAttrs(ev));
     default: {
-      const [name, attrs] = boundaryAttrs(ev);
-      return envelope(ev, clock, name, attrs);
+      if (isBoundaryEvent(ev)) { // the boundary (ndjson-boundary.ts)
+        const [name, attrs] = boundaryAttrs(ev);
+        return envelope(ev, clock, name, attrs);
+      }
+      return toNetEnvelope(ev, clock); // network depth (ndjson-net.ts)
     }
   }
 }
