@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
+import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
@@ -83,9 +84,10 @@ export async function run(rawArgv: string[]): Promise<number> {
   const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
   pusher?.start();
 
+  const compactor = new ContextCompactor();
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    const line = JSON.stringify(env);
+    const line = JSON.stringify(compactor.compact(env)); // process context once per key (docs/ndjson.md)
     ledger?.append(line);
     sink.write(env, json ? line : humanLine(env, true));
   };
@@ -154,7 +156,7 @@ export async function run(rawArgv: string[]): Promise<number> {
       exitCode: result.code,
       signal: result.signal,
       counters: Object.fromEntries(counts),
-      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors },
+      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
       executable: executableIdentity(rootExe),
     });
   }
