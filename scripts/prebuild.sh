@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/build-deps.sh >/dev/null
-export npm_config_nodedir=/usr
+source scripts/node-env.sh
 npx prebuildify --napi --strip --tag-libc -t "$(node -p process.versions.node)"
 # the exec guardian `witness run` starts agents through (native/exec_shim.c): an
 # install without a compiler must get it too, next to the .node
