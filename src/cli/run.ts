@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
 import { resolveStateDir } from '../ledger/state.js';
@@ -15,6 +14,7 @@ import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { toEnvelope } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
+import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { parseDuration } from '../pulse/duration.js';
 import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../sensor/guardian.js';
@@ -26,7 +26,7 @@ import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 
 const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
-  '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json]\n' +
+  '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -71,7 +71,8 @@ function loadedExecutable(env: Envelope | null, fallbackPath: string): { path?: 
   return typeof sha === 'string' ? { path, sha256: sha, hash_status: 'ok' } : { path, hash_status: String(a['witness.executable.hash_status'] ?? 'unavailable') };
 }
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(rawArgv: string[]): Promise<number> {
+  const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
@@ -114,6 +115,9 @@ export async function run(argv: string[]): Promise<number> {
     startAttributes: agentAttrs,
   });
   let rootExe: { path?: string; sha256?: string } | undefined;
+  // Each continuity checkpoint goes to the witnesses as it is sealed (docs/continuity.md).
+  const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
+  pusher?.start();
 
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
@@ -213,8 +217,10 @@ export async function run(argv: string[]): Promise<number> {
       agent: { ...agentAttrs, 'witness.linger.ms': lingerMs, 'witness.linger.leave_running': leaveRunning, 'witness.linger.survivors': survivors.map((x) => String(x.pid)) },
     });
   }
+  const witnessed = await pusher?.close();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stderr.write(summaryText(counts, stats, sink.stats().dropped, seconds));
+  for (const w of witnessed ?? []) process.stderr.write(`witness: ${w.witness} cosigned ${w.cosigned}, size ${w.size}, pending ${w.pending}, dropped ${w.dropped}${w.lastError ? ` (${w.lastError})` : ''}\n`);
   if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
   if (startError) {
     process.stderr.write(`witness run: ${startError.message}\n`);

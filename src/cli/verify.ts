@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
 import { findLocalHostKey } from '../ledger/local-key.js';
+import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
@@ -65,6 +66,8 @@ async function verifyWithDefaultPin(target: string, opts: VerifyOptions): Promis
 
 /** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
 export async function run(argv: string[]): Promise<number> {
+  // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
+  if (wantsPeriod(argv)) return runPeriod(argv);
   const opts: VerifyOptions = { mode: 'full' };
   let json = false;
   let pubkeyPath: string | undefined;
