@@ -2,6 +2,7 @@ import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
 import { resolveStateDir } from '../ledger/state.js';
+import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
@@ -119,9 +120,10 @@ export async function run(rawArgv: string[]): Promise<number> {
   const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
   pusher?.start();
 
+  const compactor = new ContextCompactor();
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    const line = JSON.stringify(env);
+    const line = JSON.stringify(compactor.compact(env)); // process context once per key (docs/ndjson.md)
     ledger?.append(line);
     sink.write(env, json ? line : humanLine(env, true));
   };
@@ -212,7 +214,7 @@ export async function run(rawArgv: string[]): Promise<number> {
       exitCode: result.code,
       signal: result.signal,
       counters: Object.fromEntries(counts),
-      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors },
+      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
       executable: rootExe ?? {},
       agent: { ...agentAttrs, 'witness.linger.ms': lingerMs, 'witness.linger.leave_running': leaveRunning, 'witness.linger.survivors': survivors.map((x) => String(x.pid)) },
     });

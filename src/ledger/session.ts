@@ -38,6 +38,8 @@ export interface SessionWriterOptions {
   sessionId?: string;
   /** extra sensor.start attributes (who the agent runs as: `witness.agent.*`) */
   startAttributes?: Attributes;
+  /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
+  recordFormat?: 1 | 2;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -145,6 +147,7 @@ export class SessionWriter {
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+      ...(opts.recordFormat !== undefined && { recordFormat: opts.recordFormat }),
     });
     const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
     if (log.recovered) writer.recordRestart();

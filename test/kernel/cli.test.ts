@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { envelopeSchema } from '../../src/events/envelope.js';
-import { sensorEnvelopeSchema } from '../../src/events/schemas.js';
+import { CONTEXT_KEYS, ContextJoiner } from '../../src/events/compact.js';
+import { compactSensorEnvelopeSchema, sensorEnvelopeSchema } from '../../src/events/schemas.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
 import { kernelSuite } from '../helpers/kernel.js';
 
@@ -50,10 +51,20 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     const r = witness(['run', '--user', 'nobody', '--', '/bin/sh', '-c', `echo hi > ${dir}/f; rm ${dir}/f; exit 7`]);
     expect(r.status).toBe(7);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    // compact records (docs/ndjson.md) validate as such, and joined as full records
+    const joiner = new ContextJoiner();
+    let compact = 0;
     for (const l of lines) {
       expect(envelopeSchema.safeParse(l).success).toBe(true);
-      if (l.event !== 'sensor.heartbeat') expect(sensorEnvelopeSchema.safeParse(l).error).toBeUndefined();
+      if (l.event === 'sensor.heartbeat') continue;
+      if (!CONTEXT_KEYS.some((k) => k in l.attributes)) {
+        compact++;
+        expect(compactSensorEnvelopeSchema.safeParse(l).error).toBeUndefined();
+      }
+      expect(sensorEnvelopeSchema.safeParse(joiner.join(l)).error).toBeUndefined();
     }
+    expect(compact).toBeGreaterThan(0); // the shell's unlink and exit follow its exec
+    expect(joiner.orphans).toBe(0);
     const events = lines.map((l) => l.event);
     expect(events).toEqual(expect.arrayContaining(['process.exec', 'file.write', 'file.unlink', 'process.exit', 'sensor.heartbeat']));
     expect(r.stderr).toMatch(/witness: .*process\.exec=2 .*drops=0/);
