@@ -13,7 +13,7 @@ import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
-import { toEnvelope } from '../sensor/ndjson.js';
+import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
@@ -136,6 +136,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
+  const net = new NetDepth();
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
@@ -143,10 +144,14 @@ export async function run(rawArgv: string[]): Promise<number> {
     sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
-      const env = toEnvelope(ev, sensor.clock);
-      if (enricher) for (const out of enricher.enrich(ev, env)) emit(out);
-      else if (env) emit(env);
-      if (ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined) rootExe = loadedExecutable(env, ev.exe || ev.filename);
+      // network depth (TLS hello, names on connects, llm.call) sits before attribution
+      const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
+      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
+        // the root's executable as hashed at its exec, before emit may compact the record
+        if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
+        emit(out);
+      }
+      if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
       if (ev.kind === 'exit') {
         exitedPids.add(ev.pid);
         if (ev.pid === rootPid) rootExited();
