@@ -9,9 +9,10 @@ import { nowRfc3339, sensorBootId } from './clock.js';
 import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
 import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
-import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
+import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
   SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE, SESSION_OPEN_FILE,
@@ -66,13 +67,7 @@ interface OpenState {
 
 /** The host's default signing key, `<stateDir>/keys/host.key`, created (0600) on first use. */
 export function loadOrCreateHostKey(stateDir: string): KeyObject {
-  const keyDir = path.join(stateDir, 'keys');
-  const prefix = path.join(keyDir, 'host');
-  if (!fs.existsSync(`${prefix}.key`)) {
-    ensurePrivateDir(keyDir);
-    writeKeyPair(prefix);
-  }
-  return loadPrivateKey(`${prefix}.key`);
+  return loadPrivateKey(ensureHostKey(stateDir));
 }
 
 function writeFileDurably(file: string, data: string): void {
