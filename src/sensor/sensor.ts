@@ -4,7 +4,7 @@ import { decodeBatch } from './decode.js';
 import { checkBtf, checkPrivileges, ensureTracefs } from './host.js';
 import { loadNative, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
 import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
-import { DEFAULT_SENSITIVE, expandHome } from './sensitive.js';
+import { DEFAULT_SENSITIVE, deniedReadFilter, expandHome } from './sensitive.js';
 import { registerSensitive, type SensitiveRegistration } from './sensitive-set.js';
 import type { SensorEvent } from './types.js';
 
@@ -45,6 +45,8 @@ export class WitnessSensor {
   readonly sensitive: SensitiveRegistration;
   private decoded = 0;
   private decodeErrors = 0;
+  /** denied opens the kernel reported that were not under a sensitive path (not evidence, not lost: filtered) */
+  deniedOutside = 0;
 
   private constructor(readonly native: NativeSensor, readonly module: NativeModule, sensitive: SensitiveRegistration) {
     this.clock = { bootToEpochNs: bootToEpochOffsetNs(module.clockOffsets()) };
@@ -58,8 +60,17 @@ export class WitnessSensor {
     ensureTracefs();
     const mod = loadNative();
     let self: WitnessSensor | undefined;
+    const sensitivePaths = expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE);
+    const denied = deniedReadFilter(sensitivePaths);
+    const onEvent = (ev: SensorEvent): void => {
+      if (ev.kind === 'file_read_sensitive' && ev.ret < 0 && !denied(ev.path)) {
+        if (self) self.deniedOutside++;
+        return;
+      }
+      opts.onEvent(ev);
+    };
     const onBatch = (ab: ArrayBuffer): void => {
-      const r = decodeBatch(ab, opts.onEvent, opts.onDecodeError);
+      const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;
         self.decodeErrors += r.errors;
@@ -83,7 +94,7 @@ export class WitnessSensor {
       throw new WitnessError('E_KERNEL',
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
-    const reg = registerSensitive(native, expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
+    const reg = registerSensitive(native, sensitivePaths);
     self = new WitnessSensor(native, mod, reg);
     if (opts.autoStart !== false) native.start();
     return self;
