@@ -243,6 +243,9 @@ struct wa_kill {
 
 enum wa_kill_source { WA_KILL_GENERATED = 1, WA_KILL_SYSCALL = 2 };
 
+/* wa_io_uring.opcode of a ring's creation (io_uring_setup), not a submission */
+#define WA_IORING_SETUP 255
+
 /* security.io_uring: one submission (io_uring:io_uring_submit_req), after
  * the kernel's prep copied the request. path / path2 follow (openat:
  * the file name; unlinkat: the name; renameat / linkat: old, new), both

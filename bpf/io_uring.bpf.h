@@ -114,6 +114,26 @@ static __always_inline int wa_io_uring_record(struct io_kiocb *req)
 	return 0;
 }
 
+/* A ring created (io_uring_setup succeeded): using io_uring at all is the
+ * finding, whether or not anything is submitted while we watch. */
+SEC("tp_btf/io_uring_create")
+int BPF_PROG(wa_io_uring_create, int fd, void *ring, __u32 sq_entries, __u32 cq_entries, __u32 flags)
+{
+	if (!wa_current_traced())
+		return 0;
+	struct wa_io_uring *r = wa_reserve(sizeof(*r), WA_EV_IO_URING);
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	wa_fill_hdr(&r->hdr, WA_EV_IO_URING, sizeof(*r));
+	r->fd = fd;
+	r->op_flags = flags;
+	r->opcode = WA_IORING_SETUP;
+	r->sq_thread = (flags & WA_IORING_SETUP_SQPOLL) != 0;
+	wa_submit(r, WA_EV_IO_URING);
+	return 0;
+}
+
 /* 6.3 and later; the loader skips whichever of these two the kernel lacks */
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(wa_io_uring_submit, struct io_kiocb *req) { return wa_io_uring_record(req); }

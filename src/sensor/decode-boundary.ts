@@ -78,7 +78,7 @@ function ioUring(dv: DataView, o: number, len: number): BoundaryEvent | WireFail
     kind: 'io_uring', ...header(dv, o),
     fd: dv.getInt32(o + L['wa_io_uring.fd'], true),
     opcode,
-    opName: IORING_OP_NAMES[opcode] ?? String(opcode),
+    opName: opcode === L.WA_IORING_SETUP ? 'SETUP' : IORING_OP_NAMES[opcode] ?? String(opcode),
     opFlags: dv.getUint32(o + L['wa_io_uring.op_flags'], true),
     sqThread: dv.getUint8(o + L['wa_io_uring.sq_thread']) !== 0,
     path: paths[0], path2: paths[1],

@@ -122,7 +122,7 @@ function ioUringAttrs(ev: IoUringEvent): Attributes {
   } else if (ev.path !== '') {
     a['file.path'] = ev.path;
   }
-  if (op === 'OPENAT' || op === 'OPENAT2') a['witness.io_uring.op_flags'] = ev.opFlags;
+  if (op === 'OPENAT' || op === 'OPENAT2' || op === 'SETUP') a['witness.io_uring.op_flags'] = ev.opFlags;
   if (op === 'CONNECT') {
     a['network.peer.address'] = ev.peerAddress;
     a['network.peer.port'] = ev.peerPort;
