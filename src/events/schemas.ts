@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RFC3339_NS } from './envelope.js';
+import { netDepthSchemas } from './net-schemas.js';
 
 /**
  * Attribute shapes of the sensor's NDJSON events (docs/ndjson.md is the
@@ -44,6 +45,8 @@ function attributionKeys() {
     'container.runtime': z.enum(CONTAINER_RUNTIMES).optional(),
     'k8s.pod.uid': z.string().regex(/^[0-9a-f-]{36}$/).optional(),
     'witness.systemd.unit': z.string().optional(),
+    'witness.systemd.user_unit': z.string().optional(),
+    'witness.systemd.user_unit.uid': u32.nullable().optional(),
     'witness.identity.source': z.enum(IDENTITY_SOURCES).optional(),
     'witness.process.key': z.string().regex(PROCESS_KEY_RE).optional(),
     'witness.agent': z.string().min(1).optional(),
@@ -91,8 +94,11 @@ export const exitAttributes = z.object({
   'witness.exit.core_dumped': z.boolean(),
 }).strict();
 
+const net = netDepthSchemas(common);
+
 export const connectAttributes = z.object({
   ...common,
+  ...net.serverAddress,
   'network.transport': transport,
   'network.type': networkType,
   'network.peer.address': z.string().nullable(),
@@ -182,7 +188,11 @@ export const sensorAttributeSchemas = {
   'security.setgid': setidAttributes,
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
+  ...net.sensor,
 } as const;
+
+/** Envelopes NetDepth builds from several records (tls.client_hello, llm.call) and its finding. */
+export const netDerivedSchemas = net.derived;
 
 export type DecodedEventName = keyof typeof sensorAttributeSchemas;
 
@@ -197,6 +207,7 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('process.exec'), variant('process.exit'), variant('network.connect'), variant('dns.query'),
   variant('file.write'), variant('file.read_sensitive'), variant('file.unlink'), variant('file.rename'),
   variant('security.setuid'), variant('security.setgid'), variant('security.ptrace'), variant('security.bind'),
+  variant('dns.answer'), variant('network.close'), variant('network.unix_connect'), variant('network.listen'), variant('network.accept'),
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;
