@@ -26,6 +26,7 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.stop',
   'sensor.restart',
   'sensor.drops',
+  'ledger.gap',
   'finding.unattributed_process',
   'finding.undeclared_egress',
   'finding.sensitive_read',

@@ -67,6 +67,8 @@ export class LedgerLog {
   private fileBytes: number;
   private checkpointIndex: number;
   private prevCheckpointSha: string | null;
+  /** The last checkpoint line this writer signed (what `ledger.head` mirrors for the host ledger). */
+  lastCheckpointLine: Buffer | null = null;
   private restarts: number;
   private counters: Record<string, number> = {};
   private drops: Record<string, number> = {};
@@ -218,6 +220,7 @@ export class LedgerLog {
     writeFully(this.checkpointsFd, Buffer.concat([line, Buffer.from('\n')]));
     fs.fsyncSync(this.checkpointsFd);
     this.prevCheckpointSha = sha256(line).toString('hex');
+    this.lastCheckpointLine = line;
     this.checkpointIndex++;
     this.sealed = this.frontier.snapshot();
     this.segment = [];

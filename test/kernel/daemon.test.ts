@@ -125,7 +125,8 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
       ledger: { enabled: true },
       export: {
         file: { dir: out, maxBytes: 256 << 10 },
-        otlp: { endpoint: receiver.endpoint, initialBackoff: '100ms', maxBackoff: '500ms', timeout: '2s' },
+        // a queue deep enough for the outage on a busy shared host, so the sink must deliver every line
+        otlp: { endpoint: receiver.endpoint, initialBackoff: '100ms', maxBackoff: '500ms', timeout: '2s', maxQueued: 2_000_000 },
       },
     }));
     const d = startDaemon(configPath, state, 'ignore');
@@ -161,12 +162,13 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
         store.close();
       }
 
-      // OTLP: nothing lost beyond what the sink counted, and it counted nothing here
+      // OTLP: nothing lost — the queue outlasts the outage, so every line is delivered
       const stopped = stoppedLog(d.stderr());
       const otlp = stopped.sinks.otlp!;
       expect(otlp.queued).toBe(0);
       expect(otlp.failures).toBeGreaterThan(0); // the outage really was seen, and retried through
-      expect(otlp.written + otlp.dropped).toBe(stopped.emitted);
+      expect(otlp.dropped).toBe(0);
+      expect(otlp.written).toBe(stopped.emitted);
       const delivered = [...receiver.records(), ...back.records()];
       expect(delivered.length).toBe(otlp.written);
       const asEnvelopes = delivered.map((r: any) => ({
@@ -174,7 +176,7 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
         attributes: Object.fromEntries(r.attributes.map((kv: any) => [kv.key,
           kv.value.intValue !== undefined ? Number(kv.value.intValue) : kv.value.arrayValue ? kv.value.arrayValue.values.map((v: any) => v.stringValue) : kv.value.stringValue])),
       })) as Envelope[];
-      if (otlp.dropped === 0) expect(markerExecs(asEnvelopes, marker, parents)).toEqual(all);
+      expect(markerExecs(asEnvelopes, marker, parents)).toEqual(all);
       expect(back.records().length).toBeGreaterThan(0);
 
       // the signed daemon ledger holds every exported line and verifies
