@@ -1,6 +1,7 @@
-import type { KeyObject } from 'node:crypto';
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
+import { findLocalHostKey } from '../ledger/local-key.js';
+import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
 /** Exit codes: 0 verified with a pinned key, 1 mismatch, 2 usage, 3 verified but the signer was not pinned. */
@@ -13,17 +14,6 @@ export const EXIT_UNPINNED = 3;
 export const UNPINNED_NOT_PROVEN = 'UNPINNED: not proven who signed: without a pinned key every signature is checked only against the key the ledger names itself, '
   + 'so anyone able to write these files could have rewritten and re-signed them with a key of their own. Proven: the records are intact and in order up to the '
   + 'last signed checkpoint. Pin the host key to prove authorship: witness verify --pubkey <state>/keys/host.pub PATH';
-
-export interface PinnedKey { key: KeyObject; source: string }
-
-/**
- * The key verification pins. Today: `--pubkey FILE` or none. (The single
- * place to extend: e.g. defaulting to the local state dir's own host key.)
- */
-export function resolvePinnedKey(pubkeyPath: string | undefined, _target: string): PinnedKey | null {
-  if (pubkeyPath !== undefined) return { key: loadPublicKey(pubkeyPath), source: `--pubkey ${pubkeyPath}` };
-  return null;
-}
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
 
@@ -46,8 +36,32 @@ function describeFailure(r: VerifyReport): string {
   return `MISMATCH ${where}: ${f.reason}\n`;
 }
 
-/** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
+const UNPINNED = 'signatures are checked only against the keys the ledger itself names, which proves integrity, not authorship';
+
+/**
+ * No `--pubkey`: when the state dir holding the target has its own host key and that key made
+ * every signature, the result is pinned to it, and stderr says so; otherwise unpinned, with the
+ * warning (naming the host key when there is one that did not sign everything).
+ */
+async function verifyWithDefaultPin(target: string, opts: VerifyOptions): Promise<VerifyReport> {
+  const local = findLocalHostKey(target);
+  if (local) {
+    const pinned = await verifyPath(target, { ...opts, pinned: local.key });
+    if (pinned.verified) {
+      process.stderr.write(`verify: pinned ${local.publicPath} (key ${local.keyId.slice(0, 16)}): this state dir's own host key made every signature; --pubkey FILE pins another\n`);
+      return pinned;
+    }
+    process.stderr.write(`WARNING: SIGNER UNPINNED: not every signature is by this state dir's host key ${local.publicPath}; ${UNPINNED}. Pass --pubkey FILE.\n`);
+  } else {
+    process.stderr.write(`WARNING: SIGNER UNPINNED: no --pubkey given; ${UNPINNED}.\n`);
+  }
+  return verifyPath(target, opts);
+}
+
+/** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1, or 3 when verified unpinned. */
 export async function run(argv: string[]): Promise<number> {
+  // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
+  if (wantsPeriod(argv)) return runPeriod(argv);
   const opts: VerifyOptions = { mode: 'full' };
   let json = false;
   let pubkeyPath: string | undefined;
@@ -67,12 +81,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!target) { process.stderr.write(USAGE); return EXIT_USAGE; }
   if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
-  const pinned = resolvePinnedKey(pubkeyPath, target);
-  if (pinned) opts.pinned = pinned.key;
-  else process.stderr.write('WARNING: SIGNER UNPINNED: no --pubkey given; signatures are checked only against the key the ledger itself names, which proves integrity, not authorship.\n');
+  if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
-  const report = await verifyPath(target, opts);
+  const report = pubkeyPath ? await verifyPath(target, opts) : await verifyWithDefaultPin(target, opts);
   const code = !report.verified ? EXIT_MISMATCH : report.signerPinned ? EXIT_VERIFIED : EXIT_UNPINNED;
   if (json) {
     const notProven = report.verified && !report.signerPinned ? { notProven: ['authorship'], notProvenReason: UNPINNED_NOT_PROVEN } : {};

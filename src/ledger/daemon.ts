@@ -10,6 +10,7 @@ import { restartAttributes, type RecoveredLog } from './recovery.js';
 import { appendGlobalRow, notePendingRow, rowDir, type DaemonSegmentRow } from './global.js';
 import { hostAnchorAttributes } from './host-head.js';
 import { loadPrivateKey } from './keys.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { sealCrashed } from './seal-crashed.js';
 import { loadOrCreateHostKey } from './session.js';
@@ -113,6 +114,7 @@ export class DaemonWriter {
       log: 'daemon',
       logId: `${this.epochId}/${n}`,
       key: this.key,
+      onSealed: continuityHook(this.stateDir),
       ...(this.opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: this.opts.checkpointEveryEvents }),
       ...(this.opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: this.opts.checkpointEverySeconds }),
       ...(this.opts.flushIntervalMs !== undefined && { flushIntervalMs: this.opts.flushIntervalMs }),

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { log as logger } from '../log.js';
 import { nowRfc3339 } from './clock.js';
+import { continuityHook } from './continuity.js';
 import { writeLedgerHead } from './host-head.js';
 import { rawPublicKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
@@ -222,6 +223,7 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       checkpointEverySeconds: 0,
       flushIntervalMs: 0,
       allowSignerChange: true,
+      onSealed: continuityHook(stateDir),
     });
     try {
       const rec = log.recovered;

@@ -12,6 +12,7 @@ import { sha256 } from './hash.js';
 import { hostAnchorAttributes } from './host-head.js';
 import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -38,6 +39,8 @@ export interface SessionWriterOptions {
   sessionId?: string;
   /** Seal crashed sessions and daemon epochs of this state dir before opening (default true). */
   sealCrashed?: boolean;
+  /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
+  recordFormat?: 1 | 2;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -138,9 +141,11 @@ export class SessionWriter {
       log: 'session',
       logId: open.session_id,
       key,
+      onSealed: continuityHook(stateDir),
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+      ...(opts.recordFormat !== undefined && { recordFormat: opts.recordFormat }),
     });
     const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
     if (log.recovered) writer.recordRestart();

@@ -20,5 +20,7 @@ export function heartbeat(sensor: WitnessSensor, now: Date, final?: SensorStats)
     'witness.drops.user': s.userDropped,
   };
   for (const [kind, n] of Object.entries(s.kernelDropped)) if (n > 0) attributes[`witness.drops.kernel.${kind}`] = n;
+  // what the probes produced per kind: emitted = delivered (decoded) + dropped, stage by stage
+  for (const [kind, n] of Object.entries(s.kernelEmitted)) if (n > 0) attributes[`witness.kernel.emitted.${kind}`] = n;
   return { time: rfc3339Nanos(BigInt(now.getTime()) * 1_000_000n), event: 'sensor.heartbeat', attributes };
 }
