@@ -3,6 +3,7 @@ import path from 'node:path';
 import { WitnessError } from '../errors.js';
 import { appendGlobalRow } from './global.js';
 import { keyIdOf, loadPrivateKey, writeKeyPair } from './keys.js';
+import { loadVerifierKey, vkeyPathOf, writeVkey } from './note-key-files.js';
 import { hostKeyPrefix, keyRotationRow } from './rotation.js';
 import { ensurePrivateDir } from './state.js';
 
@@ -27,5 +28,12 @@ export function rotateHostKey(stateDir: string): { oldKeyId: string; newKeyId: s
   fs.renameSync(`${prefix}.pub`, `${prefix}.rotated-${stamp}.pub`);
   fs.renameSync(files.privatePath, `${prefix}.key`);
   fs.renameSync(files.publicPath, `${prefix}.pub`);
+  // The signed-note verifier key (C2SP formats) names the host key too: same name and type, new key.
+  const vkey = vkeyPathOf(`${prefix}.key`);
+  if (fs.existsSync(vkey)) {
+    const old = loadVerifierKey(vkey);
+    fs.renameSync(vkey, `${prefix}.rotated-${stamp}.vkey`);
+    writeVkey(`${prefix}.key`, old.name, old.alg);
+  }
   return { oldKeyId: keyIdOf(oldKey), newKeyId: row.new_key_id };
 }
