@@ -33,6 +33,7 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.restart',
   'sensor.drops',
   'ledger.gap',
+  'process.outlived_root',
   'finding.unattributed_process',
   'finding.undeclared_egress',
   'finding.sensitive_read',

@@ -11,14 +11,16 @@ import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './glob
 import { sha256 } from './hash.js';
 import { hostAnchorAttributes } from './host-head.js';
 import { sealCrashed } from './seal-crashed.js';
-import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
+import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
   SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE, SESSION_OPEN_FILE,
   ensurePrivateDir, holdFileLock, resolveStateDir,
 } from './state.js';
+import { refuseUnsafeDir } from './safe-path.js';
 import { fsyncDir, writeFully } from './tail.js';
 
 export interface SessionWriterOptions {
@@ -39,6 +41,8 @@ export interface SessionWriterOptions {
   sessionId?: string;
   /** Seal crashed sessions and daemon epochs of this state dir before opening (default true). */
   sealCrashed?: boolean;
+  /** extra sensor.start attributes (who the agent runs as: `witness.agent.*`) */
+  startAttributes?: Attributes;
   /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
   recordFormat?: 1 | 2;
 }
@@ -53,6 +57,8 @@ export interface SessionSummary {
   executable?: ExecutableIdentity;
   /** Set when a later writer closes a session its killed writer left open: who sealed it. */
   sealedBy?: string;
+  /** who the agent ran as and what happened to what outlived it (`witness run`) */
+  agent?: Record<string, unknown>;
 }
 
 /** Written at open so a restarted writer can finish the session it resumes. */
@@ -62,17 +68,12 @@ interface OpenState {
   started: string;
   track_before: TrackedRoot[];
   track_paths: string[];
+  start_attributes?: Attributes;
 }
 
 /** The host's default signing key, `<stateDir>/keys/host.key`, created (0600) on first use. */
 export function loadOrCreateHostKey(stateDir: string): KeyObject {
-  const keyDir = path.join(stateDir, 'keys');
-  const prefix = path.join(keyDir, 'host');
-  if (!fs.existsSync(`${prefix}.key`)) {
-    ensurePrivateDir(keyDir);
-    writeKeyPair(prefix);
-  }
-  return loadPrivateKey(`${prefix}.key`);
+  return loadPrivateKey(ensureHostKey(stateDir));
 }
 
 function writeFileDurably(file: string, data: string): void {
@@ -109,6 +110,7 @@ export class SessionWriter {
     const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
     const sessionId = opts.sessionId ?? crypto.randomUUID();
     const dir = path.resolve(opts.dir ?? path.join(stateDir, 'sessions', sessionId));
+    refuseUnsafeDir(dir, opts.dir !== undefined ? '--session-dir' : 'session dir');
     // A new session first seals what killed writers left open, so no session stays unclosed.
     const sealed = opts.sealCrashed === false ? [] : await sealCrashed(stateDir, key, `session/${sessionId}`, dir);
     ensurePrivateDir(dir);
@@ -131,7 +133,10 @@ export class SessionWriter {
       open = JSON.parse(fs.readFileSync(openPath, 'utf8')) as OpenState;
     } else {
       const trackPaths = (opts.trackPaths ?? []).map((p) => path.resolve(p));
-      open = { session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths };
+      open = {
+        session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths,
+        ...(opts.startAttributes !== undefined && { start_attributes: opts.startAttributes }),
+      };
       writeFileDurably(openPath, JSON.stringify(open));
     }
     const log = new LedgerLog({
@@ -156,6 +161,7 @@ export class SessionWriter {
       ...hostAnchorAttributes(stateDir),
       'witness.ledger.sealed_after_crash': sealed,
       'witness.sensor.boot_id': sensorBootId(),
+      ...open.start_attributes,
     });
     return writer;
   }
@@ -213,6 +219,7 @@ export class SessionWriter {
       session_id: this.sessionId,
       command: this.open.command,
       executable: summary.executable ?? null,
+      ...(summary.agent !== undefined && { agent: summary.agent }),
       exit_code: summary.exitCode,
       signal: summary.signal ?? null,
       started: this.open.started,
