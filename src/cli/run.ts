@@ -72,6 +72,12 @@ function loadedExecutable(env: Envelope | null, fallbackPath: string): { path?: 
   return typeof sha === 'string' ? { path, sha256: sha, hash_status: 'ok' } : { path, hash_status: String(a['witness.executable.hash_status'] ?? 'unavailable') };
 }
 
+async function settleExecutable(exe: { path?: string; sha256?: string; hash_status?: string } | undefined, pending: Promise<string | null> | undefined) {
+  if (!exe || exe.hash_status !== 'pending' || !pending) return exe ?? {};
+  const sha = await pending;
+  return sha !== null ? { ...exe, sha256: sha, hash_status: 'ok' } : { ...exe, hash_status: 'unavailable' };
+}
+
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
@@ -115,7 +121,9 @@ export async function run(rawArgv: string[]): Promise<number> {
     command: rest,
     startAttributes: agentAttrs,
   });
-  let rootExe: { path?: string; sha256?: string } | undefined;
+  let rootExe: { path?: string; sha256?: string; hash_status?: string } | undefined;
+  // a big root binary is hashed in the background: the same fd's digest, awaited for session.json
+  let rootExePending: Promise<string | null> | undefined;
   // Each continuity checkpoint goes to the witnesses as it is sealed (docs/continuity.md).
   const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
   pusher?.start();
@@ -152,6 +160,9 @@ export async function run(rawArgv: string[]): Promise<number> {
         emit(out);
       }
       if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
+      if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
+        rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
+      }
       if (ev.kind === 'exit') {
         exitedPids.add(ev.pid);
         if (ev.pid === rootPid) rootExited();
@@ -220,7 +231,7 @@ export async function run(rawArgv: string[]): Promise<number> {
       signal: result.signal,
       counters: Object.fromEntries(counts),
       drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
-      executable: rootExe ?? {},
+      executable: await settleExecutable(rootExe, rootExePending),
       agent: { ...agentAttrs, 'witness.linger.ms': lingerMs, 'witness.linger.leave_running': leaveRunning, 'witness.linger.survivors': survivors.map((x) => String(x.pid)) },
     });
   }
