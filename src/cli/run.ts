@@ -179,7 +179,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   const agent = new GuardedAgent(sensor, shim, {
     command: rest, cred: plan.cred, cgroup, allowIoUring, env: plan.env,
     stdio: ['inherit', toStdout && json ? 2 : 'inherit', 'inherit'],
-    onPid: (pid) => { rootPid = pid; openScope(pid); },
+    // sensor.start (who the agent runs as) is sealed before the agent runs a single instruction:
+    // a witness killed early still leaves a signed start of the session
+    onPid: (pid) => { rootPid = pid; openScope(pid); ledger?.checkpoint('time'); },
   });
   let scopeToolCall: string | undefined;
   const openScope = (pid: number): void => {
