@@ -13,7 +13,7 @@ const struct wa_layout_entry wa_layout[] = {
 	C(WA_FILENAME_MAX), C(WA_DNS_MAX),
 	C(WA_EV_EXEC), C(WA_EV_EXIT), C(WA_EV_FORK), C(WA_EV_CONNECT), C(WA_EV_DNS), C(WA_EV_FILE_WRITE),
 	C(WA_EV_FILE_UNLINK), C(WA_EV_FILE_RENAME), C(WA_EV_FILE_READ_SENSITIVE), C(WA_EV_SETUID), C(WA_EV_SETGID),
-	C(WA_EV_PTRACE), C(WA_EV_BIND), C(WA_EV_MAX),
+	C(WA_EV_PTRACE), C(WA_EV_BIND), C(WA_EV_SCOPE_OVERFLOW), C(WA_EV_MAX),
 	C(WA_F_TRUNC_ARGV), C(WA_F_TRUNC_PATH), C(WA_F_TRUNC_PAYLOAD), C(WA_F_TRUNC_FILENAME), C(WA_F_READ_FAULT),
 	C(WA_F_RELATIVE),
 	C(WA_SEND_SENDTO), C(WA_SEND_SENDMSG), C(WA_SEND_SENDMMSG), C(WA_SEND_WRITE),
@@ -39,5 +39,7 @@ const struct wa_layout_entry wa_layout[] = {
 	S(wa_ptrace), F(wa_ptrace, hdr), F(wa_ptrace, ret), F(wa_ptrace, target_pid), F(wa_ptrace, request),
 	S(wa_bind), F(wa_bind, hdr), F(wa_bind, ret), F(wa_bind, sock_type), F(wa_bind, protocol), F(wa_bind, local),
 	F(wa_bind, fd),
+	S(wa_scope_overflow), F(wa_scope_overflow, hdr), F(wa_scope_overflow, child_pid),
+	F(wa_scope_overflow, root_pid), F(wa_scope_overflow, depth), F(wa_scope_overflow, error),
 	{ 0, 0 },
 };

@@ -4,6 +4,7 @@ import { SENSOR_EVENT_NAMES } from '../src/events/names.js';
 import { sensorAttributeSchemas, sensorEnvelopeSchema } from '../src/events/schemas.js';
 import { decodeBatch } from '../src/sensor/decode.js';
 import { bootToEpochOffsetNs, eventTime, networkTransport, openFlagNames, toEnvelope } from '../src/sensor/ndjson.js';
+import { SuppressionSummarizer } from '../src/sensor/suppression.js';
 import type { SensorEvent } from '../src/sensor/types.js';
 import { batchOf, execRecord, HEADER, record, sockaddr } from './helpers/wire.js';
 
@@ -48,7 +49,17 @@ const RECORDS: Record<string, Uint8Array> = {
   ptrace: record('wa_ptrace', {}, { ret: 0, target_pid: 99, request: 16n }),
   ptraceOdd: record('wa_ptrace', {}, { ret: -1, target_pid: 99, request: -5n }),
   bind: record('wa_bind', {}, { ret: 0, sock_type: 3, protocol: 255, fd: 5, local: sockaddr(10, 0, []) }),
+  scopeOverflow: record('wa_scope_overflow', {}, { child_pid: 4242, root_pid: 100, depth: 3, error: -7 }),
 };
+
+/** sensor.suppressed comes from the kernel's repeat counters, not a record: one summary built from a counter row. */
+function suppressedEnvelope(): Envelope {
+  const [ev] = new SuppressionSummarizer({ budget: 1024, windowNs: 1e9 }).summarize([{
+    pid: 7, type: C.WA_EV_FILE_WRITE!, hash: 0xabcdefn, count: 5, winStartNs: TS, firstNs: TS, lastNs: TS + 9n,
+    keyFullLen: 8, key: Buffer.from('/tmp/out'), uid: 0, gid: 0, cgroupId: 1n, comm: 'flood', deleted: false,
+  }], false);
+  return toEnvelope(ev!, clock)!;
+}
 
 describe('toEnvelope', () => {
   it('produces envelopes that validate against the per-event schemas and the generic envelope', () => {
@@ -61,6 +72,10 @@ describe('toEnvelope', () => {
       expect(envelopeSchema.safeParse(line).success).toBe(true);
       seen.add(env.event);
     }
+    const sup = JSON.parse(JSON.stringify(suppressedEnvelope())) as unknown;
+    const strictSup = sensorEnvelopeSchema.safeParse(sup);
+    expect(strictSup.success, strictSup.success ? '' : JSON.stringify(strictSup.error.issues)).toBe(true);
+    seen.add('sensor.suppressed');
     // every decoder-produced event name is covered (sensor.heartbeat is the control plane's)
     expect([...seen].sort()).toEqual(SENSOR_EVENT_NAMES.filter((n) => n !== 'sensor.heartbeat').sort());
     expect(Object.keys(sensorAttributeSchemas).sort()).toEqual([...seen].sort());

@@ -16,6 +16,8 @@ export const SENSOR_EVENT_NAMES = [
   'security.ptrace',
   'security.bind',
   'sensor.heartbeat',
+  'sensor.scope_overflow',
+  'sensor.suppressed',
 ] as const;
 
 export type SensorEventName = (typeof SENSOR_EVENT_NAMES)[number];
