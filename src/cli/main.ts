@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => 
   daemon: { load: () => import('./daemon.js'), help: 'daemon [--config FILE] [--check]             host-wide sensor, store, exporters (systemd)' },
   query: { load: () => import('./query.js'), help: 'query [--agent A] [--since 1h] [--event E] [--json]   events from the store' },
   scope: { load: () => import('./scope.js'), help: 'scope open|close|list ...                    bind a tool call to a pid or cgroup (daemon socket)' },
+  cosigner: { load: () => import('./cosigner.js'), help: 'cosigner serve --listen H:P --key K --log L.vkey --state DIR   a C2SP witness' },
   tree: { load: () => import('./tree.js'), help: 'tree --scope T [--run R] [--json]             the process tree a tool call produced' },
 };
 

@@ -8,6 +8,7 @@ import { nowRfc3339, sensorBootId } from './clock.js';
 import { restartAttributes } from './recovery.js';
 import { appendGlobalRow, notePendingRow, rowDir, type DaemonSegmentRow } from './global.js';
 import { loadPrivateKey } from './keys.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { loadOrCreateHostKey } from './session.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
@@ -93,6 +94,7 @@ export class DaemonWriter {
       log: 'daemon',
       logId: `${this.epochId}/${n}`,
       key: this.key,
+      onSealed: continuityHook(this.stateDir),
       ...(this.opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: this.opts.checkpointEveryEvents }),
       ...(this.opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: this.opts.checkpointEverySeconds }),
       ...(this.opts.flushIntervalMs !== undefined && { flushIntervalMs: this.opts.flushIntervalMs }),

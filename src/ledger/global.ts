@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nowRfc3339 } from './clock.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { parseRecord } from './record.js';
 import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, ensurePrivateDir, withFileLock } from './state.js';
@@ -140,6 +141,7 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       checkpointEverySeconds: 0,
       flushIntervalMs: 0,
       allowSignerChange: true,
+      onSealed: continuityHook(stateDir),
     });
     try {
       const rec = log.recovered;

@@ -30,6 +30,8 @@ export interface LedgerLogOptions {
   flushIntervalMs?: number;
   /** The host ledger is appended by sessions that may use different keys; every checkpoint names its own key. */
   allowSignerChange?: boolean;
+  /** Called with each sealed checkpoint line (durable by then): the state dir's continuity log takes it as a leaf. */
+  onSealed?: (checkpointLine: Buffer) => void;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -217,6 +219,7 @@ export class LedgerLog {
     const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
     writeFully(this.checkpointsFd, Buffer.concat([line, Buffer.from('\n')]));
     fs.fsyncSync(this.checkpointsFd);
+    this.opts.onSealed?.(line);
     this.prevCheckpointSha = sha256(line).toString('hex');
     this.checkpointIndex++;
     this.sealed = this.frontier.snapshot();

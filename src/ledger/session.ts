@@ -10,6 +10,7 @@ import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
 import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
 import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -130,6 +131,7 @@ export class SessionWriter {
       log: 'session',
       logId: open.session_id,
       key,
+      onSealed: continuityHook(stateDir),
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),

@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { WitnessError } from '../errors.js';
+import { loadPrivateKey, rawPublicKey, writeKeyPair } from './keys.js';
+import { ALG_ED25519, encodeVerifierKey, parseVerifierKey, signerKeyFromPrivate, type NoteSignerKey, type NoteVerifierKey } from './note-keys.js';
+import { ensurePrivateDir } from './state.js';
+
+/**
+ * Key files for the C2SP formats. A key pair PREFIX.key (PKCS#8 PEM, 0600)
+ * and PREFIX.pub gets a third file, PREFIX.vkey: the signed-note verifier
+ * key `<name>+<key id>+base64(type || key)` that names the key (the log's
+ * origin, or the cosigner's name) and says its type (0x01 log, 0x04 cosigner).
+ */
+export const vkeyPathOf = (keyPath: string): string => `${keyPath.replace(/\.key$/, '')}.vkey`;
+
+/** A host id for origins: the machine id (systemd), else the hostname. */
+export function hostId(): string {
+  try {
+    const id = fs.readFileSync('/etc/machine-id', 'utf8').trim();
+    if (/^[0-9a-f]{32}$/.test(id)) return id.slice(0, 16);
+  } catch { /* no machine id: containers, minimal images */ }
+  return os.hostname().replace(/[^A-Za-z0-9.-]/g, '-') || 'host';
+}
+
+/** `<host-id>.agent-witness/<state dir>`: one log per state dir (spaces and '+' cannot appear in a key name). */
+export function defaultOrigin(stateDir: string): string {
+  return `${hostId()}.agent-witness${path.resolve(stateDir)}`.replace(/[\s+]/gu, '_');
+}
+
+export function writeVkey(keyPath: string, name: string, alg: number): string {
+  const vkey = encodeVerifierKey(name, alg, rawPublicKey(loadPrivateKey(keyPath)));
+  fs.writeFileSync(vkeyPathOf(keyPath), `${vkey}\n`, { mode: 0o644 });
+  return vkey;
+}
+
+export function loadVerifierKey(file: string, field = '--vkey'): NoteVerifierKey {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8').trim(); } catch (cause) {
+    throw new WitnessError('E_CONFIG', `cannot read verifier key (${(cause as Error).message})`, { file, field, cause });
+  }
+  try { return parseVerifierKey(text); } catch (cause) {
+    throw new WitnessError('E_CONFIG', `not a signed-note verifier key <name>+<8 hex>+<base64>: ${(cause as Error).message}`, { file, field, cause });
+  }
+}
+
+/** The note signer for PREFIX.key, named by PREFIX.vkey (whose type, 0x01 or 0x04, it keeps). */
+export function loadNoteSigner(keyPath: string): NoteSignerKey {
+  const vkey = loadVerifierKey(vkeyPathOf(keyPath), '--key');
+  const signer = signerKeyFromPrivate(vkey.name, vkey.alg, loadPrivateKey(keyPath));
+  if (signer.keyHash !== vkey.keyHash) throw new WitnessError('E_CONFIG', 'the .vkey beside this key names a different key', { file: vkeyPathOf(keyPath), field: '--key' });
+  return signer;
+}
+
+/**
+ * The state dir's own log key, `<state>/keys/host.key`, and its verifier key
+ * `<state>/keys/host.vkey` named by the state dir's origin; both created on first use.
+ */
+export function hostNoteSigner(stateDir: string): NoteSignerKey {
+  const keyDir = path.join(stateDir, 'keys');
+  const keyPath = path.join(keyDir, 'host.key');
+  if (!fs.existsSync(keyPath)) {
+    ensurePrivateDir(keyDir);
+    try { writeKeyPair(path.join(keyDir, 'host')); } catch (e) { if (!fs.existsSync(keyPath)) throw e; /* a concurrent writer made it */ }
+  }
+  if (!fs.existsSync(vkeyPathOf(keyPath))) writeVkey(keyPath, defaultOrigin(stateDir), ALG_ED25519);
+  return loadNoteSigner(keyPath);
+}
