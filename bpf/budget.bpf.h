@@ -110,8 +110,9 @@ static __always_inline bool wa_supp_insert(struct wa_supp_key *sk, __u64 win, co
 	t->last_ns = 0;
 	t->key_full_len = key_len;
 	__u32 n = key_len < WA_SUPP_KEY_MAX ? key_len : WA_SUPP_KEY_MAX;
-	/* keep the clamped value in the register the read uses: otherwise clang
-	 * may reuse key_len, and 6.1's verifier rejects the unbounded size */
+	/* keep the clamped value in the register the read uses, and test that
+	 * very register once: otherwise clang tests a copy (n - 1 <= 255) and
+	 * 6.1's verifier never learns the size is bounded */
 	asm volatile("" : "+r"(n));
 	t->key_len = n;
 	t->pad = 0;
@@ -120,7 +121,7 @@ static __always_inline bool wa_supp_insert(struct wa_supp_key *sk, __u64 win, co
 	t->gid = ug >> 32;
 	t->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(t->comm, sizeof(t->comm));
-	if (n > 0 && n <= WA_SUPP_KEY_MAX)
+	if (n <= WA_SUPP_KEY_MAX) /* size 0 is allowed */
 		bpf_probe_read_kernel(t->key, n, key);
 	long err = bpf_map_update_elem(&wa_suppress, sk, t, BPF_NOEXIST);
 	return err == 0 || err == -WA_EEXIST;
