@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/build-deps.sh >/dev/null
-export npm_config_nodedir=/usr
+source scripts/node-env.sh
 npx prebuildify --napi --strip --tag-libc -t "$(node -p process.versions.node)"
 ls -l prebuilds/linux-x64/
 echo "prebuild source hash: $(node scripts/source-hash.mjs)"

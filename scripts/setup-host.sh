@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Prepares a Debian 12 host (or CI runner) for building and testing agent-witness:
-#   1. installs every package listed in scripts/apt-packages.txt that is not installed yet,
-#      running `apt-get update` first only when the package lists are missing or stale;
+# Prepares a Debian 12 or 13 host (or CI runner) for building and running agent-witness:
+#   1. installs every package listed in scripts/apt-packages.txt (what the quick start needs to
+#      build and run the sensor) that is not installed yet, and with --test also those in
+#      scripts/apt-packages-test.txt (only the tests and the kernel matrix need them), running
+#      `apt-get update` first only when the package lists are missing or stale;
 #   2. mounts tracefs at /sys/kernel/tracing (tracepoint ids live there) and debugfs at
 #      /sys/kernel/debug (older tools still look for tracing under it) when not mounted.
 # Idempotent: a second run changes nothing and says so. Must run as root.
@@ -9,7 +11,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
-readonly PACKAGE_FILE=$ROOT/scripts/apt-packages.txt
 readonly APT_LISTS=/var/lib/apt/lists
 readonly LISTS_MAX_AGE_MINUTES=$((24 * 60))
 # Wait for another apt/dpkg run (other jobs on the host) instead of failing on its lock.
@@ -19,6 +20,7 @@ log() { echo "setup-host: $*"; }
 die() { echo "setup-host: error: $*" >&2; exit 1; }
 
 read_package_list() {
+  local PACKAGE_FILE=$1
   [[ -r $PACKAGE_FILE ]] || die "$PACKAGE_FILE: not readable"
   local line name extra line_no=0
   while IFS= read -r line || [[ -n $line ]]; do
@@ -59,7 +61,7 @@ install_packages() {
   local name missing=()
   for name in "${PACKAGES[@]}"; do is_installed "$name" || missing+=("$name"); done
   if ((${#missing[@]} == 0)); then
-    log "packages: all ${#PACKAGES[@]} from scripts/apt-packages.txt already installed"
+    log "packages: all ${#PACKAGES[@]} from ${LISTS[*]} already installed"
     return 0
   fi
   log "packages to install: ${missing[*]}"
@@ -88,11 +90,14 @@ mount_filesystem() {
 }
 
 main() {
-  (($# == 0)) || die "takes no arguments (edit scripts/apt-packages.txt to change packages)"
+  LISTS=(scripts/apt-packages.txt)
+  if [[ ${1:-} == --test ]]; then LISTS+=(scripts/apt-packages-test.txt); shift; fi
+  (($# == 0)) || die "usage: setup-host.sh [--test] (edit scripts/apt-packages*.txt to change packages)"
   [[ $EUID -eq 0 ]] || die "must run as root (installs packages, mounts tracefs)"
   PACKAGES=()
   LISTS_UPDATED=0
-  read_package_list
+  local list
+  for list in "${LISTS[@]}"; do read_package_list "$ROOT/$list"; done
   install_packages
   mount_filesystem tracefs /sys/kernel/tracing yes
   mount_filesystem debugfs /sys/kernel/debug no

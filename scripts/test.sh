@@ -5,6 +5,9 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The Node the quick start set up (.node/bin first on PATH); an unsupported Node stops here
+# with one line naming the version it needs, before vitest dies on a missing node:util API.
+source scripts/node-env.sh
 npx tsc -p tsconfig.json || { echo "tests: typecheck failed"; exit 1; }
 mkdir -p .test-results
 report=.test-results/vitest.json

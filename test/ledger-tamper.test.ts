@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { dsse } from '../src/index.js';
 import { verifyPath, type VerifyReport } from '../src/ledger/index.js';
 import { EventHasher } from '../src/ledger/hash.js';
-import { formatRecord, parseRecord } from '../src/ledger/record.js';
+import { formatRecord, formatRecordV1, parseRecord } from '../src/ledger/record.js';
 import { run as verifyCli } from '../src/cli/verify.js';
 import { newKey, readLines, tempDir, writeLines, writeSession } from './helpers/ledger-fixtures.js';
 
@@ -45,6 +45,21 @@ describe('tamper matrix (each case must be MISMATCH with the right reason)', () 
     const offset = lines.slice(0, 30).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) + Buffer.byteLength(lines[30]!) - 10;
     buf[offset]! ^= 0x01;
     fs.writeFileSync(EVENTS(dir), buf);
+    // v2 records carry no hash copies: the damaged segment (checkpoints every 25) is named from its first record
+    expectMismatch(await verifyPath(dir, { pinned: pub }), /events\.ndjson/, /an event among records 25\.\.49 was modified/, 25);
+  });
+
+  it('a v1 ledger (hashes stored per record) still verifies, and there a flipped byte is pinned to its record', async () => {
+    const stateDir = tempDir('tamper-v1');
+    roots.push(stateDir);
+    const dir = await writeSession({ stateDir, signKey: key, recordFormat: 1 }, 60);
+    expect(readLines(EVENTS(dir))[3]).toMatch(/^\{"seq":3,"prev_chain":"[0-9a-f]{64}","leaf_hash":/);
+    expect((await verifyPath(dir, { pinned: pub })).verified).toBe(true);
+    const buf = fs.readFileSync(EVENTS(dir));
+    const lines = readLines(EVENTS(dir));
+    const offset = lines.slice(0, 30).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) + Buffer.byteLength(lines[30]!) - 10;
+    buf[offset]! ^= 0x01;
+    fs.writeFileSync(EVENTS(dir), buf);
     expectMismatch(await verifyPath(dir, { pinned: pub }), /events\.ndjson/, /leaf_hash does not match the event bytes/, 30);
   });
 
@@ -59,11 +74,11 @@ describe('tamper matrix (each case must be MISMATCH with the right reason)', () 
       if (typeof r === 'string') throw new Error(r);
       let ev = b.toString('utf8', r.eventStart, r.eventEnd);
       if (i === 40) ev = ev.replace('file-', 'FILE-');
-      const p: string = prev ?? r.prevHex;
+      const p: string = prev ?? r.prevHex ?? '0'.repeat(64);
       const leaf = hasher.leafHexOfString(ev);
       const link = hasher.chainHex(p, leaf);
       prev = link;
-      return formatRecord(i, p, leaf, link, ev).slice(0, -1);
+      return formatRecord(i, ev).slice(0, -1);
     });
     writeLines(EVENTS(dir), rebuilt);
     expectMismatch(await verifyPath(dir, { pinned: pub }), /events\.ndjson/, /differs from (signed )?checkpoint/);

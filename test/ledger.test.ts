@@ -116,16 +116,17 @@ describe('SessionWriter', () => {
       const bytes = file.subarray(rec.eventStart, rec.eventEnd);
       const data = Buffer.concat([Buffer.from('agent-witness.v1.event\n'), bytes]);
       const leaf = sha(Uint8Array.of(0), data);
-      expect(rec.leafHex).toBe(leaf.toString('hex'));
-      expect(rec.prevHex).toBe(prev.toString('hex'));
+      // v2 records store no hashes (src/ledger/record.ts): the line is seq + the event bytes
+      expect(rec.leafHex).toBeNull();
+      expect(file.subarray(pos, nl).toString('utf8')).toBe(`{"seq":${leafData.length},"event":${bytes.toString('utf8')}}`);
       prev = sha(Buffer.from('agent-witness.v1.chain\n'), prev, leaf);
-      expect(rec.chainHex).toBe(prev.toString('hex'));
       leafData.push(data);
       pos = nl + 1;
     }
     const session = JSON.parse(fs.readFileSync(path.join(w.dir, 'session.json'), 'utf8'));
     // The ledger's Merkle tree is the plain RFC 6962 tree over leaf data "agent-witness.v1.event\n" || bytes.
     expect(Buffer.from(merkle.rootHash(leafData)).toString('hex')).toBe(session.ledger.root_hash);
+    expect(prev.toString('hex')).toBe(session.ledger.chain_head);
     // The lone surrogate was stored as U+FFFD (EF BF BD), and that is what was hashed.
     expect(file.includes(Buffer.from('a\uFFFDb'))).toBe(true);
     expect((await verifyPath(w.dir)).verified).toBe(true);

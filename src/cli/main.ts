@@ -16,6 +16,8 @@ const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => 
   query: { load: () => import('./query.js'), help: 'query [--agent A] [--since 1h] [--event E] [--json]   events from the store' },
   scope: { load: () => import('./scope.js'), help: 'scope open|close|list ...                    bind a tool call to a pid or cgroup (daemon socket)' },
   cosigner: { load: () => import('./cosigner.js'), help: 'cosigner serve --listen H:P --key K --log L.vkey --state DIR   a C2SP witness' },
+  prove: { load: () => import('./prove.js'), help: 'prove --event <seq|session:seq> STATE        a c2sp.org/tlog-proof for one event' },
+  'verify-proof': { load: () => import('./verify-proof.js'), help: 'verify-proof --pubkey K --witness W.vkey FILE   check a .tlog-proof offline' },
   tree: { load: () => import('./tree.js'), help: 'tree --scope T [--run R] [--json]             the process tree a tool call produced' },
 };
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
+import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
@@ -14,12 +15,13 @@ import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { toEnvelope } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
+import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { parseArgs, str } from './args.js';
 import { humanLine } from './format.js';
 
 const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
-  '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json]\n' +
+  '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -45,7 +47,8 @@ function executableIdentity(path: string | undefined): { path?: string; sha256?:
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(rawArgv: string[]): Promise<number> {
+  const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
@@ -77,10 +80,14 @@ export async function run(argv: string[]): Promise<number> {
     command: rest,
   });
   let rootExe: string | undefined;
+  // Each continuity checkpoint goes to the witnesses as it is sealed (docs/continuity.md).
+  const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
+  pusher?.start();
 
+  const compactor = new ContextCompactor();
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    const line = JSON.stringify(env);
+    const line = JSON.stringify(compactor.compact(env)); // process context once per key (docs/ndjson.md)
     ledger?.append(line);
     sink.write(env, json ? line : humanLine(env, true));
   };
@@ -149,12 +156,14 @@ export async function run(argv: string[]): Promise<number> {
       exitCode: result.code,
       signal: result.signal,
       counters: Object.fromEntries(counts),
-      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors },
+      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
       executable: executableIdentity(rootExe),
     });
   }
+  const witnessed = await pusher?.close();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stderr.write(summaryText(counts, stats, sink.stats().dropped, seconds));
+  for (const w of witnessed ?? []) process.stderr.write(`witness: ${w.witness} cosigned ${w.cosigned}, size ${w.size}, pending ${w.pending}, dropped ${w.dropped}${w.lastError ? ` (${w.lastError})` : ''}\n`);
   if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
   if (result.error) {
     process.stderr.write(`witness run: cannot start ${rest[0]}: ${result.error.message}\n`);

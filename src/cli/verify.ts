@@ -1,5 +1,7 @@
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
+import { findLocalHostKey } from '../ledger/local-key.js';
+import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
@@ -23,8 +25,32 @@ function describeFailure(r: VerifyReport): string {
   return `MISMATCH ${where}: ${f.reason}\n`;
 }
 
+const UNPINNED = 'signatures are checked only against the keys the ledger itself names, which proves integrity, not authorship';
+
+/**
+ * No `--pubkey`: when the state dir holding the target has its own host key and that key made
+ * every signature, the result is pinned to it, and stderr says so; otherwise unpinned, with the
+ * warning (naming the host key when there is one that did not sign everything).
+ */
+async function verifyWithDefaultPin(target: string, opts: VerifyOptions): Promise<VerifyReport> {
+  const local = findLocalHostKey(target);
+  if (local) {
+    const pinned = await verifyPath(target, { ...opts, pinned: local.key });
+    if (pinned.verified) {
+      process.stderr.write(`verify: pinned ${local.publicPath} (key ${local.keyId.slice(0, 16)}): this state dir's own host key made every signature; --pubkey FILE pins another\n`);
+      return pinned;
+    }
+    process.stderr.write(`WARNING: SIGNER UNPINNED: not every signature is by this state dir's host key ${local.publicPath}; ${UNPINNED}. Pass --pubkey FILE.\n`);
+  } else {
+    process.stderr.write(`WARNING: SIGNER UNPINNED: no --pubkey given; ${UNPINNED}.\n`);
+  }
+  return verifyPath(target, opts);
+}
+
 /** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
 export async function run(argv: string[]): Promise<number> {
+  // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
+  if (wantsPeriod(argv)) return runPeriod(argv);
   const opts: VerifyOptions = { mode: 'full' };
   let json = false;
   let pubkeyPath: string | undefined;
@@ -45,10 +71,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!target) { process.stderr.write(USAGE); return 2; }
   if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
   if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);
-  else process.stderr.write('WARNING: SIGNER UNPINNED: no --pubkey given; signatures are checked only against the key the ledger itself names, which proves integrity, not authorship.\n');
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
-  const report = await verifyPath(target, opts);
+  const report = pubkeyPath ? await verifyPath(target, opts) : await verifyWithDefaultPin(target, opts);
   if (json) {
     process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report })}\n`);
   } else if (report.verified) {

@@ -101,6 +101,8 @@ export const daemonConfigSchema = z.strictObject({
   }).default({}),
   pulse: pulseSchema.default(pulseSchema.parse({})),
   ledger: ledgerSchema.default(ledgerSchema.parse({})),
+  /** C2SP witnesses the continuity log's checkpoints are pushed to (docs/continuity.md). */
+  witnesses: z.array(z.strictObject({ url: z.string().regex(/^https?:\/\//), vkey: absolutePath })).default([]),
 });
 
 export type DaemonConfig = z.output<typeof daemonConfigSchema>;

@@ -21,6 +21,8 @@ import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '
 import { attributionHooks } from './attribution.js';
 import type { AttributionHooks, HookContext, ScopeServerHandle } from './hooks.js';
 import { LedgerSink } from './ledger-sink.js';
+import { WitnessPusher } from '../cosigner/push.js';
+import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
@@ -108,6 +110,11 @@ export class WitnessDaemon {
         });
         ledgerSink = new LedgerSink(writer);
         sinks.push(ledgerSink);
+        if (config.witnesses.length > 0) {
+          const pusher = new WitnessPusher({ stateDir: dir, witnesses: config.witnesses.map((w) => ({ url: w.url.replace(/\/+$/, ''), vkey: loadVerifierKey(w.vkey, 'witnesses.vkey') })) });
+          pusher.start();
+          closers.push(async () => { await pusher.close(); });
+        }
       }
       const ledger = ledgerSink;
       const pulse = config.pulse.enabled && store

@@ -1,3 +1,4 @@
+import { ContextCompactor } from '../events/compact.js';
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
@@ -18,7 +19,8 @@ export interface PipelineStats {
 
 /**
  * SensorEvent → envelope → enricher → every sink, and into the pulse. The
- * JSON line is built once per envelope and shared by all sinks. Nothing here
+ * JSON line (compact: process context once per process key) is built once
+ * per envelope and shared by all sinks. Nothing here
  * waits: sinks queue (bounded) on their own, so the kernel drain that calls
  * `onSensorEvent` is never held up by a consumer.
  */
@@ -27,6 +29,7 @@ export class Pipeline {
   private emitted = 0;
   private enrichErrors = 0;
   private pulseErrors = 0;
+  private readonly compactor = new ContextCompactor();
 
   constructor(
     private enricher: ReloadableEnricher,
@@ -76,7 +79,9 @@ export class Pipeline {
 
   private toSinks(env: Envelope): void {
     this.emitted++;
-    const line = JSON.stringify(env);
+    // Lines carry each process's context once (src/events/compact.ts); sinks
+    // that need the whole record (OTLP, the store) read it from `env`.
+    const line = JSON.stringify(this.compactor.compact(env));
     for (const s of this.sinks) s.write(env, line);
   }
 

@@ -21,11 +21,17 @@ export class StoreSink extends BatchQueue<EventRow> implements Sink {
     this.events = new EventStore(store);
   }
 
-  write(env: Envelope, line: string): void {
-    this.push({ env, line });
+  /**
+   * The store keeps the whole record (context joined), not the compact line
+   * the file sinks get, so `witness query` can answer from any one row.
+   * Serialised at delivery, off the kernel drain.
+   */
+  write(env: Envelope, _line: string): void {
+    this.push({ env, line: '' });
   }
 
   protected async deliver(rows: EventRow[]): Promise<void> {
+    for (const r of rows) if (r.line === '') r.line = JSON.stringify(r.env);
     try {
       this.events.append(rows);
       this.written += rows.length;

@@ -31,6 +31,8 @@ export const IDENTITY_SOURCES = ['tree', 'proc', 'kernel'] as const;
 export const CONTAINER_RUNTIMES = ['docker', 'containerd', 'cri-o', 'podman', 'kubernetes', 'unknown'] as const;
 export const HASH_STATUSES = ['ok', 'pending', 'unavailable'] as const;
 const scopeId = z.string().min(1).max(256);
+/** `<pid>-<start on the boot clock, ns>` (src/identity/process-table.ts processKey). */
+export const PROCESS_KEY_RE = /^\d+-\d+$/;
 
 function attributionKeys() {
   return {
@@ -43,6 +45,7 @@ function attributionKeys() {
     'k8s.pod.uid': z.string().regex(/^[0-9a-f-]{36}$/).optional(),
     'witness.systemd.unit': z.string().optional(),
     'witness.identity.source': z.enum(IDENTITY_SOURCES).optional(),
+    'witness.process.key': z.string().regex(PROCESS_KEY_RE).optional(),
     'witness.agent': z.string().min(1).optional(),
     'witness.agent.pending': z.literal(true).optional(),
     'witness.scope.run_id': scopeId.optional(),
@@ -121,7 +124,7 @@ export const fileOpenAttributes = z.object({
   'file.path': z.string(),
   'witness.result': result,
   'witness.open.flags': openFlags,
-  'witness.open.mode': octalMode,
+  'witness.open.mode': octalMode.optional(), // only when the open can create (O_CREAT, O_TMPFILE)
 }).strict();
 
 export const unlinkAttributes = z.object({
@@ -222,6 +225,28 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;
+
+/**
+ * A compact record (src/events/compact.ts): the same shapes with the process
+ * context keys and thread.id left out; `witness.process.key` is required,
+ * because it is what the context is joined by. Joined, it must pass
+ * sensorEnvelopeSchema.
+ */
+const COMPACT_OMITTED = {
+  'thread.id': true, 'process.user.id': true, 'witness.gid': true, 'process.command': true, 'process.linux.cgroup': true,
+  'process.executable.path': true,
+} as const;
+
+function compactVariant<N extends DecodedEventName>(name: N) {
+  const attrs = (sensorAttributeSchemas[name] as z.ZodObject<z.ZodRawShape>).partial(COMPACT_OMITTED).extend({ 'witness.process.key': z.string().regex(PROCESS_KEY_RE) });
+  return z.object({ time, event: z.literal(name), attributes: attrs }).strict();
+}
+
+export const compactSensorEnvelopeSchema = z.discriminatedUnion('event', [
+  compactVariant('process.exec'), compactVariant('process.exit'), compactVariant('network.connect'), compactVariant('dns.query'),
+  compactVariant('file.write'), compactVariant('file.read_sensitive'), compactVariant('file.unlink'), compactVariant('file.rename'),
+  compactVariant('security.setuid'), compactVariant('security.setgid'), compactVariant('security.ptrace'), compactVariant('security.bind'),
+]);
 
 /**
  * Findings the AttributionEnricher raises (docs/manifest.md): the offending

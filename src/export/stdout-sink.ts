@@ -11,13 +11,17 @@ export interface StdoutSinkOptions {
   maxQueuedBytes?: number;
 }
 
+/** A regular file gets one write(2) per this many bytes (or per event-loop turn, whichever is first). */
+const FILE_BATCH_BYTES = 512 << 10;
+
 /**
  * NDJSON on stdout for `witness daemon | consumer`. A consumer that stops
  * reading must not stall the daemon: when stdout is a pipe or a socket
  * (journald's stdout is one) the lines go through a libuv stream, which puts
  * the fd in O_NONBLOCK mode and queues in user space; past `maxQueuedBytes`
  * lines are dropped and counted. A regular file or a terminal is written
- * directly (neither blocks indefinitely on a reader).
+ * directly (neither blocks indefinitely on a reader) and never drops: memory
+ * stays bounded because a full batch is written at once.
  */
 export class StdoutSink implements Sink {
   readonly name = 'stdout';
@@ -55,12 +59,18 @@ export class StdoutSink implements Sink {
   }
 
   write(_env: Envelope, line: string): void {
-    if (this.broken || this.queuedBytes() + line.length + 1 > this.maxQueuedBytes) {
+    // Only a reader can stall; a regular file or terminal is written in
+    // FILE_BATCH_BYTES pieces as lines arrive and never drops for being busy.
+    if (this.broken || (this.stream !== null && this.queuedBytes() + line.length + 1 > this.maxQueuedBytes)) {
       this.dropped++;
       return;
     }
     this.pending.push(line);
     this.pendingBytes += line.length + 1;
+    if (this.stream === null && this.pendingBytes >= FILE_BATCH_BYTES) {
+      this.hand();
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.hand());

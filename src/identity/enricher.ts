@@ -289,6 +289,7 @@ function annotate(a: Attributes, info: ProcessInfo, scope: Scope | null, isExec:
     a['witness.executable.sha256'] = info.sha256;
     a['witness.executable.hash_status'] = info.hashStatus ?? 'unavailable';
   }
+  a['witness.process.key'] = info.key;
   a['witness.agent'] = info.agent;
   if (info.agentPending) a['witness.agent.pending'] = true;
   if (scope) Object.assign(a, scopeAttributes(scope));

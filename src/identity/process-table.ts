@@ -32,6 +32,13 @@ export interface ProcessInfo {
   source: IdentitySource;
   /** epoch ns of the fork or exec that created this incarnation (null when met mid-life) */
   startNs: bigint | null;
+  /**
+   * `witness.process.key` (docs/ndjson.md): `<pid>-<boot ns>` of the record
+   * that began this incarnation (fork, exec) or, for a process met mid-life,
+   * its kernel start time from /proc (the first record's time when /proc is
+   * gone). A new program (exec) is a new key: its context differs.
+   */
+  key: string;
   /** attribution state, owned by the enricher */
   agent: string;
   agentPending: boolean;
@@ -43,6 +50,11 @@ export interface ProcessInfo {
 }
 
 export const MAX_CHAIN = 16;
+
+/** The stable process key: pid and the incarnation's start on the boot clock. */
+export function processKey(pid: number, startBootNs: bigint): string {
+  return `${pid}-${startBootNs}`;
+}
 const NO_CGROUP: CgroupIdentity = { containerId: null, containerRuntime: null, podUid: null, systemdUnit: null };
 
 export interface ProcessTableOptions {
@@ -99,6 +111,7 @@ export class ProcessTable {
       parentChain: [String(ev.pid), ...parent.parentChain].slice(0, MAX_CHAIN),
       source: 'tree',
       startNs: tNs,
+      key: processKey(ev.childPid, ev.tsBootNs),
       scopeSerial: 0, // the child's own row must be linked to its scopes too
       exitedAt: null,
     };
@@ -122,6 +135,7 @@ export class ProcessTable {
     info.argv = ev.argv;
     info.cwd = ev.cwd;
     info.startNs ??= tNs;
+    info.key = processKey(ev.pid, ev.tsBootNs);
     info.reportedUnattributed = false;
     info.witnessSelf = false;
     this.opts.onIdentity(info, parent, id.pending);
@@ -186,6 +200,7 @@ export class ProcessTable {
       parentChain: ppid > 0 ? [String(ppid), ...(parent?.parentChain ?? [])].slice(0, MAX_CHAIN) : [],
       source: fromProc ? 'proc' : 'kernel',
       startNs: null,
+      key: processKey(pid, fromProc?.startBootNs ?? ev?.tsBootNs ?? 0n),
       // The witness itself forks every command it spawns traced; that child is
       // us until it execs: never attributed, never reported.
       agent: '', agentPending: false, reportedUnattributed: pid === process.pid, scopeSerial: 0,
@@ -209,7 +224,7 @@ export class ProcessTable {
     return info;
   }
 
-  private readProc(pid: number): { ppid: number; comm: string; uid: number; exe: string; cgroupPath: string | null; cgroupId: bigint | null } | null {
+  private readProc(pid: number): { ppid: number; comm: string; uid: number; exe: string; cgroupPath: string | null; cgroupId: bigint | null; startBootNs: bigint } | null {
     try {
       const stat = readFileSync(`${this.proc}/${pid}/stat`, 'utf8');
       const close = stat.lastIndexOf(')');
@@ -217,13 +232,15 @@ export class ProcessTable {
       const fields = stat.slice(close + 2).split(' ');
       if (fields[0] === 'Z' || fields[0] === 'X') return null; // a zombie has lost exe and cgroup already
       const ppid = Number(fields[1]);
+      // field 22 (starttime): clock ticks since boot, USER_HZ = 100 on Linux
+      const startBootNs = BigInt(fields[19] ?? '0') * 10_000_000n;
       const uidLine = /^Uid:\s+(\d+)/m.exec(readFileSync(`${this.proc}/${pid}/status`, 'utf8'));
       let exe = '';
       try { exe = readlinkSync(`${this.proc}/${pid}/exe`); } catch { /* kernel thread */ }
       let cgroupPath: string | null = null;
       try { cgroupPath = v2PathFromProcCgroup(readFileSync(`${this.proc}/${pid}/cgroup`, 'utf8')); } catch { /* gone */ }
       const cgroupId = cgroupPath !== null ? this.opts.cgroups.idOf(cgroupPath) : null;
-      return { ppid, comm, uid: uidLine ? Number(uidLine[1]) : 0, exe, cgroupPath, cgroupId };
+      return { ppid, comm, uid: uidLine ? Number(uidLine[1]) : 0, exe, cgroupPath, cgroupId, startBootNs };
     } catch {
       return null;
     }

@@ -9,7 +9,7 @@ import { EventHasher, sha256 } from './hash.js';
 import { keyIdOf, rawPublicKey } from './keys.js';
 import { consistencyProofWith } from './merkle.js';
 import { HexFrontier, hexSegmentHasher } from './merkle-hex.js';
-import { formatRecord } from './record.js';
+import { formatRecord, formatRecordV1 } from './record.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
 import { fsyncDir, writeFully } from './tail.js';
 
@@ -30,6 +30,8 @@ export interface LedgerLogOptions {
   flushIntervalMs?: number;
   /** The host ledger is appended by sessions that may use different keys; every checkpoint names its own key. */
   allowSignerChange?: boolean;
+  /** Record form (src/ledger/record.ts); default 2. 1 writes the old form, for compatibility tests only. */
+  recordFormat?: 1 | 2;
   /** Called with each sealed checkpoint line (durable by then): the state dir's continuity log takes it as a leaf. */
   onSealed?: (checkpointLine: Buffer) => void;
 }
@@ -165,7 +167,7 @@ export class LedgerLog {
     this.frontier.append(leafHex);
     this.segment.push(leafHex);
     const seq = this.seq++;
-    const record = formatRecord(seq, this.headHex, leafHex, linkHex, line);
+    const record = this.opts.recordFormat === 1 ? formatRecordV1(seq, this.headHex, leafHex, linkHex, line) : formatRecord(seq, line);
     this.headHex = linkHex;
     // A JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes.
     if (this.pendingLen + record.length * 3 > this.pending.length) {

@@ -1,13 +1,19 @@
 /**
- * One ledger record is one line:
+ * One ledger record is one line. Two forms; both are valid JSON whenever the
+ * event is, and the event's bytes sit verbatim after `"event":` and before
+ * the final `}`:
  *
- *   {"seq":N,"prev_chain":"<hex>","leaf_hash":"<hex>","chain_hash":"<hex>","event":<event bytes>}\n
+ *   v2 (written since wave 2):  {"seq":N,"event":<event bytes>}\n
+ *   v1 (still read):            {"seq":N,"prev_chain":"<hex>","leaf_hash":"<hex>","chain_hash":"<hex>","event":<event bytes>}\n
  *
- * The event's bytes are stored verbatim after `"event":` and before the final
- * `}`; they are what leaf_hash covers, so verification slices them out of the
- * line and never re-serialises anything. Field order and spelling are fixed,
- * which is what makes byte-slicing safe; the whole line is still valid JSON
- * whenever the event is.
+ * The hashes v1 stored per record are all functions of the event bytes and
+ * the previous record (leaf = H(event), chain = H(prev || leaf)); verifiers
+ * recompute them either way and the signed checkpoints decide, so v2 leaves
+ * them out (≈200 bytes a record: docs/ledger.md §2). What v1's copies added
+ * was pinpointing a *naive* edit to its record; an editor who rewrote them
+ * too was only ever caught at the checkpoint, which is still the case.
+ * Verification slices the event bytes out of the line and never
+ * re-serialises anything; field order and spelling are fixed.
  */
 const P_SEQ = '{"seq":';
 const P_PREV = ',"prev_chain":"';
@@ -15,15 +21,24 @@ const P_LEAF = '","leaf_hash":"';
 const P_CHAIN = '","chain_hash":"';
 const P_EVENT = '","event":';
 
-export function formatRecord(seq: number, prevHex: string, leafHex: string, chainHex: string, event: string): string {
+const P_EVENT_V2 = ',"event":';
+
+/** A v2 record line (with its newline). */
+export function formatRecord(seq: number, event: string): string {
+  return P_SEQ + seq + P_EVENT_V2 + event + '}\n';
+}
+
+/** A v1 record line; only tests and fixtures of old ledgers write these now. */
+export function formatRecordV1(seq: number, prevHex: string, leafHex: string, chainHex: string, event: string): string {
   return P_SEQ + seq + P_PREV + prevHex + P_LEAF + leafHex + P_CHAIN + chainHex + P_EVENT + event + '}\n';
 }
 
 export interface ParsedRecord {
   seq: number;
-  prevHex: string;
-  leafHex: string;
-  chainHex: string;
+  /** v1 only (null in v2): the stored copies, checked against the recomputed values */
+  prevHex: string | null;
+  leafHex: string | null;
+  chainHex: string | null;
   /** Absolute byte offsets of the event bytes inside the buffer that was parsed. */
   eventStart: number;
   eventEnd: number;
@@ -34,6 +49,7 @@ const B_PREV = Buffer.from(P_PREV);
 const B_LEAF = Buffer.from(P_LEAF);
 const B_CHAIN = Buffer.from(P_CHAIN);
 const B_EVENT = Buffer.from(P_EVENT);
+const B_EVENT_V2 = Buffer.from(P_EVENT_V2);
 const HEX_LEN = 64;
 const CLOSE_BRACE = 0x7d;
 
@@ -49,12 +65,17 @@ const HEX64 = /^[0-9a-f]{64}$/;
  */
 export function parseRecord(buf: Buffer, start: number, end: number): ParsedRecord | string {
   let p = start;
-  if (end - start < B_SEQ.length + 1 + B_PREV.length + 3 * HEX_LEN + 30 || !expect(buf, p, B_SEQ)) return 'not a ledger record (bad prefix)';
+  if (end - start < B_SEQ.length + 1 + B_EVENT_V2.length + 2 || !expect(buf, p, B_SEQ)) return 'not a ledger record (bad prefix)';
   p += B_SEQ.length;
   let seq = 0;
   const digitsStart = p;
   while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { seq = seq * 10 + (buf[p]! - 48); p++; }
   if (p === digitsStart || p - digitsStart > 15 || (buf[digitsStart] === 48 && p - digitsStart > 1)) return 'malformed seq';
+  if (p + B_EVENT_V2.length < end && expect(buf, p, B_EVENT_V2)) {
+    p += B_EVENT_V2.length;
+    if (buf[end - 1] !== CLOSE_BRACE || end - 1 <= p) return 'record does not end with the event and "}"';
+    return { seq, prevHex: null, leafHex: null, chainHex: null, eventStart: p, eventEnd: end - 1 };
+  }
   const hexAt = (lit: Buffer): string | null => {
     if (p + lit.length + HEX_LEN > end || !expect(buf, p, lit)) return null;
     p += lit.length;

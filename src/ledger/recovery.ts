@@ -80,10 +80,10 @@ export function recoverLog(eventsPath: string, checkpointsPath: string): Recover
       const nl = tail.indexOf(0x0a, good);
       if (nl === -1) break;
       const rec = parseRecord(tail, good, nl);
-      if (typeof rec === 'string' || rec.seq !== seq || rec.prevHex !== chainHeadHex) break;
+      if (typeof rec === 'string' || rec.seq !== seq || (rec.prevHex !== null && rec.prevHex !== chainHeadHex)) break;
       const leaf = hasher.leafHexOfBytes(tail.subarray(rec.eventStart, rec.eventEnd));
       const link = hasher.chainHex(chainHeadHex, leaf);
-      if (leaf !== rec.leafHex || link !== rec.chainHex) break;
+      if ((rec.leafHex !== null && leaf !== rec.leafHex) || (rec.chainHex !== null && link !== rec.chainHex)) break;
       frontier.append(leaf);
       unsealedLeaves.push(leaf);
       chainHeadHex = link;

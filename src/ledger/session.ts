@@ -35,6 +35,8 @@ export interface SessionWriterOptions {
   /** Host state dir (global ledger); default $WITNESS_STATE_DIR or /var/lib/agent-witness. */
   stateDir?: string;
   sessionId?: string;
+  /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
+  recordFormat?: 1 | 2;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -135,6 +137,7 @@ export class SessionWriter {
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+      ...(opts.recordFormat !== undefined && { recordFormat: opts.recordFormat }),
     });
     const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
     if (log.recovered) writer.recordRestart();

@@ -104,8 +104,11 @@ async function fullPass(eventsPath: string, cps: VerifiedCheckpoint[], opts: Log
   return null;
 }
 
-/** Reads one sealed segment and checks its structure (seq run, chain links) without re-hashing events. */
-function readSegment(eventsPath: string, prev: CheckpointPredicate | null, cp: CheckpointPredicate): SegmentFailure | { buf: Buffer; leaves: Buffer[]; spans: Array<[number, number]> } {
+/**
+ * Reads one sealed segment and checks its structure (seq run, chain links);
+ * v1 records are not re-hashed (their stored hashes are used), v2 records are.
+ */
+function readSegment(eventsPath: string, prev: CheckpointPredicate | null, cp: CheckpointPredicate, hasher: EventHasher): SegmentFailure | { buf: Buffer; leaves: Buffer[]; spans: Array<[number, number]> } {
   const m = prev?.tree_size ?? 0;
   const buf = readRange(eventsPath, prev?.events_bytes ?? 0, cp.events_bytes);
   const leaves: Buffer[] = [];
@@ -119,10 +122,12 @@ function readSegment(eventsPath: string, prev: CheckpointPredicate | null, cp: C
     const rec = parseRecord(buf, pos, nl);
     if (typeof rec === 'string') return fail(rec);
     if (rec.seq !== s) return fail(`expected seq ${s}, found ${rec.seq} (record deleted, inserted or reordered)`);
-    if (rec.prevHex !== prevHex) return fail('prev_chain does not match the previous record\'s chain_hash (chain broken)');
-    leaves.push(fromHex32(rec.leafHex));
+    if (rec.prevHex !== null && rec.prevHex !== prevHex) return fail('prev_chain does not match the previous record\'s chain_hash (chain broken)');
+    // v2 stores no hashes: compute them (this segment is then fully re-hashed)
+    const leafHex = rec.leafHex ?? hasher.leafHexOfBytes(buf.subarray(rec.eventStart, rec.eventEnd));
+    leaves.push(fromHex32(leafHex));
     spans.push([pos, nl]);
-    prevHex = rec.chainHex;
+    prevHex = rec.chainHex ?? hasher.chainHex(prevHex, leafHex);
     pos = nl + 1;
   }
   if (pos !== buf.length) return { seq: cp.tree_size, line: cp.tree_size + 1, reason: `checkpoint ${cp.index} seals bytes beyond its last record` };
@@ -150,7 +155,7 @@ function fastPass(eventsPath: string, cps: VerifiedCheckpoint[], samples: number
     const prev = k > 0 ? cps[k - 1]!.predicate : null;
     const m = prev?.tree_size ?? 0;
     if (k !== cachedK) {
-      const read = readSegment(eventsPath, prev, cp);
+      const read = readSegment(eventsPath, prev, cp, hasher);
       if ('reason' in read) return read;
       cached = read;
       cachedK = k;
@@ -160,8 +165,8 @@ function fastPass(eventsPath: string, cps: VerifiedCheckpoint[], samples: number
     const rec = parseRecord(buf, start, end);
     if (typeof rec === 'string') return { seq, line: seq + 1, reason: rec };
     const leaf = hasher.leafHexOfBytes(buf.subarray(rec.eventStart, rec.eventEnd));
-    if (leaf !== rec.leafHex) return { seq, line: seq + 1, reason: 'leaf_hash does not match the event bytes (event modified)' };
-    if (hasher.chainHex(rec.prevHex, leaf) !== rec.chainHex) return { seq, line: seq + 1, reason: 'chain_hash does not match H(prev_chain || leaf_hash)' };
+    if (rec.leafHex !== null && leaf !== rec.leafHex) return { seq, line: seq + 1, reason: 'leaf_hash does not match the event bytes (event modified)' };
+    if (rec.prevHex !== null && hasher.chainHex(rec.prevHex, leaf) !== rec.chainHex) return { seq, line: seq + 1, reason: 'chain_hash does not match H(prev_chain || leaf_hash)' };
     const proof = inclusionPathWith(segmentHasher(m, (prev?.frontier ?? []).map(fromHex32), leaves), seq, 0, cp.tree_size);
     if (!verifyInclusion(leaves[seq - m]!, seq, cp.tree_size, proof, fromHex32(cp.root_hash))) {
       return { seq, line: seq + 1, reason: `inclusion proof against checkpoint ${cp.index} fails (records altered and re-hashed)` };

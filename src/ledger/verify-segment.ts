@@ -59,11 +59,12 @@ export function verifySegment(task: SegmentTask, onBytes?: (n: number) => void):
         const rec = parseRecord(buf, start, nl);
         if (typeof rec === 'string') return fail(rec);
         if (rec.seq !== seq) return fail(`expected seq ${seq}, found ${rec.seq} (record deleted, inserted or reordered)`);
-        if (rec.prevHex !== headHex) return fail('prev_chain does not match the previous record\'s chain_hash (chain broken)');
+        // v1 records carry copies of the hashes: a naive edit is pinned to its record
+        if (rec.prevHex !== null && rec.prevHex !== headHex) return fail('prev_chain does not match the previous record\'s chain_hash (chain broken)');
         const leaf = hasher.leafHexOfBytes(buf.subarray(rec.eventStart, rec.eventEnd));
-        if (leaf !== rec.leafHex) return fail('leaf_hash does not match the event bytes (event modified)');
+        if (rec.leafHex !== null && leaf !== rec.leafHex) return fail('leaf_hash does not match the event bytes (event modified)');
         headHex = hasher.chainHex(headHex, leaf);
-        if (headHex !== rec.chainHex) return fail('chain_hash does not match H(prev_chain || leaf_hash)');
+        if (rec.chainHex !== null && headHex !== rec.chainHex) return fail('chain_hash does not match H(prev_chain || leaf_hash)');
         frontier.append(leaf);
         seq++;
         start = nl + 1;
@@ -78,8 +79,12 @@ export function verifySegment(task: SegmentTask, onBytes?: (n: number) => void):
     fs.closeSync(fd);
   }
   if (seq !== task.endSeq) return fail(`checkpoint ${task.checkpointIndex} seals ${task.endSeq} records, the file holds ${seq} (truncated or deleted)`);
-  if (headHex !== task.endChainHex) return fail(`chain head differs from checkpoint ${task.checkpointIndex}`);
+  // v2 records carry no hash copies: a modified event shows here, and every
+  // record of the segment is suspect, so the failure names its first one.
+  const span = `records ${task.startSeq}..${task.endSeq - 1}`;
+  const atStart = (reason: string): SegmentFailure => ({ seq: task.startSeq, line: task.startSeq + 1, reason });
+  if (headHex !== task.endChainHex) return atStart(`chain head differs from checkpoint ${task.checkpointIndex}: an event among ${span} was modified, or records were replaced`);
   const root = frontier.rootHex();
-  if (root !== task.endRootHex) return fail(`Merkle root over records differs from signed checkpoint ${task.checkpointIndex}`);
+  if (root !== task.endRootHex) return atStart(`Merkle root over ${span} differs from signed checkpoint ${task.checkpointIndex}`);
   return null;
 }

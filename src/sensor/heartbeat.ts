@@ -29,6 +29,8 @@ export function heartbeat(sensor: WitnessSensor, now: Date, final?: SensorStats)
   };
   if (s.pollFatalErrno !== 0) attributes['witness.poll_fatal_errno'] = s.pollFatalErrno;
   for (const [kind, n] of Object.entries(s.kernelDropped)) if (n > 0) attributes[`witness.drops.kernel.${kind}`] = n;
+  // what the probes produced per kind: emitted = delivered (decoded) + dropped, stage by stage
+  for (const [kind, n] of Object.entries(s.kernelEmitted)) if (n > 0) attributes[`witness.kernel.emitted.${kind}`] = n;
   const top = sensor.dropsByProcess(HEARTBEAT_TOP_DROPPERS);
   if (top.length > 0) {
     attributes['witness.drops.top.pids'] = top.map((d) => String(d.pid));

@@ -234,15 +234,19 @@ function dnsAttrs(ev: DnsEvent): Attributes {
   return attrs;
 }
 
+// The kernel reads open(2)'s mode only when the call can create a file.
+const MODE_MATTERS = 0o100 /* O_CREAT */ | 0o20000000 /* O_TMPFILE */;
+
 function fileAttrs(ev: FileEvent): Attributes {
-  return {
+  const a: Attributes = {
     'process.pid': ev.pid, 'thread.id': ev.tid, 'process.user.id': ev.uid, 'witness.gid': ev.gid,
     'process.command': ev.comm, 'process.linux.cgroup': cgroupText(ev.cgroupId),
     'file.path': ev.path,
     'witness.result': ev.ret,
     'witness.open.flags': openFlagNames(ev.openFlags),
-    'witness.open.mode': octalMode(ev.mode),
   };
+  if ((ev.openFlags & MODE_MATTERS) !== 0) a['witness.open.mode'] = octalMode(ev.mode);
+  return a;
 }
 
 function unlinkAttrs(ev: FileEvent): Attributes {

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { envelopeSchema } from '../../src/events/envelope.js';
-import { sensorEnvelopeSchema } from '../../src/events/schemas.js';
+import { CONTEXT_KEYS, ContextJoiner } from '../../src/events/compact.js';
+import { compactSensorEnvelopeSchema, sensorEnvelopeSchema } from '../../src/events/schemas.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
 import { kernelSuite } from '../helpers/kernel.js';
 
@@ -14,10 +15,23 @@ const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
 const STATE = mkdtempSync(join(tmpdir(), 'witness-state-'));
 
 function witness(args: string[], opts: { uid?: number } = {}) {
-  const cmd = opts.uid !== undefined
-    ? ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups', process.execPath, BIN, ...args]
-    : [process.execPath, BIN, ...args];
+  const cmd = opts.uid !== undefined ? unprivileged(opts.uid, args) : [process.execPath, BIN, ...args];
   return spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, WITNESS_STATE_DIR: STATE } });
+}
+
+/**
+ * The CLI as another user. A checkout under /root (0700) is not traversable for that user, nor
+ * is a Node the quick start put in its .node/: in a private mount namespace the checkout is
+ * bind-mounted on a fresh directory in /tmp, and the user runs the same files from there.
+ */
+const MOUNT_POINTS: string[] = []; // empty outside the namespaces; removed after the suite
+function unprivileged(uid: number, args: string[]): string[] {
+  const mnt = mkdtempSync(join(tmpdir(), 'witness-unpriv-'));
+  MOUNT_POINTS.push(mnt);
+  const node = process.execPath.startsWith(`${PACKAGE_ROOT}/`) ? join(mnt, relative(PACKAGE_ROOT, process.execPath)) : process.execPath;
+  const script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"';
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', PACKAGE_ROOT, mnt,
+    'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', node, join(mnt, 'bin', 'witness.js'), ...args];
 }
 
 describe.skipIf(skip)('witness CLI on the real kernel', () => {
@@ -25,6 +39,7 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
     rmSync(STATE, { recursive: true, force: true });
+    for (const m of MOUNT_POINTS) rmdirSync(m); // never recursive: it held a bind of the checkout
   });
 
   it('is built (npm test compiles dist/ first)', () => {
@@ -35,10 +50,20 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     const r = witness(['run', '--', '/bin/sh', '-c', `echo hi > ${dir}/f; rm ${dir}/f; exit 7`]);
     expect(r.status).toBe(7);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    // compact records (docs/ndjson.md) validate as such, and joined as full records
+    const joiner = new ContextJoiner();
+    let compact = 0;
     for (const l of lines) {
       expect(envelopeSchema.safeParse(l).success).toBe(true);
-      if (l.event !== 'sensor.heartbeat') expect(sensorEnvelopeSchema.safeParse(l).error).toBeUndefined();
+      if (l.event === 'sensor.heartbeat') continue;
+      if (!CONTEXT_KEYS.some((k) => k in l.attributes)) {
+        compact++;
+        expect(compactSensorEnvelopeSchema.safeParse(l).error).toBeUndefined();
+      }
+      expect(sensorEnvelopeSchema.safeParse(joiner.join(l)).error).toBeUndefined();
     }
+    expect(compact).toBeGreaterThan(0); // the shell's unlink and exit follow its exec
+    expect(joiner.orphans).toBe(0);
     const events = lines.map((l) => l.event);
     expect(events).toEqual(expect.arrayContaining(['process.exec', 'file.write', 'file.unlink', 'process.exit', 'sensor.heartbeat']));
     expect(r.stderr).toMatch(/witness: .*process\.exec=2 .*drops=0/);

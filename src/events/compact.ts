@@ -1,0 +1,147 @@
+import type { AttributeValue, Attributes, Envelope } from './envelope.js';
+
+/**
+ * Small records (docs/ndjson.md, "Process context and compact records").
+ *
+ * Most of a full record is the process it came from: who runs it, which
+ * executable, which cgroup, its ancestors. That context changes rarely, so it
+ * is written once per process key — on the key's first record (its
+ * process.exec, or the first record of a process met mid-life) and again
+ * whenever any of it changes — and left out of the records in between. Every
+ * record keeps `process.pid`, `witness.process.key`, `witness.agent`, the
+ * scope ids and its own fields, so filters never need the join.
+ *
+ * The split is by key name, not by event kind: a kind added later is
+ * compacted the same way without changes here. `ContextJoiner` is the exact
+ * inverse over a stream in order (tests compare it with the full records).
+ */
+
+export const PROCESS_KEY = 'witness.process.key';
+
+/**
+ * Process context: omitted from a compact record when equal to the last
+ * context record of the same key. The first four are kernel header facts
+ * (they can change mid-life: setuid, prctl, a cgroup move); when one does,
+ * the record carrying the change is a full context record again.
+ */
+export const CONTEXT_KEYS: readonly string[] = [
+  'process.user.id', 'witness.gid', 'process.command', 'process.linux.cgroup',
+  'process.executable.path', 'process.user.name', 'witness.process.parent_chain', 'witness.cgroup.path',
+  'container.id', 'container.runtime', 'k8s.pod.uid', 'witness.systemd.unit', 'witness.identity.source',
+];
+const CONTEXT_SET = new Set(CONTEXT_KEYS);
+
+/** Omitted from a compact record when it equals process.pid (the main thread); the join puts it back. */
+const THREAD_ID = 'thread.id';
+
+/** Keys a compactor/joiner remembers at most (oldest forgotten first; a forgotten key's next record is full). */
+const DEFAULT_MAX_KEYS = 65_536;
+
+type Snapshot = (AttributeValue | undefined)[];
+
+function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined): boolean {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function snapshotOf(a: Attributes): Snapshot {
+  const s: Snapshot = new Array(CONTEXT_KEYS.length);
+  for (let i = 0; i < CONTEXT_KEYS.length; i++) s[i] = a[CONTEXT_KEYS[i]!];
+  return s;
+}
+
+function matches(a: Attributes, s: Snapshot): boolean {
+  for (let i = 0; i < CONTEXT_KEYS.length; i++) if (!sameValue(a[CONTEXT_KEYS[i]!], s[i])) return false;
+  return true;
+}
+
+/** Only kernel event records are compacted; findings, scope and control records stay whole. */
+function compactable(env: Envelope): string | null {
+  const key = env.attributes[PROCESS_KEY];
+  return typeof key === 'string' && !env.event.startsWith('finding.') ? key : null;
+}
+
+class BoundedKeys {
+  private readonly map = new Map<string, Snapshot>();
+  constructor(private readonly max: number) {}
+  get(k: string): Snapshot | undefined { return this.map.get(k); }
+  set(k: string, s: Snapshot): void {
+    this.map.delete(k);
+    this.map.set(k, s);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
+  }
+  delete(k: string): void { this.map.delete(k); }
+  get size(): number { return this.map.size; }
+}
+
+/** Turns a stream of full envelopes into context records + compact records (one instance per output stream). */
+export class ContextCompactor {
+  private readonly known: BoundedKeys;
+  full = 0;
+  compacted = 0;
+
+  constructor(maxKeys = DEFAULT_MAX_KEYS) {
+    this.known = new BoundedKeys(maxKeys);
+  }
+
+  get trackedKeys(): number { return this.known.size; }
+
+  /** The envelope to serialise: `env` itself when it carries (new) context, else a compact copy. */
+  compact(env: Envelope): Envelope {
+    const key = compactable(env);
+    if (key === null) return env;
+    const a = env.attributes;
+    const seen = this.known.get(key);
+    let out = env;
+    if (seen === undefined || !matches(a, seen)) {
+      this.known.set(key, snapshotOf(a));
+      this.full++;
+    } else {
+      const pid = a['process.pid'];
+      const c: Attributes = {};
+      for (const k in a) {
+        if (CONTEXT_SET.has(k) || (k === THREAD_ID && a[k] === pid)) continue;
+        c[k] = a[k]!;
+      }
+      out = { time: env.time, event: env.event, attributes: c };
+      this.compacted++;
+    }
+    if (env.event === 'process.exit') this.known.delete(key);
+    return out;
+  }
+}
+
+/** The inverse of ContextCompactor for a consumer reading the stream in order (query, tests, OTLP from files). */
+export class ContextJoiner {
+  private readonly known: BoundedKeys;
+  /** compact records whose context record was not seen (dropped, rotated away, or read from the middle) */
+  orphans = 0;
+
+  constructor(maxKeys = DEFAULT_MAX_KEYS) {
+    this.known = new BoundedKeys(maxKeys);
+  }
+
+  /** The full view of `env` (a new object when anything was added). */
+  join(env: Envelope): Envelope {
+    const key = compactable(env);
+    if (key === null) return env;
+    const a = env.attributes;
+    let isContext = false;
+    for (const k of CONTEXT_KEYS) if (k in a) { isContext = true; break; }
+    let out = env;
+    if (isContext) {
+      this.known.set(key, snapshotOf(a));
+    } else {
+      const s = this.known.get(key);
+      const j: Attributes = { ...a };
+      if (!(THREAD_ID in j) && typeof a['process.pid'] === 'number') j[THREAD_ID] = a['process.pid'];
+      if (s === undefined) this.orphans++;
+      else for (let i = 0; i < CONTEXT_KEYS.length; i++) if (s[i] !== undefined) j[CONTEXT_KEYS[i]!] = s[i]!;
+      out = { time: env.time, event: env.event, attributes: j };
+    }
+    if (env.event === 'process.exit') this.known.delete(key);
+    return out;
+  }
+}
