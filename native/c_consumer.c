@@ -103,8 +103,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: witness-c probe | witness-c drain|drain-prefilled CMD [ARGS...]\n");
 		return 2;
 	}
+	/* ring and wakeup settable so a benchmark can match the Node path's settings */
 	const char *ring_mb = getenv("WITNESS_RING_MB");
-	struct wa_loader_opts o = { .ring_bytes = (size_t)(ring_mb ? atoi(ring_mb) : 64) << 20, .wakeup_bytes = 1u << 20 };
+	const char *wakeup_kb = getenv("WITNESS_WAKEUP_KB");
+	struct wa_loader_opts o = { .ring_bytes = (size_t)(ring_mb ? atoi(ring_mb) : 64) << 20,
+				    .wakeup_bytes = (size_t)(wakeup_kb ? atoi(wakeup_kb) : 1024) << 10 };
 	/* WITNESS_BUDGET_EVENTS=0: no fairness budget (the benchmark storm is one repeated path) */
 	const char *budget = getenv("WITNESS_BUDGET_EVENTS");
 	if (budget)

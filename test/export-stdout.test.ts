@@ -27,6 +27,22 @@ function drainPipe(fd: number, into: Buffer[]): number {
 }
 
 describe('stdout sink backpressure', () => {
+  it('a regular file is not a stalled reader: a burst far past the queue bound in one turn loses nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'witness-stdout-file-'));
+    const file = join(dir, 'out.ndjson');
+    const fd = openSync(file, 'w');
+    const sink = new StdoutSink({ fd, maxQueuedBytes: 64 << 10 });
+    const line = JSON.stringify(env);
+    const total = 20_000; // ~20 MB synchronously, 300x the bound: the old sink dropped all but the first 64 KiB
+    for (let i = 0; i < total; i++) sink.write(env, line);
+    await sink.close();
+    closeSync(fd);
+    expect(sink.stats()).toMatchObject({ written: total, dropped: 0 });
+    const text = readFileSync(file, 'utf8');
+    expect(text.split('\n').length - 1).toBe(total);
+    expect(text.startsWith(`${line}\n`)).toBe(true);
+  });
+
   it('a reader that stops reading costs counted drops, never a blocked event loop', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'witness-stdout-'));
     const fifo = join(dir, 'out');

@@ -70,7 +70,8 @@ export function proveEvent(target: string, event: string): string {
   const parsed = parseRecord(rec, 0, rec.length);
   if (typeof parsed === 'string' || parsed.seq !== loc.seq) throw fail(`record ${loc.seq}: ${typeof parsed === 'string' ? parsed : 'seq out of order'}`, loc.events);
   const eventBytes = rec.subarray(parsed.eventStart, parsed.eventEnd);
-  if (!equalBytes(eventLeaf(eventBytes), Buffer.from(parsed.leafHex, 'hex'))) throw fail(`record ${loc.seq}: event bytes do not match leaf_hash`, loc.events);
+  // v1 records store a leaf_hash copy to check against; v2 records are only their event bytes (src/ledger/record.ts)
+  if (parsed.leafHex !== null && !equalBytes(eventLeaf(eventBytes), Buffer.from(parsed.leafHex, 'hex'))) throw fail(`record ${loc.seq}: event bytes do not match leaf_hash`, loc.events);
 
   const cont = readContinuity(loc.stateDir);
   const contLines = cont.leaves.map((l) => l.toString('utf8'));
@@ -86,7 +87,7 @@ export function proveEvent(target: string, event: string): string {
   const leafHashes = records.slice(0, sealing.treeSize).map((r) => {
     const p = parseRecord(r, 0, r.length);
     if (typeof p === 'string') throw fail(`record: ${p}`, loc.events);
-    return Buffer.from(p.leafHex, 'hex');
+    return p.leafHex !== null ? Buffer.from(p.leafHex, 'hex') : Buffer.from(eventLeaf(r.subarray(p.eventStart, p.eventEnd)));
   });
   if (leafHashes.length !== sealing.treeSize) throw fail(`events file holds fewer than ${sealing.treeSize} records`, loc.events);
   const mth = (s: number, e: number): Uint8Array => rootOfLeafHashes(leafHashes, s, e);

@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+// The path a user runs, as ratios against baselines measured in the same run:
+//   1. the write-open storm through `witness run --out F` (NDJSON file + ledger)
+//      vs the C consumer with the same ring and wakeup settings, vs bpftrace
+//      printing the same events; drops per stage; rates divide by what was delivered;
+//   2. what everyone else pays: the storm and real workloads (tsc build, npm ci
+//      offline, git status + log over a tree, tar extraction) bare, with the sensor
+//      loaded but tracing nothing, host-wide (traceAll), and under bpftrace;
+//   3. `witness run -- /bin/true` against bare node.
+// Prints a table; asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS, BENCH_WORKLOADS=0.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir, loadavg, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const WORKLOADS = process.env.BENCH_WORKLOADS !== '0';
+const cBin = join(root, 'build-c', 'witness-c');
+const storm = join(root, 'build-c', 'storm');
+const witness = join(root, 'bin', 'witness.js');
+const tmp = mkdtempSync(join(tmpdir(), 'wa-path-bench-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
+execFileSync('cc', ['-O2', '-o', storm, join(root, 'bench', 'storm.c')]);
+if (!existsSync(join(root, 'dist', 'sensor', 'sensor.js'))) execFileSync('npx', ['tsc', '-p', root], { stdio: 'inherit' });
+const { WitnessSensor } = await import(join(root, 'dist', 'sensor', 'sensor.js'));
+const haveBpftrace = spawnSync('bpftrace', ['--version']).status === 0;
+
+const settle = () => new Promise((r) => setTimeout(r, Number(process.env.BENCH_SETTLE_MS ?? 3000)));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const secs = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+const k = (n) => `${(n / 1e3).toFixed(1)}k/s`;
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+
+/**
+ * Wall time and CPU time (user + sys of the command and its children, via
+ * GNU time: less sensitive to a shared machine than wall time) of a command.
+ */
+function timed(cmd, args, opts = {}) {
+  const cpuFile = join(tmp, 'cpu.txt');
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  const seconds = secs(t0);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.slice(-500)}`);
+  const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { seconds, cpu: u + sy, stderr: r.stderr ?? '' };
+}
+
+/** Occurrences of `needle` in a file, streamed (the files are hundreds of MB). */
+async function countIn(file, needle) {
+  const pat = Buffer.from(needle);
+  let n = 0;
+  let carry = Buffer.alloc(0);
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 })) {
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let i = 0;
+    while ((i = buf.indexOf(pat, i)) !== -1) { n++; i += pat.length; }
+    carry = buf.subarray(Math.max(0, buf.length - pat.length + 1));
+  }
+  return n;
+}
+
+// ---- 1. the storm through the whole path -------------------------------------------------
+
+function cConsumer() {
+  const cpuFile = join(tmp, 'cpu-c.txt');
+  const out = execFileSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cBin, 'drain', storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: '16', WITNESS_WAKEUP_KB: '256', WITNESS_BUDGET_EVENTS: '0' } });
+  const r = JSON.parse(out.toString());
+  const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { seconds: r.seconds, cpu: u + sy, delivered: r.records - 3, dropped: r.dropped };
+}
+
+async function fullPath() {
+  const out = join(tmp, 'out.ndjson');
+  const session = join(tmp, 'session');
+  rmSync(out, { force: true });
+  rmSync(session, { recursive: true, force: true });
+  const t = timed(process.execPath, [witness, 'run', '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
+    { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
+  const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
+  const delivered = await countIn(out, '"event":"file.write"');
+  const ledger = await countIn(join(session, 'events.ndjson'), '"event":"file.write"');
+  const ledgerBytes = readFileSync(join(session, 'events.ndjson')).length; // what a file.write record costs, on average
+  const r = { seconds: t.seconds, cpu: t.cpu, delivered, ledger, kernel: Number(m?.[2]), user: Number(m?.[3]), output: Number(m?.[4]), bytesPerRecord: ledgerBytes / (ledger + 6) };
+  rmSync(out, { force: true });
+  rmSync(session, { recursive: true, force: true });
+  return r;
+}
+
+/** bpftrace printing one line per write-open of the storm's tree, to a file. */
+function bpftraceStorm() {
+  const out = join(tmp, 'bpftrace.txt');
+  const script = 'tracepoint:syscalls:sys_enter_openat /comm == "storm"/ { @f[tid] = args->filename; @fl[tid] = args->flags; }\n'
+    + 'tracepoint:syscalls:sys_exit_openat /@f[tid] != 0/ { if ((@fl[tid] & 3) != 0) { printf("%d %d %s %d %d\\n", pid, tid, str(@f[tid]), @fl[tid], args->ret); } delete(@f[tid]); delete(@fl[tid]); }';
+  const t = timed('bpftrace', ['-B', 'full', '-o', out, '-e', script, '-c', `${storm} ${N}`]);
+  const text = readFileSync(out, 'utf8');
+  const delivered = text.split('\n').filter((l) => l.includes('/dev/null')).length;
+  const lost = [...text.matchAll(/Lost (\d+) events/g)].reduce((a, x) => a + Number(x[1]), 0);
+  rmSync(out, { force: true });
+  return { seconds: t.seconds, cpu: t.cpu, delivered, lost };
+}
+
+// ---- 2. what everyone else pays ---------------------------------------------------------------
+
+/** Runs `work` with a sensor loaded in this process: tracing nothing, or everything (the daemon's mode). */
+async function withSensor(traceAll, work) {
+  let events = 0;
+  const sensor = WitnessSensor.open({ onEvent: () => { events++; }, traceAll });
+  try {
+    return { ...(await work()), events };
+  } finally {
+    await sensor.close();
+  }
+}
+
+/** Runs `work` while bpftrace captures every open host-wide into a file (what the daemon would record). */
+async function withBpftrace(work) {
+  const out = join(tmp, 'bpftrace-host.txt');
+  const script = 'tracepoint:syscalls:sys_enter_openat { @f[tid] = args->filename; }\n'
+    + 'tracepoint:syscalls:sys_exit_openat /@f[tid] != 0/ { printf("%d %s %s %d\\n", pid, comm, str(@f[tid]), args->ret); delete(@f[tid]); }\n'
+    + 'BEGIN { printf("ready\\n"); }';
+  const bt = spawn('bpftrace', ['-B', 'full', '-o', out, '-e', script], { stdio: 'ignore' });
+  for (let i = 0; i < 300 && !(existsSync(out) && readFileSync(out, 'utf8').includes('ready')); i++) await new Promise((r) => setTimeout(r, 100));
+  try {
+    return await work();
+  } finally {
+    bt.kill('SIGINT');
+    await new Promise((r) => bt.once('exit', r));
+    rmSync(out, { force: true });
+  }
+}
+
+function workloads() {
+  const tree = join(tmp, 'tree');
+  cpSync(join(root, 'node_modules'), tree, { recursive: true });
+  const git = (...a) => execFileSync('git', ['-C', tree, ...a], { stdio: 'ignore' });
+  git('init', '-q');
+  git('add', '-A');
+  git('-c', 'user.email=b@b', '-c', 'user.name=b', 'commit', '-qm', 'tree');
+  const tarball = join(tmp, 'tree.tar');
+  execFileSync('tar', ['-cf', tarball, '-C', tmp, 'tree']);
+  const ci = join(tmp, 'ci');
+  mkdirSync(ci);
+  cpSync(join(root, 'package.json'), join(ci, 'package.json'));
+  cpSync(join(root, 'package-lock.json'), join(ci, 'package-lock.json'));
+  return {
+    'storm (1/4 N opens)': () => timed(storm, [String(Math.floor(N / 4))]),
+    'tsc build': () => timed(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', join(tmp, 'tsc-out')]),
+    'npm ci (offline cache)': () => {
+      rmSync(join(ci, 'node_modules'), { recursive: true, force: true });
+      return timed('npm', ['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: ci });
+    },
+    'git status + log': () => {
+      const t0 = process.hrtime.bigint();
+      execFileSync('touch', [join(tree, 'package.json')]);
+      timed('git', ['-C', tree, 'status', '--porcelain']);
+      timed('git', ['-C', tree, 'log', '--stat', '-n', '1']);
+      return { seconds: secs(t0) };
+    },
+    'tar extraction': () => {
+      const dest = join(tmp, 'untar');
+      rmSync(dest, { recursive: true, force: true });
+      execFileSync('mkdir', ['-p', dest]);
+      return timed('tar', ['-xf', tarball, '-C', dest]);
+    },
+  };
+}
+
+// ---- 3. witness run -- /bin/true ---------------------------------------------------------
+
+function runTrue() {
+  const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') };
+  return {
+    node: timed(process.execPath, ['-e', '0']).seconds,
+    run: timed(process.execPath, [witness, 'run', '--no-ledger', '--', '/bin/true'], { env }).seconds,
+    runLedger: timed(process.execPath, [witness, 'run', '--', '/bin/true'], { env }).seconds,
+  };
+}
+
+// ---- run everything, print one table -------------------------------------------------------
+
+const lines = [];
+const say = (s) => { lines.push(s); process.stderr.write(`${s}\n`); };
+const loadBefore = load();
+say(`path bench: ${N} write-opens per storm, ${RUNS} runs (medians); ${cpus().length} CPUs; load average at start ${loadBefore}`);
+
+const rows = [];
+for (let i = 0; i < RUNS; i++) {
+  const row = {};
+  await settle(); const b = timed(storm, [String(N)]); row.bare = b.seconds; row.bareCpu = b.cpu;
+  await settle(); row.fixed = timed(process.execPath, [witness, 'run', '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') } });
+  await settle(); row.c = cConsumer();
+  await settle(); row.full = await fullPath();
+  if (haveBpftrace) { await settle(); row.bt = bpftraceStorm(); }
+  rows.push(row);
+  process.stderr.write(`  run ${i + 1}: bare ${row.bare.toFixed(2)}s, C ${row.c.seconds.toFixed(2)}s, witness run ${row.full.seconds.toFixed(2)}s${row.bt ? `, bpftrace ${row.bt.seconds.toFixed(2)}s` : ''}; load ${load()}\n`);
+}
+const med = (f) => median(rows.map(f));
+const bareS = med((r) => r.bare);
+const cRate = med((r) => r.c.delivered / r.c.seconds);
+const fullRate = med((r) => r.full.delivered / r.full.seconds);
+// the C figure excludes loading and attaching; `witness run -- /bin/true` in the same run is that fixed cost for Node
+const fullNet = med((r) => r.full.delivered / Math.max(1e-3, r.full.seconds - r.fixed.seconds));
+const cpuPerM = (cpu, bare) => `${(((cpu - bare) / N) * 1e6).toFixed(2)} CPU s/M`;
+const sum = (f) => rows.reduce((a, r) => a + f(r), 0);
+say('');
+const bareCpu = med((r) => r.bareCpu);
+say('| storm: kernel → consumer | rate (delivered/s) | × C consumer | CPU over bare storm | delivered of emitted | drops per stage |');
+say('|---|---|---|---|---|---|');
+say(`| bare storm (no sensor) | ${k(N / bareS)} opens | | ${bareCpu.toFixed(2)} CPU s | | |`);
+say(`| C consumer, ring 16 MiB, wakeup 256 KiB (counts only) | ${k(cRate)} | 1.000 | ${cpuPerM(med((r) => r.c.cpu), bareCpu)} | ${sum((r) => r.c.delivered)}/${RUNS * N} | kernel ${sum((r) => r.c.dropped)} |`);
+say(`| witness run --out F (NDJSON file + signed ledger), whole command | ${k(fullRate)} | ${(fullRate / cRate).toFixed(3)} | ${cpuPerM(med((r) => r.full.cpu), bareCpu)} | file ${sum((r) => r.full.delivered)}, ledger ${sum((r) => r.full.ledger)} /${RUNS * N} | kernel ${sum((r) => r.full.kernel)}, user ${sum((r) => r.full.user)}, output ${sum((r) => r.full.output)} |`);
+say(`| same, minus its fixed cost (\`witness run -- /bin/true\`, ${med((r) => r.fixed.seconds).toFixed(2)}s, same run) | ${k(fullNet)} | ${(fullNet / cRate).toFixed(3)} | | | |`);
+if (haveBpftrace) {
+  const btRate = med((r) => r.bt.delivered / r.bt.seconds);
+  say(`| bpftrace printf per event to a file | ${k(btRate)} | ${(btRate / cRate).toFixed(3)} | ${cpuPerM(med((r) => r.bt.cpu), bareCpu)} | ${sum((r) => r.bt.delivered)}/${RUNS * N} | lost ${sum((r) => r.bt.lost)} |`);
+}
+say(`ledger: ${med((r) => r.full.bytesPerRecord).toFixed(0)} bytes per record on average (file.write records dominate)`);
+
+if (WORKLOADS) {
+  const w = workloads();
+  say('');
+  say('| workload (wall s, median) | bare | sensor loaded, nothing traced | × bare | host-wide (traceAll) | × bare | bpftrace host-wide opens | × bare |');
+  say('|---|---|---|---|---|---|---|---|');
+  const wr = Number(process.env.BENCH_WORKLOAD_RUNS ?? 1);
+  for (const [name, work] of Object.entries(w)) {
+    work(); // warm caches once
+    const b = []; const u = []; const h = []; const t = [];
+    for (let i = 0; i < wr; i++) {
+      await settle(); b.push(work().seconds);
+      await settle(); u.push((await withSensor(false, async () => work())).seconds);
+      await settle(); h.push((await withSensor(true, async () => work())).seconds);
+      if (haveBpftrace) { await settle(); t.push((await withBpftrace(async () => work())).seconds); }
+    }
+    const [mb, mu, mh] = [median(b), median(u), median(h)];
+    const mt = haveBpftrace ? median(t) : NaN;
+    say(`| ${name} | ${mb.toFixed(2)} | ${mu.toFixed(2)} | ${(mu / mb).toFixed(3)} | ${mh.toFixed(2)} | ${(mh / mb).toFixed(3)} | ${haveBpftrace ? mt.toFixed(2) : '-'} | ${haveBpftrace ? (mt / mb).toFixed(3) : '-'} |`);
+  }
+}
+
+const tr = [];
+for (let i = 0; i < RUNS; i++) { await settle(); tr.push(runTrue()); }
+say('');
+say('| `witness run -- /bin/true` | wall s (median) | over bare node |');
+say('|---|---|---|');
+const nodeS = median(tr.map((r) => r.node));
+say(`| bare \`node -e 0\` | ${nodeS.toFixed(3)} | |`);
+say(`| witness run --no-ledger | ${median(tr.map((r) => r.run)).toFixed(3)} | +${((median(tr.map((r) => r.run)) - nodeS) * 1000).toFixed(0)} ms |`);
+say(`| witness run (ledger on) | ${median(tr.map((r) => r.runLedger)).toFixed(3)} | +${((median(tr.map((r) => r.runLedger)) - nodeS) * 1000).toFixed(0)} ms |`);
+say('| witness run with the daemon resident | not measured: the resident sensor (issue 12 item 3) is not built yet | |');
+say('');
+say(`load average at end ${load()} (the machine is shared: compare ratios within this run only)`);
+writeFileSync(join(root, 'build-c', 'path-bench.md'), `${lines.join('\n')}\n`);
+process.stdout.write(`${lines.join('\n')}\n`);
