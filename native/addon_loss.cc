@@ -7,12 +7,18 @@
 namespace {
 
 const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect", "dns", "file_write", "file_unlink",
-                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind",
-                                      // 14..29 the boundary
-                                      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                      // 30..35 loss accounting
-                                      "scope_overflow"};
+                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
+// Wave 2 areas fill their reserved numbers here (C++ has no designated array initialisers).
+[[maybe_unused]] const bool kWave2Names = [] {
+  kEventNames[WA_EV_SCOPE_OVERFLOW] = "scope_overflow";  // 30..35 loss accounting
+  kEventNames[WA_EV_STREAM_HEAD] = "stream_head";        // 36..47 network depth
+  kEventNames[WA_EV_DNS_ANSWER] = "dns_answer";
+  kEventNames[WA_EV_CONN_END] = "conn_end";
+  kEventNames[WA_EV_UNIX_CONNECT] = "unix_connect";
+  kEventNames[WA_EV_LISTEN] = "listen";
+  kEventNames[WA_EV_ACCEPT] = "accept";
+  return true;
+}();
 
 // enum wa_loss_counter, as stats().loss keys
 const char* kLossNames[WA_LOSS_MAX] = {"scopeFull", "pendingLost", "droppersFull", "suppressFull", "budgetFull", "shed"};

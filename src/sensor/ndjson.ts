@@ -1,6 +1,7 @@
 import type { Attributes, Envelope } from '../events/envelope.js';
 import { WITNESS_FLAG_NAMES } from '../events/schemas.js';
 import type { EventName } from '../events/names.js';
+import { toNetEnvelope } from './ndjson-net.js';
 import type { BindEvent, ScopeOverflowEvent, SuppressedEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
 
 /**
@@ -165,6 +166,7 @@ export function toEnvelope(ev: SensorEvent, clock: BootClock): Envelope | null {
     case 'bind': return envelope(ev, clock, 'security.bind', bindAttrs(ev));
     case 'scope_overflow': return envelope(ev, clock, 'sensor.scope_overflow', scopeOverflowAttrs(ev));
     case 'suppressed': return envelope(ev, clock, 'sensor.suppressed', suppressedAttrs(ev, clock));
+    default: return toNetEnvelope(ev, clock); // network depth (ndjson-net.ts)
   }
 }
 
