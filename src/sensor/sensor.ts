@@ -8,6 +8,7 @@ import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
 import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from './sensitive.js';
 import { SuppressionSummarizer } from './suppression.js';
 import type { SensorEvent } from './types.js';
+import { deniedReadFilter } from './sensitive.js';
 
 export interface SensorOptions {
   onEvent: (ev: SensorEvent) => void;
@@ -62,6 +63,8 @@ export class WitnessSensor {
   private decoded = 0;
   private decodeErrors = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** denied opens the kernel reported that were not under a sensitive path (not evidence, not lost: filtered) */
+  deniedOutside = 0;
 
   private constructor(
     readonly native: NativeSensor,
@@ -83,6 +86,15 @@ export class WitnessSensor {
     let self: WitnessSensor | undefined;
     const budget = opts.budgetEvents ?? DEFAULT_BUDGET_EVENTS;
     const windowMs = opts.budgetWindowMs ?? DEFAULT_BUDGET_WINDOW_MS;
+    const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
+    const denied = deniedReadFilter(entries.map((e) => e.path));
+    const onEvent = (ev: SensorEvent): void => {
+      if (ev.kind === 'file_read_sensitive' && ev.ret < 0 && !denied(ev.path)) {
+        if (self) self.deniedOutside++;
+        return;
+      }
+      opts.onEvent(ev);
+    };
     const onBatch = (ab: ArrayBuffer | null, records: number): void => {
       if (ab === null) {
         const err = new WitnessError('E_KERNEL',
@@ -91,7 +103,7 @@ export class WitnessSensor {
         else log.error({ err: err.message }, 'sensor blind');
         return;
       }
-      const r = decodeBatch(ab, opts.onEvent, opts.onDecodeError);
+      const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;
         self.decodeErrors += r.errors;
@@ -119,7 +131,6 @@ export class WitnessSensor {
       throw new WitnessError('E_KERNEL',
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
-    const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
     for (const e of entries) native.addSensitive(e.kernelDev, e.inode);
     const summarizer = new SuppressionSummarizer({ budget, windowNs: windowMs * 1e6 });
     self = new WitnessSensor(native, mod, skipped, summarizer, opts.onEvent, windowMs * 1e6);
