@@ -73,7 +73,7 @@ describe.skipIf(skip)('witnessed continuity from the real sensor', () => {
       for (const w of report.windows) expect(w.status).toBe('ok');
 
       // witness run --witness: the session's checkpoints are cosigned before it exits; one event proved
-      const r = await cli(['run', '--json', '--witness', `${url}=${wv}`, '--', '/bin/sh', '-c', 'echo proved > /dev/null'], env);
+      const r = await cli(['run', '--user', 'nobody', '--json', '--witness', `${url}=${wv}`, '--', '/bin/sh', '-c', 'echo proved > /dev/null'], env);
       expect(r.code, r.err).toBe(0);
       expect(r.err).toMatch(/witness: witness.test\/w1 cosigned \d+, size \d+, pending 0, dropped 0/);
       const session = /witness: session (\S+)/.exec(r.err)![1]!;
