@@ -32,6 +32,10 @@
 #define WA_PATH_DEPTH    48    /* path components walked before giving up (flag) */
 #define WA_FILENAME_MAX  512   /* exec's filename as passed to execve */
 #define WA_DNS_MAX       512   /* bytes of a DNS datagram captured */
+#define WA_STREAM_HEAD_MAX 2048 /* bytes captured from the start of a TCP stream (TLS ClientHello) */
+#define WA_STREAM_HEAD_WRITES 4 /* writes the head capture may span (a fragmented ClientHello) */
+#define WA_DNS_ANSWER_MAX 1232  /* bytes of a DNS answer captured (the EDNS0 size DNS flag day chose) */
+#define WA_UNIX_PATH_MAX 108    /* sun_path */
 
 enum wa_event_type {
 	WA_EV_EXEC = 1,
@@ -47,6 +51,13 @@ enum wa_event_type {
 	WA_EV_SETGID = 11,
 	WA_EV_PTRACE = 12,
 	WA_EV_BIND = 13,
+	/* network depth (36..47) */
+	WA_EV_STREAM_HEAD = 36,   /* first bytes written on a connected TCP socket */
+	WA_EV_DNS_ANSWER = 37,    /* a datagram received on a socket that sent a DNS query */
+	WA_EV_CONN_END = 38,      /* byte and timing accounting of a TCP connection at its end */
+	WA_EV_UNIX_CONNECT = 39,
+	WA_EV_LISTEN = 40,
+	WA_EV_ACCEPT = 41,
 	/* Wave 2 numbering, reserved by area so parallel work never collides:
 	 *   14..29  the boundary: kill, io_uring, link/symlink, chmod, memfd,
 	 *           module load, bpf(), mount, namespaces
@@ -66,6 +77,8 @@ enum wa_flags {
 	WA_F_TRUNC_FILENAME = 1 << 3, /* exec filename longer than WA_FILENAME_MAX */
 	WA_F_READ_FAULT = 1 << 4,     /* a user/kernel read failed; field may be partial */
 	WA_F_RELATIVE = 1 << 5,       /* a path could not be anchored; it is as the caller gave it */
+	WA_F_CAPTURE_END = 1 << 12,   /* the last stream-head record of this connection */
+	WA_F_USER_ADDR = 1 << 13,     /* the address came from user memory, not the kernel socket */
 	/* Wave 2, reserved by area: bits 6..9 the boundary, 10..11 loss
 	 * accounting, 12..13 network depth, 14..15 speed. */
 };
@@ -138,7 +151,7 @@ struct wa_dns {
 	__u32 orig_len;      /* bytes the syscall was asked to send */
 };
 
-enum wa_send_syscall { WA_SEND_SENDTO = 1, WA_SEND_SENDMSG = 2, WA_SEND_SENDMMSG = 3, WA_SEND_WRITE = 4 };
+enum wa_send_syscall { WA_SEND_SENDTO = 1, WA_SEND_SENDMSG = 2, WA_SEND_SENDMMSG = 3, WA_SEND_WRITE = 4, WA_SEND_WRITEV = 5 };
 
 /* file write / unlink / read_sensitive: path[path_len] follows (absolute
  * unless WA_F_RELATIVE). */
@@ -189,6 +202,83 @@ struct wa_bind {
 	__u16 protocol;
 	struct wa_sockaddr local;
 	__u32 fd;
+};
+
+/* stream head: the first bytes a traced process wrote on a TCP socket it
+ * connected, only when they start like a TLS handshake record (0x16 0x03):
+ * plaintext protocols are never captured. data[len] follows. Read from the
+ * caller's buffer after the syscall returned (user memory: a racing thread
+ * can alter it). */
+struct wa_stream_head {
+	struct wa_hdr hdr;
+	__u32 fd;
+	__u16 len;           /* bytes captured in this record */
+	__u16 syscall;       /* enum wa_send_syscall (WA_SEND_WRITEV too) */
+	__u32 stream_off;    /* bytes written on the connection before this record's first byte */
+	__u32 orig_len;      /* bytes the syscall wrote */
+	__u64 conn_id;       /* connect time (boot ns) of the connection: (pid, fd, conn_id) names it */
+};
+
+/* DNS answer: received on a socket that sent a DNS query; payload follows
+ * (read from the caller's buffer after the syscall: user memory). */
+struct wa_dns_answer {
+	struct wa_hdr hdr;
+	__u32 fd;
+	__u16 payload_len;   /* bytes captured */
+	__u16 syscall;       /* enum wa_recv_syscall */
+	__u32 orig_len;      /* bytes the syscall returned */
+	__u32 pad;
+};
+
+enum wa_recv_syscall { WA_RECV_READ = 1, WA_RECV_RECVFROM = 2, WA_RECV_RECVMSG = 3 };
+
+enum wa_conn_end_how { WA_END_CLOSE = 1, WA_END_EXIT = 2, WA_END_REUSED = 3 };
+
+/* Accounting of one TCP connection, counted in the kernel from the results
+ * of send/recv syscalls (bytes the kernel moved, not what user memory says). */
+struct wa_conn_end {
+	struct wa_hdr hdr;
+	__u32 fd;
+	__u16 how;           /* enum wa_conn_end_how */
+	__u16 pad;
+	struct wa_sockaddr peer; /* from the kernel socket at connect */
+	__u64 conn_id;       /* connect time, boot ns */
+	__u64 first_tx_ns;   /* 0: never */
+	__u64 last_tx_ns;
+	__u64 first_rx_ns;
+	__u64 last_rx_ns;
+	__u64 req_end_ns;    /* the last write of the last exchange that got an answer (0: none did) */
+	__u64 resp_start_ns; /* its answer's start: the read that ended the longest wait among the
+			      * first 4 reads after that write */
+	__u64 tx_bytes;
+	__u64 rx_bytes;
+	__u32 tx_calls;
+	__u32 rx_calls;
+};
+
+/* AF_UNIX connect: path[path_len] follows (sun_path as bound: a leading NUL
+ * byte is an abstract name). From the peer's kernel socket when the connect
+ * succeeded; from user memory (WA_F_USER_ADDR) when it failed. */
+struct wa_unix_connect {
+	struct wa_hdr hdr;
+	__s32 ret;
+	__u32 fd;
+	__u16 sock_type;
+	__u16 path_len;
+	__u32 pad;
+};
+
+/* listen / accept: addresses from the kernel socket. For listen, local is
+ * the bound address and peer is zero; for accept, the new connection's. */
+struct wa_listen {
+	struct wa_hdr hdr;
+	__s32 ret;           /* listen: 0 / -errno; accept: the new fd or -errno */
+	__u32 fd;            /* the listening socket */
+	__u32 backlog;       /* listen's backlog; accept4 flags for accept */
+	__u16 sock_type;
+	__u16 protocol;
+	struct wa_sockaddr local;
+	struct wa_sockaddr peer;
 };
 
 /* Value of the `traced` map, keyed by tgid. */

@@ -4,6 +4,7 @@
 #define WA_NET_BPF_H
 
 #include "common.bpf.h"
+#include "conn_rx.bpf.h"
 
 #define WA_K_CONNECT 1
 #define WA_K_BIND 2
@@ -54,7 +55,19 @@ static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 WA_SAVE_ENTER(connect, WA_K_CONNECT, 3)
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int wa_exit_connect(struct trace_event_raw_sys_exit *ctx) { return wa_sockaddr_exit(ctx->ret, WA_K_CONNECT, WA_EV_CONNECT); }
+int wa_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct wa_pending *p = wa_pending_get(WA_K_CONNECT);
+	if (p) {
+		/* network depth: per-connection state, and AF_UNIX peers (conn*.bpf.h) */
+		int fd = p->args[0];
+		const void *uaddr = (const void *)p->args[1];
+		__u32 ulen = p->args[2];
+		wa_conn_connected(ctx->ret, fd);
+		wa_unix_connect(ctx->ret, fd, uaddr, ulen);
+	}
+	return wa_sockaddr_exit(ctx->ret, WA_K_CONNECT, WA_EV_CONNECT);
+}
 
 WA_SAVE_ENTER(bind, WA_K_BIND, 3)
 
@@ -90,13 +103,15 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 			peer.family = family;
 			peer.port = dport;
 			if (family == AF_INET)
-				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_daddr);
+				bpf_core_read(peer.addr, 4, &sk->__sk_common.skc_daddr); /* READ_INTO would copy sizeof(*addr) = 1 byte */
 			else if (family == AF_INET6)
-				BPF_CORE_READ_INTO(peer.addr, sk, __sk_common.skc_v6_daddr);
+				bpf_core_read(peer.addr, 16, &sk->__sk_common.skc_v6_daddr);
 		}
 	}
 	if (!is_dns || (type == SOCK_RAW && proto != IPPROTO_UDP && proto != 255 /* IPPROTO_RAW */))
 		return;
+	if (type != SOCK_RAW)
+		wa_conn_open(fd, WA_CONN_DNS, NULL); /* its answers are captured (conn_rx.bpf.h) */
 
 	struct wa_scratch *s = wa_scratch();
 	if (!s)
@@ -130,6 +145,7 @@ int wa_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	wa_dns_capture(ctx->args[0], (void *)ctx->args[4], ctx->args[5], (void *)ctx->args[1], ctx->args[2],
 		       WA_SEND_SENDTO);
+	wa_tx_enter(ctx, WA_SEND_SENDTO);
 	return 0;
 }
 
@@ -139,6 +155,7 @@ int wa_enter_write(struct trace_event_raw_sys_enter *ctx)
 	if (!wa_current_traced())
 		return 0;
 	wa_dns_capture(ctx->args[0], NULL, 0, (void *)ctx->args[1], ctx->args[2], WA_SEND_WRITE);
+	wa_tx_enter(ctx, WA_SEND_WRITE);
 	return 0;
 }
 
@@ -160,6 +177,7 @@ int wa_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 	if (!wa_current_traced())
 		return 0;
 	wa_dns_msghdr(ctx->args[0], (void *)ctx->args[1], WA_SEND_SENDMSG);
+	wa_tx_enter(ctx, WA_SEND_SENDMSG);
 	return 0;
 }
 

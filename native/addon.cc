@@ -17,6 +17,16 @@ namespace {
 
 const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect", "dns", "file_write", "file_unlink",
                                       "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
+// Wave 2 areas fill their reserved numbers here (C++ has no designated array initialisers).
+[[maybe_unused]] static const bool kNetDepthNames = [] {
+  kEventNames[WA_EV_STREAM_HEAD] = "stream_head";
+  kEventNames[WA_EV_DNS_ANSWER] = "dns_answer";
+  kEventNames[WA_EV_CONN_END] = "conn_end";
+  kEventNames[WA_EV_UNIX_CONNECT] = "unix_connect";
+  kEventNames[WA_EV_LISTEN] = "listen";
+  kEventNames[WA_EV_ACCEPT] = "accept";
+  return true;
+}();
 
 struct BatchMsg {
   WaBatch batch;

@@ -54,6 +54,12 @@ static size_t fixed_size(uint16_t type)
 	case WA_EV_SETGID: return sizeof(struct wa_setid);
 	case WA_EV_PTRACE: return sizeof(struct wa_ptrace);
 	case WA_EV_BIND: return sizeof(struct wa_bind);
+	case WA_EV_STREAM_HEAD: return sizeof(struct wa_stream_head);
+	case WA_EV_DNS_ANSWER: return sizeof(struct wa_dns_answer);
+	case WA_EV_CONN_END: return sizeof(struct wa_conn_end);
+	case WA_EV_UNIX_CONNECT: return sizeof(struct wa_unix_connect);
+	case WA_EV_LISTEN:
+	case WA_EV_ACCEPT: return sizeof(struct wa_listen);
 	default: return 0;
 	}
 }
@@ -80,6 +86,9 @@ static size_t declared_size(const struct wa_hdr *h)
 		const struct wa_rename *r = (const void *)h;
 		return sizeof(*r) + r->old_len + r->new_len;
 	}
+	case WA_EV_STREAM_HEAD: return sizeof(struct wa_stream_head) + ((const struct wa_stream_head *)h)->len;
+	case WA_EV_DNS_ANSWER: return sizeof(struct wa_dns_answer) + ((const struct wa_dns_answer *)h)->payload_len;
+	case WA_EV_UNIX_CONNECT: return sizeof(struct wa_unix_connect) + ((const struct wa_unix_connect *)h)->path_len;
 	default: return fixed_size(h->type);
 	}
 }

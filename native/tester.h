@@ -69,6 +69,9 @@ int t_listen_on(int family, const char *addr, int *port);
 int t_sc_files(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_sensitive(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_scope(struct wa_loader *l, char *detail, size_t dlen);
+/* network depth (tester_net.c) */
+int t_sc_net_depth(struct wa_loader *l, char *detail, size_t dlen);
+int t_act_tlshead(int port, const char *unix_path);
 
 /* Scenario bodies: FAILF fills `detail` and fails; RUN runs an action or fails. */
 #define FAILF(...) do { snprintf(detail, dlen, __VA_ARGS__); return 0; } while (0)

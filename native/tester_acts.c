@@ -260,6 +260,8 @@ int t_act_main(int argc, char **argv)
 		return act_ptrace();
 	if (!strcmp(a, "bind") && argc == 2)
 		return act_bind(atoi(argv[1]));
+	if (!strcmp(a, "tlshead") && argc == 3)
+		return t_act_tlshead(atoi(argv[1]), argv[2]);
 	if (!strcmp(a, "mix") && argc == 4)
 		return act_mix(argv[1], argv[2], atoi(argv[3]));
 	fprintf(stderr, "witness-tester: unknown action %s\n", a);

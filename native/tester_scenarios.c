@@ -344,6 +344,7 @@ const struct t_scenario t_scenarios[] = {
 	{ "ptrace_attach", sc_ptrace },
 	{ "bind", sc_bind },
 	{ "untraced_scope", t_sc_scope },
+	{ "net_depth", t_sc_net_depth },
 	{ "wire_clean", sc_wire_clean },
 	{ NULL, NULL },
 };

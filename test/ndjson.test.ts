@@ -26,6 +26,7 @@ function envelopeOf(rec: Uint8Array): Envelope {
 }
 
 const query = new Uint8Array(Buffer.from('abcd01000001000000000000076578616d706c6503636f6d0000010001', 'hex'));
+const answer = new Uint8Array(Buffer.from('abcd81800001000100000000076578616d706c6503636f6d0000010001c00c000100010000003c00045db8d822', 'hex'));
 const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 /** One crafted record per kind the mapper emits, with variants (flags, failures, unknown values). */
@@ -48,6 +49,13 @@ const RECORDS: Record<string, Uint8Array> = {
   ptrace: record('wa_ptrace', {}, { ret: 0, target_pid: 99, request: 16n }),
   ptraceOdd: record('wa_ptrace', {}, { ret: -1, target_pid: 99, request: -5n }),
   bind: record('wa_bind', {}, { ret: 0, sock_type: 3, protocol: 255, fd: 5, local: sockaddr(10, 0, []) }),
+  // network depth (src/sensor/ndjson-net.ts)
+  dnsAnswer: record('wa_dns_answer', { type: C.WA_EV_DNS_ANSWER }, { fd: 7, payload_len: answer.length, syscall: C.WA_RECV_RECVFROM!, orig_len: answer.length }, [answer]),
+  dnsAnswerBad: record('wa_dns_answer', { type: C.WA_EV_DNS_ANSWER }, { fd: 7, payload_len: 3, syscall: 9, orig_len: 3 }, ['abc']),
+  connEnd: record('wa_conn_end', { type: C.WA_EV_CONN_END, ts_ns: TS }, { fd: 9, how: C.WA_END_CLOSE!, peer: sockaddr(2, 443, [1, 1, 1, 1]), conn_id: TS - 2_000_000n, first_tx_ns: TS - 1_900_000n, last_tx_ns: TS - 1_500_000n, first_rx_ns: TS - 1_800_000n, last_rx_ns: TS - 100_000n, req_end_ns: TS - 1_500_000n, resp_start_ns: TS - 1_000_000n, tx_bytes: 600n, rx_bytes: 7000n, tx_calls: 3, rx_calls: 4 }),
+  unixConnect: record('wa_unix_connect', { type: C.WA_EV_UNIX_CONNECT, flags: C.WA_F_USER_ADDR }, { ret: -2, fd: 3, sock_type: 1, path_len: 20 }, ['/var/run/docker.sock']),
+  listen: record('wa_listen', { type: C.WA_EV_LISTEN }, { ret: 0, fd: 3, backlog: 511, sock_type: 1, protocol: 6, local: sockaddr(2, 8080, [127, 0, 0, 1]) }),
+  accept: record('wa_listen', { type: C.WA_EV_ACCEPT }, { ret: 4, fd: 4, sock_type: 1, protocol: 6, local: sockaddr(2, 8080, [127, 0, 0, 1]), peer: sockaddr(2, 50000, [127, 0, 0, 2]) }),
 };
 
 describe('toEnvelope', () => {

@@ -13,7 +13,7 @@ import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
-import { toEnvelope } from '../sensor/ndjson.js';
+import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
@@ -100,14 +100,14 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
+  const net = new NetDepth();
 
   const sensor = WitnessSensor.open({
     sensitivePaths: manifestSensitivePaths(manifest),
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
-      const env = toEnvelope(ev, sensor.clock);
-      if (enricher) for (const out of enricher.enrich(ev, env)) emit(out);
-      else if (env) emit(env);
+      // network depth (TLS hello, names on connects, llm.call) sits before attribution
+      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) emit(out);
       if (ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined) rootExe = ev.exe || ev.filename;
       if (ev.kind === 'exit' && ev.pid === rootPid) rootExited();
     },

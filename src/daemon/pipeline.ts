@@ -3,7 +3,8 @@ import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
 import type { PulseEngine } from '../pulse/engine.js';
-import { toEnvelope, type BootClock } from '../sensor/ndjson.js';
+import type { BootClock } from '../sensor/ndjson.js';
+import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import type { SensorEvent } from '../sensor/types.js';
 import type { ReloadableEnricher } from './hooks.js';
 
@@ -29,6 +30,8 @@ export class Pipeline {
   private emitted = 0;
   private enrichErrors = 0;
   private pulseErrors = 0;
+  /** network depth (TLS hello, names on connects, llm.call), before attribution */
+  readonly net = new NetDepth();
   private readonly compactor = new ContextCompactor();
 
   constructor(
@@ -44,14 +47,17 @@ export class Pipeline {
 
   onSensorEvent(ev: SensorEvent): void {
     this.received++;
-    const env = toEnvelope(ev, this.clock());
     let out: Envelope[];
+    const plain: Envelope[] = [];
     try {
-      out = this.enricher.enrich(ev, env);
+      out = enrichThrough(this.net, ev, this.clock(), (e, env) => {
+        if (env) plain.push(env);
+        return this.enricher.enrich(e, env);
+      });
     } catch (err) {
       // An attribution bug must not cost the event: export it unattributed.
       if (this.enrichErrors++ === 0) log.error({ err: (err as Error).message }, 'enricher failed; exporting unattributed');
-      out = env ? [env] : [];
+      out = plain;
     }
     for (const e of out) this.emit(e);
   }

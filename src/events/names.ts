@@ -16,6 +16,12 @@ export const SENSOR_EVENT_NAMES = [
   'security.ptrace',
   'security.bind',
   'sensor.heartbeat',
+  // network depth (docs/ndjson.md)
+  'dns.answer',
+  'network.close',
+  'network.unix_connect',
+  'network.listen',
+  'network.accept',
 ] as const;
 
 export type SensorEventName = (typeof SENSOR_EVENT_NAMES)[number];
@@ -29,6 +35,10 @@ export const CONTROL_EVENT_NAMES = [
   'finding.unattributed_process',
   'finding.undeclared_egress',
   'finding.sensitive_read',
+  'finding.runtime_socket',
+  // built by NetDepth (src/sensor/netdepth.ts) from several kernel records
+  'tls.client_hello',
+  'llm.call',
   'scope.open',
   'scope.close',
   'pulse.alert',

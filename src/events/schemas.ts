@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RFC3339_NS } from './envelope.js';
+import { netDepthSchemas } from './net-schemas.js';
 
 /**
  * Attribute shapes of the sensor's NDJSON events (docs/ndjson.md is the
@@ -91,8 +92,11 @@ export const exitAttributes = z.object({
   'witness.exit.core_dumped': z.boolean(),
 }).strict();
 
+const net = netDepthSchemas(common);
+
 export const connectAttributes = z.object({
   ...common,
+  ...net.serverAddress,
   'network.transport': transport,
   'network.type': networkType,
   'network.peer.address': z.string().nullable(),
@@ -182,7 +186,11 @@ export const sensorAttributeSchemas = {
   'security.setgid': setidAttributes,
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
+  ...net.sensor,
 } as const;
+
+/** Envelopes NetDepth builds from several records (tls.client_hello, llm.call) and its finding. */
+export const netDerivedSchemas = net.derived;
 
 export type DecodedEventName = keyof typeof sensorAttributeSchemas;
 
@@ -197,6 +205,7 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('process.exec'), variant('process.exit'), variant('network.connect'), variant('dns.query'),
   variant('file.write'), variant('file.read_sensitive'), variant('file.unlink'), variant('file.rename'),
   variant('security.setuid'), variant('security.setgid'), variant('security.ptrace'), variant('security.bind'),
+  variant('dns.answer'), variant('network.close'), variant('network.unix_connect'), variant('network.listen'), variant('network.accept'),
 ]);
 
 export type SensorEnvelope = z.infer<typeof sensorEnvelopeSchema>;

@@ -93,10 +93,13 @@ export class AgentWindow {
 
   add(env: Envelope, tsMs: number): void {
     const a = env.attributes;
-    const sni = stringAttr(a, 'tls.client.server_name');
+    // SNI: server.address of a ClientHello (tls.client.server_name is the deprecated key)
+    const sni = env.event === 'tls.client_hello' ? stringAttr(a, 'server.address') : stringAttr(a, 'tls.client.server_name');
     if (sni) this.sniNames.add(sni.toLowerCase());
     switch (env.event) {
       case 'network.connect': this.addConnect(a, tsMs); break;
+      case 'network.close':
+      case 'llm.call': this.addClose(a); break;
       case 'dns.query': {
         const name = stringAttr(a, 'dns.question.name');
         if (name) this.dnsNames.add(name.toLowerCase().replace(/\.$/, ''));
@@ -125,6 +128,21 @@ export class AgentWindow {
     this.destinations.add(destination);
     if (isExternalAddress(address, this.own)) {
       this.externalFlows.push({ destination, tsMs, bytes: numberAttr(a, 'witness.bytes') ?? null });
+    }
+  }
+
+  /** A connection's kernel byte count sizes its flow (beacon data size): the latest unsized flow to it. */
+  private addClose(a: Attributes): void {
+    const address = stringAttr(a, 'network.peer.address');
+    if (!address) return;
+    const destination = destinationKey(address, numberAttr(a, 'network.peer.port'));
+    const bytes = (numberAttr(a, 'witness.conn.tx_bytes') ?? 0) + (numberAttr(a, 'witness.conn.rx_bytes') ?? 0);
+    for (let i = this.externalFlows.length - 1; i >= 0; i--) {
+      const f = this.externalFlows[i]!;
+      if (f.destination === destination && f.bytes === null) {
+        f.bytes = bytes;
+        return;
+      }
     }
   }
 

@@ -1,4 +1,5 @@
 import { WitnessError } from '../errors.js';
+import { decodeNetRecord } from './decode-net.js';
 import { parseDnsPayload } from './dns.js';
 import { LAYOUT as L } from './layout.js';
 import { addressText, argvList, comm, setTextBatch, utf8 } from './text.js';
@@ -170,7 +171,10 @@ function decodeRecord(type: number, o: number, len: number): SensorEvent | null 
     case L.WA_EV_SETGID: return setid('setgid', o, len);
     case L.WA_EV_PTRACE: return ptrace(o, len);
     case L.WA_EV_BIND: return bind(o, len);
-    default: return fail('wa_hdr.type', `unknown record type ${type}`);
+    default: { // network depth (decode-net.ts), else unknown
+      const r = decodeNetRecord(dv, u8, type, o, len);
+      return r === undefined ? fail('wa_hdr.type', `unknown record type ${type}`) : 'reason' in r ? fail(r.field, r.reason) : r;
+    }
   }
 }
 

@@ -223,3 +223,9 @@ function labelText(b: Uint8Array, from: number, to: number): string {
   }
   return s;
 }
+
+/** readName for the answer parser (dns-answer.ts): the name and the offset after it, or why not. */
+export function readDnsName(b: Uint8Array, msg: number, end: number, pos: number): { name: string; next: number } | { error: string } {
+  const name = readName(b, msg, end, pos);
+  return name === null ? { error: nameError } : { name, next: nameNext };
+}

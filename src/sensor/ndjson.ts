@@ -1,6 +1,7 @@
 import type { Attributes, Envelope } from '../events/envelope.js';
 import { WITNESS_FLAG_NAMES } from '../events/schemas.js';
 import type { EventName } from '../events/names.js';
+import { toNetEnvelope } from './ndjson-net.js';
 import type { BindEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
 
 /**
@@ -163,6 +164,7 @@ export function toEnvelope(ev: SensorEvent, clock: BootClock): Envelope | null {
     case 'setgid': return envelope(ev, clock, 'security.setgid', setidAttrs(ev));
     case 'ptrace': return envelope(ev, clock, 'security.ptrace', ptraceAttrs(ev));
     case 'bind': return envelope(ev, clock, 'security.bind', bindAttrs(ev));
+    default: return toNetEnvelope(ev, clock); // network depth (ndjson-net.ts)
   }
 }
 

@@ -1,5 +1,6 @@
 import type { DnsParseResult } from './dns.js';
 import { LAYOUT as L } from './layout.js';
+import type { NetDepthEvent } from './types-net.js';
 
 /**
  * Typed sensor events, one per wire record (bpf/events.h), discriminated on
@@ -90,7 +91,7 @@ export interface BindEvent extends EventHeader, SocketFields {
   localPort: number;
 }
 
-export type SendSyscall = 'sendto' | 'sendmsg' | 'sendmmsg' | 'write';
+export type SendSyscall = 'sendto' | 'sendmsg' | 'sendmmsg' | 'write' | 'writev';
 
 export interface DnsEvent extends EventHeader, SocketFields {
   kind: 'dns';
@@ -162,7 +163,8 @@ export type SensorEvent =
   | RenameEvent
   | SetidEvent
   | PtraceEvent
-  | BindEvent;
+  | BindEvent
+  | NetDepthEvent;
 
 export type SensorEventKind = SensorEvent['kind'];
 
@@ -172,11 +174,14 @@ export const RECORD_KIND_NAMES: Record<number, SensorEventKind> = {
   [L.WA_EV_DNS]: 'dns', [L.WA_EV_FILE_WRITE]: 'file_write', [L.WA_EV_FILE_UNLINK]: 'file_unlink',
   [L.WA_EV_FILE_RENAME]: 'file_rename', [L.WA_EV_FILE_READ_SENSITIVE]: 'file_read_sensitive',
   [L.WA_EV_SETUID]: 'setuid', [L.WA_EV_SETGID]: 'setgid', [L.WA_EV_PTRACE]: 'ptrace', [L.WA_EV_BIND]: 'bind',
+  [L.WA_EV_STREAM_HEAD]: 'stream_head', [L.WA_EV_DNS_ANSWER]: 'dns_answer', [L.WA_EV_CONN_END]: 'conn_end',
+  [L.WA_EV_UNIX_CONNECT]: 'unix_connect', [L.WA_EV_LISTEN]: 'listen', [L.WA_EV_ACCEPT]: 'accept',
 };
 
 /** enum wa_send_syscall */
 export const SEND_SYSCALL_NAMES: Record<number, SendSyscall> = {
   [L.WA_SEND_SENDTO]: 'sendto', [L.WA_SEND_SENDMSG]: 'sendmsg', [L.WA_SEND_SENDMMSG]: 'sendmmsg', [L.WA_SEND_WRITE]: 'write',
+  [L.WA_SEND_WRITEV]: 'writev',
 };
 
 /** enum wa_setid_syscall */
