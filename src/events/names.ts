@@ -32,7 +32,6 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.stop',
   'sensor.restart',
   'sensor.drops',
-  'ledger.gap',
   'process.outlived_root',
   'finding.unattributed_process',
   'finding.undeclared_egress',
