@@ -13,6 +13,7 @@ import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
+import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
@@ -35,6 +36,11 @@ export function summaryText(counts: Map<string, number>, stats: SensorStats, out
   return `witness: ${parts.join(' ') || 'no events'}; drops=${stats.droppedTotal + outputDropped} ` +
     `(kernel ${stats.droppedTotal - stats.userDropped}, user ${stats.userDropped}, output ${outputDropped}) ` +
     `decode_errors=${stats.decodeErrors} in ${seconds.toFixed(2)}s\n`;
+}
+
+function withNet(hb: Envelope, net: NetDepth): Envelope {
+  Object.assign(hb.attributes, net.heartbeatAttributes());
+  return hb;
 }
 
 /** Executable identity for session.json: resolved path + SHA-256 of the file. */
@@ -100,7 +106,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth();
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
 
   const sensor = WitnessSensor.open({
     sensitivePaths: manifestSensitivePaths(manifest),
@@ -132,7 +138,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   }
   const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
-  const beat = setInterval(() => emit(heartbeat(sensor, new Date())), heartbeatSeconds * 1000);
+  const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
 
   const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     child.once('error', (error) => resolve({ code: 127, signal: null, error }));
@@ -144,7 +150,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const stats = await sensor.close();
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
-  emit(heartbeat(sensor, new Date(), stats));
+  emit(withNet(heartbeat(sensor, new Date(), stats), net));
   // The sensor is closed, so nothing upstream can suffer now: wait for the
   // reader as any Unix writer would (a reader that went away ends it at once).
   await sink.close(Number.POSITIVE_INFINITY);
