@@ -19,6 +19,12 @@
       "cflags_cc!": ["-fno-exceptions"],
       "libraries": ["<!@(bash scripts/build-deps.sh --print-libs)", "-lpthread"],
       "ldflags": ["-Wl,--exclude-libs,ALL"]
+    },
+    {
+      "target_name": "witness-exec",
+      "type": "executable",
+      "sources": ["native/exec_shim.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

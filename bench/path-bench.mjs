@@ -9,7 +9,7 @@
 //   3. `witness run -- /bin/true` against bare node.
 // Prints a table; asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS, BENCH_WORKLOADS=0.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +19,12 @@ const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WORKLOADS = process.env.BENCH_WORKLOADS !== '0';
 const cBin = join(root, 'build-c', 'witness-c');
-const storm = join(root, 'build-c', 'storm');
 const witness = join(root, 'bin', 'witness.js');
 const tmp = mkdtempSync(join(tmpdir(), 'wa-path-bench-'));
+// `witness run` runs its agent as nobody (the path a user runs): the storm binary must be reachable
+chmodSync(tmp, 0o755);
+const storm = join(tmp, 'storm');
+const AGENT = ['--user', 'nobody'];
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
@@ -79,7 +82,7 @@ async function fullPath() {
   const session = join(tmp, 'session');
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
-  const t = timed(process.execPath, [witness, 'run', '--out', out, '--session-dir', session, '--', storm, String(N)],
+  const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--', storm, String(N)],
     { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
   const delivered = await countIn(out, '"event":"file.write"');
@@ -176,8 +179,8 @@ function runTrue() {
   const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') };
   return {
     node: timed(process.execPath, ['-e', '0']).seconds,
-    run: timed(process.execPath, [witness, 'run', '--no-ledger', '--', '/bin/true'], { env }).seconds,
-    runLedger: timed(process.execPath, [witness, 'run', '--', '/bin/true'], { env }).seconds,
+    run: timed(process.execPath, [witness, 'run', ...AGENT, '--no-ledger', '--', '/bin/true'], { env }).seconds,
+    runLedger: timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env }).seconds,
   };
 }
 
@@ -192,7 +195,7 @@ const rows = [];
 for (let i = 0; i < RUNS; i++) {
   const row = {};
   await settle(); const b = timed(storm, [String(N)]); row.bare = b.seconds; row.bareCpu = b.cpu;
-  await settle(); row.fixed = timed(process.execPath, [witness, 'run', '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') } });
+  await settle(); row.fixed = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') } });
   await settle(); row.c = cConsumer();
   await settle(); row.full = await fullPath();
   if (haveBpftrace) { await settle(); row.bt = bpftraceStorm(); }

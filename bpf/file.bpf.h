@@ -98,6 +98,11 @@ static __always_inline int wa_open_exit(long ret)
 		type = WA_EV_FILE_WRITE;
 	else if (f && wa_sensitive_count && wa_is_sensitive(f))
 		type = WA_EV_FILE_READ_SENSITIVE;
+	else if (!f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
+		/* A denied read has no file to identify: the path as asked for (user
+		 * memory) goes up and user space keeps it only under a sensitive path.
+		 * An attempt on the witness's own state is evidence, not noise. */
+		type = WA_EV_FILE_READ_SENSITIVE;
 	if (!type) {
 		wa_pending_drop();
 		return 0;

@@ -10,6 +10,8 @@
 # Every step is skipped when its inputs are unchanged, so a second run goes straight to the
 # daemon, the command or the tests. Long steps print a progress line every 15 s; their output
 # is in .quickstart-logs/.
+#                                              as an unprivileged user: $WITNESS_AGENT_USER, else
+#                                              the sudo caller, else nobody (never root)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,6 +38,11 @@ echo "quickstart: set up in $((SECONDS - started))s (node $(node --version), $(c
 [ "$mode" = test ] && exec bash scripts/test.sh "$@"
 probe=$(node bin/witness.js probe) || { echo "$probe"; echo "quickstart: witness probe: the core probes did not attach (table above)" >&2; exit 1; }
 echo "$probe" | head -n 5
-[ "$mode" = run ] && exec node bin/witness.js run -- "$@"
+if [ "$mode" = run ]; then
+  agent_user=${WITNESS_AGENT_USER:-${SUDO_USER:-nobody}}
+  [ "$agent_user" = root ] && agent_user=nobody
+  echo "quickstart: tracing $1 as $agent_user (the agent must not be able to touch the witness)" >&2
+  exec node bin/witness.js run --user "$agent_user" -- "$@"
+fi
 echo "quickstart: host-wide daemon; state in ${WITNESS_STATE_DIR:-/var/lib/agent-witness}; Ctrl-C to stop" >&2
 exec node bin/witness.js daemon --config deploy/quickstart.json

@@ -9,7 +9,30 @@ const cases = JSON.parse(readFileSync(join(FIX, 'cgroup-paths.json'), 'utf8')) a
 
 describe('cgroup path → container / pod / unit', () => {
   it.each(cases)('$shape', ({ path, containerId, containerRuntime, podUid, systemdUnit }) => {
-    expect(parseCgroupPath(path)).toEqual({ containerId, containerRuntime, podUid, systemdUnit });
+    expect(parseCgroupPath(path)).toEqual({ containerId, containerRuntime, podUid, systemdUnit, userUnit: null, userUnitUid: null });
+  });
+});
+
+describe('only root-owned directories vouch for units, containers and pods', () => {
+  const id = '3f4e9c1b7a2d5e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7';
+  // user@1000.service is delegated: systemd chowns it (and everything below) to the user
+  const owner = (p: string): number | null => (p.startsWith('/user.slice/user-1000.slice/user@1000.service') ? 1000 : 0);
+
+  it('a unit under a delegated directory is a user unit, with its uid', () => {
+    expect(parseCgroupPath('/user.slice/user-1000.slice/user@1000.service/app.slice/coder.service', owner)).toEqual({
+      containerId: null, containerRuntime: null, podUid: null, systemdUnit: null, userUnit: 'coder.service', userUnitUid: 1000,
+    });
+    expect(parseCgroupPath('/system.slice/coder.service', owner).systemdUnit).toBe('coder.service');
+  });
+
+  it('a container id or pod slice a user names is not a container or pod', () => {
+    const path = `/user.slice/user-1000.slice/user@1000.service/kubepods-pod12345678_1234_1234_1234_123456789abc.slice/docker-${id}.scope`;
+    expect(parseCgroupPath(path, owner)).toMatchObject({ containerId: null, containerRuntime: null, podUid: null, systemdUnit: null, userUnitUid: 1000 });
+    expect(parseCgroupPath(`/system.slice/docker-${id}.scope`, owner)).toMatchObject({ containerId: id, containerRuntime: 'docker' });
+  });
+
+  it('a directory that cannot be stat\'ed (gone) vouches for nothing', () => {
+    expect(parseCgroupPath('/system.slice/coder.service', () => null)).toMatchObject({ systemdUnit: null, userUnit: 'coder.service', userUnitUid: null });
   });
 });
 

@@ -26,11 +26,24 @@ function describe(e: Envelope): string {
   }
 }
 
+// C0, DEL, C1 and the Unicode line/bidi controls: an agent names its files,
+// argv and comm, and must not be able to move the cursor, erase a line or
+// reorder text on the operator's terminal.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Agent-chosen text made inert for a terminal: every control character as \xNN or \u{NNNN}. */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const n = c.codePointAt(0)!;
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
+  });
+}
+
 /** One compact line per event for a human at a terminal. */
 export function humanLine(e: Envelope, colour: boolean): string {
   const kind = e.event.split('.')[0] ?? '';
-  const name = e.event.padEnd(20);
-  const head = `${e.time.slice(11, 23)} ${String(e.attributes['process.pid'] ?? '').padStart(7)} ${String(e.attributes['process.command'] ?? '').padEnd(15)}`;
-  const body = describe(e);
+  const name = escapeControl(e.event).padEnd(20);
+  const head = `${e.time.slice(11, 23)} ${String(e.attributes['process.pid'] ?? '').padStart(7)} ${escapeControl(String(e.attributes['process.command'] ?? '')).padEnd(15)}`;
+  const body = escapeControl(describe(e));
   return colour ? `${head} ${COLOURS[kind] ?? ''}${name}${RESET} ${body}` : `${head} ${name} ${body}`;
 }

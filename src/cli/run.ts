@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
+import { resolveStateDir } from '../ledger/state.js';
 import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
 import type { Envelope } from '../events/envelope.js';
@@ -18,10 +18,16 @@ import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
+import { parseDuration } from '../pulse/duration.js';
+import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../sensor/guardian.js';
+import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
 import { humanLine } from './format.js';
+import { agentAttributes, planAgent } from './run-agent.js';
+import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 
-const USAGE = 'usage: witness run [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
+const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
+  '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
 
@@ -43,32 +49,64 @@ function withNet(hb: Envelope, net: NetDepth): Envelope {
   return hb;
 }
 
-/** Executable identity for session.json: resolved path + SHA-256 of the file. */
-function executableIdentity(path: string | undefined): { path?: string; sha256?: string } {
-  if (!path) return {};
+const DEFAULT_LINGER_MS = 5000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** true when `p` settles within `ms`; the timer never outlives the answer (it would hold the process open). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), ms); });
   try {
-    return { path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
-  } catch {
-    return { path }; // gone or unreadable: the path alone is still evidence
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/**
+ * Executable identity for session.json: the binary the root actually loaded,
+ * as the enricher hashed it at the exec event (through /proc/PID/exe). Never
+ * a re-read of the path after the run: by then the file may be another one.
+ */
+function loadedExecutable(env: Envelope | null, fallbackPath: string): { path?: string; sha256?: string; hash_status?: string } {
+  const a = env?.attributes ?? {};
+  const path = typeof a['process.executable.path'] === 'string' ? a['process.executable.path'] : fallbackPath;
+  const sha = a['witness.executable.sha256'];
+  return typeof sha === 'string' ? { path, sha256: sha, hash_status: 'ok' } : { path, hash_status: String(a['witness.executable.hash_status'] ?? 'unavailable') };
+}
+
+async function settleExecutable(exe: { path?: string; sha256?: string; hash_status?: string } | undefined, pending: Promise<string | null> | undefined) {
+  if (!exe || exe.hash_status !== 'pending' || !pending) return exe ?? {};
+  const sha = await pending;
+  return sha !== null ? { ...exe, sha256: sha, hash_status: 'ok' } : { ...exe, hash_status: 'unavailable' };
 }
 
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
-    booleans: ['json', 'no-ledger'],
+    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
-      'scope-tool-call', 'scope-tool-name'],
+      'scope-tool-call', 'scope-tool-name', 'user', 'linger'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
+  // Who the agent runs as is settled before anything is created or spawned.
+  const shim = shimPath();
+  const plan = planAgent({ ...(str(flags, 'user') !== undefined && { user: str(flags, 'user')! }), asRoot: flags['as-root'] === true });
+  const allowIoUring = flags['allow-io-uring'] === true;
+  const leaveRunning = flags['leave-running'] === true;
+  const lingerMs = str(flags, 'linger') !== undefined ? parseDuration(str(flags, 'linger')!, '--linger') : DEFAULT_LINGER_MS;
+  if (plan.privileged) process.stderr.write('witness: WARNING: --as-root: the agent runs as root and could rewrite its own record; the session says so\n');
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
   if (!(heartbeatSeconds > 0)) throw new WitnessError('E_CONFIG', 'must be a positive number of seconds', { file: 'witness run', field: '--heartbeat' });
 
   const toStdout = out === undefined;
   const json = flags.json === true || out !== undefined || !process.stdout.isTTY;
-  const fd = out !== undefined ? openSync(out, 'a', 0o600) : 1;
+  const fd = out !== undefined ? openOutputFile(out) : 1;
   // The shared exporter: a reader that stops reading costs lines here
   // (bounded, counted), never the kernel drain or the session ledger.
   const sink = new StdoutSink({ fd });
@@ -77,6 +115,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   let rootPid = -1;
   let rootExited: () => void = () => {};
   const rootExitSeen = new Promise<void>((resolve) => { rootExited = resolve; });
+  const exitedPids = new Set<number>();
+  const cgroup = makeRunCgroup();
+  const agentAttrs = agentAttributes(plan, allowIoUring, cgroup);
 
   // The session ledger records every exported line byte for byte (docs/ledger.md).
   const ledger = flags['no-ledger'] === true ? null : await SessionWriter.create({
@@ -84,8 +125,11 @@ export async function run(rawArgv: string[]): Promise<number> {
     ...(str(flags, 'sign-key') !== undefined ? { signKeyPath: str(flags, 'sign-key')! } : {}),
     ...(str(flags, 'track') !== undefined ? { trackPaths: str(flags, 'track')!.split(',') } : {}),
     command: rest,
+    startAttributes: agentAttrs,
   });
-  let rootExe: string | undefined;
+  let rootExe: { path?: string; sha256?: string; hash_status?: string } | undefined;
+  // a big root binary is hashed in the background: the same fd's digest, awaited for session.json
+  let rootExePending: Promise<string | null> | undefined;
   // Each continuity checkpoint goes to the witnesses as it is sealed (docs/continuity.md).
   const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
   pusher?.start();
@@ -108,14 +152,27 @@ export async function run(rawArgv: string[]): Promise<number> {
   let enricher: AttributionEnricher | undefined;
   const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
 
+  // The witness's own state is sensitive: every read the agent attempts is evidence.
+  const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
   const sensor = WitnessSensor.open({
-    sensitivePaths: manifestSensitivePaths(manifest),
+    sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
       // network depth (TLS hello, names on connects, llm.call) sits before attribution
-      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) emit(out);
-      if (ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined) rootExe = ev.exe || ev.filename;
-      if (ev.kind === 'exit' && ev.pid === rootPid) rootExited();
+      const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
+      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
+        // the root's executable as hashed at its exec, before emit may compact the record
+        if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
+        emit(out);
+      }
+      if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
+      if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
+        rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
+      }
+      if (ev.kind === 'exit') {
+        exitedPids.add(ev.pid);
+        if (ev.pid === rootPid) rootExited();
+      }
     },
     onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
   });
@@ -125,27 +182,44 @@ export async function run(rawArgv: string[]): Promise<number> {
   enricher.registry.addListener((kind, scope) => emit(scopeEnvelope(kind, scope)));
 
   // The child's stdout must not mix into an NDJSON stdout: send it to stderr then.
-  const child = sensor.spawnTraced(rest[0]!, rest.slice(1), {
+  const agent = new GuardedAgent(sensor, shim, {
+    command: rest, cred: plan.cred, cgroup, allowIoUring, env: plan.env,
     stdio: ['inherit', toStdout && json ? 2 : 'inherit', 'inherit'],
+    onPid: (pid) => { rootPid = pid; openScope(pid); },
   });
-  rootPid = child.pid ?? -1;
   let scopeToolCall: string | undefined;
-  if (scopeRun !== undefined && child.pid !== undefined) {
-    scopeToolCall = enricher.registry.open({
-      runId: scopeRun, sessionId: scopeSession!, toolCallId: str(flags, 'scope-tool-call') ?? `run-${child.pid}`,
-      toolName: str(flags, 'scope-tool-name') ?? null, pid: child.pid,
+  const openScope = (pid: number): void => {
+    if (scopeRun === undefined) return;
+    scopeToolCall = enricher!.registry.open({
+      runId: scopeRun, sessionId: scopeSession!, toolCallId: str(flags, 'scope-tool-call') ?? `run-${pid}`,
+      toolName: str(flags, 'scope-tool-name') ?? null, pid,
     }).toolCallId;
+  };
+  let startError: Error | undefined;
+  try {
+    rootPid = await agent.started;
+  } catch (err) {
+    startError = err as Error;
   }
-  const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };
+  if (agent.cgroupError) log.warn({ cgroup, err: agent.cgroupError }, 'agent not placed in its cgroup; the tree is ended by ancestry only');
+  const forward = (sig: NodeJS.Signals): void => { agent.signal(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
   const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
 
-  const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: 127, signal: null, error }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
+  const result = await agent.rootExit;
   // the root's exit record may still be in flight; give it a moment, not forever
-  await Promise.race([rootExitSeen, new Promise((r) => setTimeout(r, 500))]);
+  await within(rootExitSeen, 500);
+  // Descendants that outlive the root stay traced until they exit, up to --linger; then they are named and ended.
+  const lingered = await within(agent.treeEmpty, lingerMs);
+  const survivors = lingered || rootPid < 0 ? [] : treeSurvivors(agent.guardian.pid!);
+  for (const s of survivors) emit(outlivedEnvelope(s, rootPid, lingerMs, leaveRunning ? 'left_running' : 'killed'));
+  await agent.finish(leaveRunning ? 'leave' : 'kill');
+  if (!leaveRunning) {
+    // their exit records are evidence too: wait for them, briefly
+    for (let i = 0; i < 50 && survivors.some((s) => !exitedPids.has(s.pid)); i++) await sleep(20);
+  }
+  const cgroupRemoved = leaveRunning && survivors.length > 0 ? false : removeRunCgroup(cgroup);
+  if (!cgroupRemoved) log.warn({ cgroup }, 'run cgroup left in place (processes left running)');
   clearInterval(beat);
   const stats = await sensor.close();
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
@@ -163,7 +237,8 @@ export async function run(rawArgv: string[]): Promise<number> {
       signal: result.signal,
       counters: Object.fromEntries(counts),
       drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
-      executable: executableIdentity(rootExe),
+      executable: await settleExecutable(rootExe, rootExePending),
+      agent: { ...agentAttrs, 'witness.linger.ms': lingerMs, 'witness.linger.leave_running': leaveRunning, 'witness.linger.survivors': survivors.map((x) => String(x.pid)) },
     });
   }
   const witnessed = await pusher?.close();
@@ -171,8 +246,12 @@ export async function run(rawArgv: string[]): Promise<number> {
   process.stderr.write(summaryText(counts, stats, sink.stats().dropped, seconds));
   for (const w of witnessed ?? []) process.stderr.write(`witness: ${w.witness} cosigned ${w.cosigned}, size ${w.size}, pending ${w.pending}, dropped ${w.dropped}${w.lastError ? ` (${w.lastError})` : ''}\n`);
   if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
-  if (result.error) {
-    process.stderr.write(`witness run: cannot start ${rest[0]}: ${result.error.message}\n`);
+  if (startError) {
+    process.stderr.write(`witness run: ${startError.message}\n`);
+    return 127;
+  }
+  if (agent.execError) {
+    process.stderr.write(`witness run: cannot start ${rest[0]}: ${agent.execError}\n`);
     return 127;
   }
   return exitCodeOf(result.code, result.signal);

@@ -1,3 +1,5 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { WitnessError } from '../errors.js';
 import { loadPublicKey } from '../ledger/keys.js';
 import { findLocalHostKey } from '../ledger/local-key.js';
@@ -23,6 +25,21 @@ function describeFailure(r: VerifyReport): string {
   const f = r.failure!;
   const where = [f.file, f.line !== undefined ? `line ${f.line}` : null, f.seq !== undefined ? `seq ${f.seq}` : null].filter(Boolean).join(' ');
   return `MISMATCH ${where}: ${f.reason}\n`;
+}
+
+export const ROOT_AGENT_NOTE = 'WARNING: ROOT AGENT: this session\'s agent ran as root (--as-root); it could read the signing key ' +
+  'and rewrite and re-sign its own record, so a valid signature does not show the agent left it alone.\n';
+
+/** Did the session's agent run as root? Its sensor.start (the first record) says so, closed or not. */
+export function agentWasPrivileged(target: string): boolean {
+  try {
+    if (!statSync(target).isDirectory()) return false;
+    const text = readFileSync(join(target, 'events.ndjson'), 'utf8');
+    const first = (JSON.parse(text.slice(0, text.indexOf('\n') >>> 0)) as { event?: { event?: string; attributes?: Record<string, unknown> } }).event;
+    return first?.event === 'sensor.start' && first.attributes?.['witness.agent.privileged'] === true;
+  } catch {
+    return false; // not a session dir; the verifier reports what it is
+  }
 }
 
 const UNPINNED = 'signatures are checked only against the keys the ledger itself names, which proves integrity, not authorship';
@@ -74,8 +91,10 @@ export async function run(argv: string[]): Promise<number> {
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
   const report = pubkeyPath ? await verifyPath(target, opts) : await verifyWithDefaultPin(target, opts);
+  const privileged = agentWasPrivileged(target);
+  if (privileged) process.stderr.write(ROOT_AGENT_NOTE);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report })}\n`);
+    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report, agentPrivileged: privileged })}\n`);
   } else if (report.verified) {
     const signer = report.signerPinned ? 'signer pinned' : 'SIGNER UNPINNED';
     const extra = report.kind === 'global' ? `, ${report.sessions} sessions, ${report.daemonSegments} daemon segments`

@@ -27,7 +27,8 @@ export const PROCESS_KEY = 'witness.process.key';
 export const CONTEXT_KEYS: readonly string[] = [
   'process.user.id', 'witness.gid', 'process.command', 'process.linux.cgroup',
   'process.executable.path', 'process.user.name', 'witness.process.parent_chain', 'witness.cgroup.path',
-  'container.id', 'container.runtime', 'k8s.pod.uid', 'witness.systemd.unit', 'witness.identity.source',
+  'container.id', 'container.runtime', 'k8s.pod.uid', 'witness.systemd.unit', 'witness.systemd.user_unit',
+  'witness.systemd.user_unit.uid', 'witness.identity.source',
 ];
 const CONTEXT_SET = new Set(CONTEXT_KEYS);
 

@@ -32,6 +32,7 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.stop',
   'sensor.restart',
   'sensor.drops',
+  'process.outlived_root',
   'finding.unattributed_process',
   'finding.undeclared_egress',
   'finding.sensitive_read',

@@ -45,6 +45,8 @@ function attributionKeys() {
     'container.runtime': z.enum(CONTAINER_RUNTIMES).optional(),
     'k8s.pod.uid': z.string().regex(/^[0-9a-f-]{36}$/).optional(),
     'witness.systemd.unit': z.string().optional(),
+    'witness.systemd.user_unit': z.string().optional(),
+    'witness.systemd.user_unit.uid': u32.nullable().optional(),
     'witness.identity.source': z.enum(IDENTITY_SOURCES).optional(),
     'witness.process.key': z.string().regex(PROCESS_KEY_RE).optional(),
     'witness.agent': z.string().min(1).optional(),

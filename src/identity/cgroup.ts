@@ -15,9 +15,26 @@ export interface CgroupIdentity {
   containerRuntime: ContainerRuntime | null;
   /** Kubernetes pod uid in its canonical dashed form */
   podUid: string | null;
-  /** innermost systemd unit (`*.service`, `*.scope`, `*.socket`, ...), slices excluded */
+  /**
+   * innermost systemd unit (`*.service`, `*.scope`, `*.socket`, ...), slices
+   * excluded, and only from root-owned directories: a name anyone could give
+   * their own delegated cgroup is not the system's unit of that name
+   */
   systemdUnit: string | null;
+  /** innermost unit-named cgroup under a directory a user owns (a user unit, or a name they chose) */
+  userUnit: string | null;
+  /** the owner of the first user-owned directory on the path (the delegated subtree's user) */
+  userUnitUid: number | null;
 }
+
+/**
+ * Owner uid of a cgroup directory (path relative to the mount), or null when
+ * it cannot be stat'ed. Containers and system units are believed only while
+ * every directory down to them is root-owned: below a delegated (user-owned)
+ * directory the user names the cgroups.
+ */
+export type CgroupOwnerOf = (path: string) => number | null;
+const ALL_ROOT: CgroupOwnerOf = () => 0;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 // systemd unit name prefixes a runtime uses for a container's scope.
@@ -54,16 +71,35 @@ function containerFromComponent(component: string, parent: string | undefined, i
   return null;
 }
 
-/** What a cgroup v2 path (as in /proc/PID/cgroup, starting with `/`) says about its processes. */
-export function parseCgroupPath(path: string): CgroupIdentity {
+/**
+ * What a cgroup v2 path (as in /proc/PID/cgroup, starting with `/`) says about
+ * its processes. `ownerOf` reports who owns each directory (CgroupResolver.ownerOf
+ * on a live host); without it the path is parsed as if every directory were
+ * root's (fixtures).
+ */
+export function parseCgroupPath(path: string, ownerOf: CgroupOwnerOf = ALL_ROOT): CgroupIdentity {
   const parts = path.split('/').filter((p) => p !== '');
   let containerId: string | null = null;
   let containerRuntime: ContainerRuntime | null = null;
   let podUid: string | null = null;
   let systemdUnit: string | null = null;
+  let userUnit: string | null = null;
+  let userUnitUid: number | null = null;
   let inKubepods = false;
+  let trusted = true;
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]!;
+    if (trusted) {
+      const owner = ownerOf(`/${parts.slice(0, i + 1).join('/')}`);
+      if (owner !== 0) {
+        trusted = false;
+        userUnitUid = owner; // null: gone or unreadable, so unverifiable: trusted no more either way
+      }
+    }
+    if (!trusted) {
+      if (UNIT_SUFFIXES.some((s) => part.endsWith(s))) userUnit = part;
+      continue;
+    }
     if (part === 'kubepods' || part.startsWith('kubepods.') || part.startsWith('kubepods-')) inKubepods = true;
     const podSlice = POD_SLICE.exec(part);
     if (podSlice) podUid = podSlice[1]!.replace(/_/g, '-');
@@ -76,7 +112,7 @@ export function parseCgroupPath(path: string): CgroupIdentity {
     }
     if (UNIT_SUFFIXES.some((s) => part.endsWith(s))) systemdUnit = part;
   }
-  return { containerId, containerRuntime, podUid, systemdUnit };
+  return { containerId, containerRuntime, podUid, systemdUnit, userUnit, userUnitUid };
 }
 
 /** The cgroup2 mount point from a mountinfo text (field 5 is the mount point, the fs type follows ` - `). */
@@ -144,6 +180,16 @@ export class CgroupResolver {
     if (this.mount === null) return null;
     try {
       return statSync(join(this.mount, path), { bigint: true }).ino;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Owner uid of a cgroup directory (relative to the mount); null when it is gone or there is no mount. */
+  ownerOf(path: string): number | null {
+    if (this.mount === null) return null;
+    try {
+      return statSync(join(this.mount, path)).uid;
     } catch {
       return null;
     }

@@ -280,6 +280,10 @@ function identityAttrs(a: Attributes, info: ProcessInfo): void {
   }
   if (info.cg.podUid !== null) a['k8s.pod.uid'] = info.cg.podUid;
   if (info.cg.systemdUnit !== null) a['witness.systemd.unit'] = info.cg.systemdUnit;
+  if (info.cg.userUnit !== null) {
+    a['witness.systemd.user_unit'] = info.cg.userUnit;
+    a['witness.systemd.user_unit.uid'] = info.cg.userUnitUid;
+  }
   a['witness.identity.source'] = info.source;
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
 
 /**
  * SHA-256 of executables, cached by (dev, inode, size, mtime, ctime) so a hot
@@ -10,8 +10,9 @@ import { closeSync, createReadStream, fstatSync, openSync, readlinkSync, readSyn
  * background and the exec says `pending` — the next exec of the same file
  * finds it cached. The file is opened through /proc/PID/exe while the process
  * lives, which reaches the exact inode the kernel executed even when it was
- * deleted or lives in another mount namespace (a container's path means
- * nothing on the host).
+ * deleted, renamed over, or lives in another mount namespace (a container's
+ * path means nothing on the host). When that fails the answer is
+ * `unavailable`: a path is never hashed instead.
  */
 
 export type HashStatus = 'ok' | 'pending' | 'unavailable';
@@ -108,24 +109,31 @@ export class ExecutableHasher {
     await Promise.all([...this.inflight.values()]);
   }
 
-  private open(pid: number, exe: string, filename: string, cwd: string): { fd: number; path: string } | { path: string; reason: string } {
-    const deleted = exe.endsWith(' (deleted)');
-    // /proc/PID/exe is only trusted when it still names what the event named
-    // (the pid may have exec'd again since)
+  /**
+   * Only the file the kernel loaded: /proc/PID/exe, opened while the process
+   * lives and still names what the event named. Never a path: the file at a
+   * path may have been renamed over since the exec (`mv other /tmp/x`), and
+   * hashing it would vouch for a binary that never ran.
+   */
+  private open(pid: number, exe: string, _filename: string, _cwd: string): { fd: number; path: string } | { path: string; reason: string } {
+    const named = exe.endsWith(' (deleted)') ? exe.slice(0, -' (deleted)'.length) : exe;
+    let fd: number;
     try {
-      const link = readlinkSync(`/proc/${pid}/exe`);
-      if (exe === '' || link === exe) return { fd: openSync(`/proc/${pid}/exe`, 'r'), path: deleted ? exe : link };
-    } catch {
-      // gone, or a kernel thread
-    }
-    const candidate = exe !== '' && !deleted ? exe : filename.startsWith('/') ? filename : filename !== '' ? `${cwd}/${filename}` : '';
-    if (candidate === '') return { path: exe, reason: 'process gone and no path recorded' };
-    try {
-      const real = realpathSync(candidate);
-      return { fd: openSync(real, 'r'), path: real };
+      fd = openSync(`/proc/${pid}/exe`, 'r');
     } catch (err) {
-      return { path: candidate, reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+      return { path: exe, reason: `process gone before its executable could be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
     }
+    // Checked after opening, so the fd cannot belong to a later exec of this pid
+    // that the link no longer shows. A file replaced or deleted since the exec
+    // reads as "PATH (deleted)": still the inode that ran.
+    let link = '';
+    try { link = readlinkSync(`/proc/${pid}/exe`); } catch { /* exited just now: the fd is still the file */ }
+    const linkPath = link.endsWith(' (deleted)') ? link.slice(0, -' (deleted)'.length) : link;
+    if (named !== '' && link !== '' && linkPath !== named) {
+      closeSync(fd);
+      return { path: exe, reason: 'process executed another file since the event' };
+    }
+    return { fd, path: named !== '' ? named : linkPath };
   }
 
   private remember(key: string, sha: string): void {

@@ -55,7 +55,7 @@ export const MAX_CHAIN = 16;
 export function processKey(pid: number, startBootNs: bigint): string {
   return `${pid}-${startBootNs}`;
 }
-const NO_CGROUP: CgroupIdentity = { containerId: null, containerRuntime: null, podUid: null, systemdUnit: null };
+const NO_CGROUP: CgroupIdentity = { containerId: null, containerRuntime: null, podUid: null, systemdUnit: null, userUnit: null, userUnitUid: null };
 
 export interface ProcessTableOptions {
   cgroups: CgroupResolver;
@@ -77,6 +77,8 @@ export class ProcessTable {
   private readonly maxEntries: number;
   private readonly now: () => number;
   private readonly proc: string;
+  /** who owns each cgroup directory: units and containers only from root-owned ones */
+  private readonly ownerOf = (path: string): number | null => this.opts.cgroups.ownerOf(path);
 
   constructor(private readonly opts: ProcessTableOptions) {
     this.graceMs = opts.graceMs ?? 5000;
@@ -175,7 +177,7 @@ export class ProcessTable {
   private setCgroup(info: ProcessInfo, id: bigint): void {
     info.cgroupId = id;
     info.cgroupPath = this.opts.cgroups.pathOf(id, info.pid);
-    info.cg = info.cgroupPath !== null ? parseCgroupPath(info.cgroupPath) : NO_CGROUP;
+    info.cg = info.cgroupPath !== null ? parseCgroupPath(info.cgroupPath, this.ownerOf) : NO_CGROUP;
   }
 
   /**
@@ -208,7 +210,7 @@ export class ProcessTable {
     };
     if (fromProc?.cgroupPath != null && (ev === undefined || fromProc.cgroupId === ev.cgroupId)) {
       info.cgroupPath = fromProc.cgroupPath;
-      info.cg = parseCgroupPath(fromProc.cgroupPath);
+      info.cg = parseCgroupPath(fromProc.cgroupPath, this.ownerOf);
     } else if (info.cgroupId !== 0n) {
       this.setCgroup(info, info.cgroupId);
     }

@@ -79,6 +79,11 @@ export function loadPrivateKey(path: string): KeyObject {
   } catch (cause) {
     throw new WitnessError('E_CONFIG', `cannot read signing key (${(cause as Error).message})`, { file: path, field: '--sign-key', cause });
   }
+  const me = process.getuid?.() ?? 0;
+  if (st.uid !== me && st.uid !== 0) {
+    // a key another user owns is a key another user can replace: checkpoints signed with it prove nothing
+    throw new WitnessError('E_CONFIG', `signing key belongs to uid ${st.uid}; it must be owned by root${me !== 0 ? ` or uid ${me}` : ''}`, { file: path, field: '--sign-key' });
+  }
   if ((st.mode & 0o077) !== 0) {
     throw new WitnessError('E_CONFIG', `signing key is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`, { file: path, field: '--sign-key' });
   }

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,7 @@ import { WitnessError } from '../errors.js';
 import { loadPrivateKey, rawPublicKey, writeKeyPair } from './keys.js';
 import { ALG_ED25519, encodeVerifierKey, parseVerifierKey, signerKeyFromPrivate, type NoteSignerKey, type NoteVerifierKey } from './note-keys.js';
 import { ensurePrivateDir } from './state.js';
+import { fsyncDir, writeFully } from './tail.js';
 
 /**
  * Key files for the C2SP formats. A key pair PREFIX.key (PKCS#8 PEM, 0600)
@@ -28,10 +30,49 @@ export function defaultOrigin(stateDir: string): string {
   return `${hostId()}.agent-witness${path.resolve(stateDir)}`.replace(/[\s+]/gu, '_');
 }
 
+/** Writes a small file by temp + fsync + rename: a crash leaves the old file or the new one, never half of it. */
+function writeAtomically(file: string, data: string | Buffer, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'w', mode);
+  try { writeFully(fd, Buffer.from(data)); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
+}
+
 export function writeVkey(keyPath: string, name: string, alg: number): string {
   const vkey = encodeVerifierKey(name, alg, rawPublicKey(loadPrivateKey(keyPath)));
-  fs.writeFileSync(vkeyPathOf(keyPath), `${vkey}\n`, { mode: 0o644 });
+  writeAtomically(vkeyPathOf(keyPath), `${vkey}\n`, 0o644);
   return vkey;
+}
+
+/**
+ * `<state>/keys/host.key` (+ `.pub`), created so that a writer killed at any
+ * point never leaves a half-written key for the next one to choke on: the key
+ * is written and fsync'd under a temporary name and linked into place (link
+ * never overwrites, so two racing writers agree on one key).
+ */
+export function ensureHostKey(stateDir: string): string {
+  const keyDir = path.join(stateDir, 'keys');
+  const keyPath = path.join(keyDir, 'host.key');
+  if (!fs.existsSync(keyPath)) {
+    ensurePrivateDir(keyDir);
+    const tmp = path.join(keyDir, `.host-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+    writeKeyPair(tmp);
+    try {
+      fs.linkSync(`${tmp}.key`, keyPath);
+      fsyncDir(keyDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // a concurrent writer linked its key first
+    } finally {
+      fs.rmSync(`${tmp}.key`, { force: true });
+      fs.rmSync(`${tmp}.pub`, { force: true });
+    }
+  }
+  const pubPath = path.join(keyDir, 'host.pub');
+  if (!fs.existsSync(pubPath)) {
+    writeAtomically(pubPath, crypto.createPublicKey(loadPrivateKey(keyPath)).export({ format: 'pem', type: 'spki' }) as string, 0o644);
+  }
+  return keyPath;
 }
 
 export function loadVerifierKey(file: string, field = '--vkey'): NoteVerifierKey {
@@ -57,12 +98,7 @@ export function loadNoteSigner(keyPath: string): NoteSignerKey {
  * `<state>/keys/host.vkey` named by the state dir's origin; both created on first use.
  */
 export function hostNoteSigner(stateDir: string): NoteSignerKey {
-  const keyDir = path.join(stateDir, 'keys');
-  const keyPath = path.join(keyDir, 'host.key');
-  if (!fs.existsSync(keyPath)) {
-    ensurePrivateDir(keyDir);
-    try { writeKeyPair(path.join(keyDir, 'host')); } catch (e) { if (!fs.existsSync(keyPath)) throw e; /* a concurrent writer made it */ }
-  }
+  const keyPath = ensureHostKey(stateDir);
   if (!fs.existsSync(vkeyPathOf(keyPath))) writeVkey(keyPath, defaultOrigin(stateDir), ALG_ED25519);
   return loadNoteSigner(keyPath);
 }

@@ -9,14 +9,16 @@ import { nowRfc3339, sensorBootId } from './clock.js';
 import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
 import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
-import { loadPrivateKey, writeKeyPair } from './keys.js';
+import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
+import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
   SESSION_CHECKPOINTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE, SESSION_OPEN_FILE,
   ensurePrivateDir, holdFileLock, resolveStateDir,
 } from './state.js';
+import { refuseUnsafeDir } from './safe-path.js';
 import { fsyncDir, writeFully } from './tail.js';
 
 export interface SessionWriterOptions {
@@ -35,6 +37,8 @@ export interface SessionWriterOptions {
   /** Host state dir (global ledger); default $WITNESS_STATE_DIR or /var/lib/agent-witness. */
   stateDir?: string;
   sessionId?: string;
+  /** extra sensor.start attributes (who the agent runs as: `witness.agent.*`) */
+  startAttributes?: Attributes;
   /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
   recordFormat?: 1 | 2;
 }
@@ -47,6 +51,8 @@ export interface SessionSummary {
   counters: Record<string, number>;
   drops: Record<string, number>;
   executable?: ExecutableIdentity;
+  /** who the agent ran as and what happened to what outlived it (`witness run`) */
+  agent?: Record<string, unknown>;
 }
 
 /** Written at open so a restarted writer can finish the session it resumes. */
@@ -56,17 +62,12 @@ interface OpenState {
   started: string;
   track_before: TrackedRoot[];
   track_paths: string[];
+  start_attributes?: Attributes;
 }
 
 /** The host's default signing key, `<stateDir>/keys/host.key`, created (0600) on first use. */
 export function loadOrCreateHostKey(stateDir: string): KeyObject {
-  const keyDir = path.join(stateDir, 'keys');
-  const prefix = path.join(keyDir, 'host');
-  if (!fs.existsSync(`${prefix}.key`)) {
-    ensurePrivateDir(keyDir);
-    writeKeyPair(prefix);
-  }
-  return loadPrivateKey(`${prefix}.key`);
+  return loadPrivateKey(ensureHostKey(stateDir));
 }
 
 function writeFileDurably(file: string, data: string): void {
@@ -103,6 +104,7 @@ export class SessionWriter {
     const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
     const sessionId = opts.sessionId ?? crypto.randomUUID();
     const dir = path.resolve(opts.dir ?? path.join(stateDir, 'sessions', sessionId));
+    refuseUnsafeDir(dir, opts.dir !== undefined ? '--session-dir' : 'session dir');
     ensurePrivateDir(dir);
     if (fs.existsSync(path.join(dir, SESSION_FILE))) {
       throw new WitnessError('E_LEDGER', 'session is already closed (session.json exists); use a new --session-dir', { file: dir });
@@ -123,7 +125,10 @@ export class SessionWriter {
       open = JSON.parse(fs.readFileSync(openPath, 'utf8')) as OpenState;
     } else {
       const trackPaths = (opts.trackPaths ?? []).map((p) => path.resolve(p));
-      open = { session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths };
+      open = {
+        session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths,
+        ...(opts.startAttributes !== undefined && { start_attributes: opts.startAttributes }),
+      };
       writeFileDurably(openPath, JSON.stringify(open));
     }
     const log = new LedgerLog({
@@ -146,6 +151,7 @@ export class SessionWriter {
       'process.command_args': open.command,
       'witness.ledger.key_id': log.keyIdHex,
       'witness.sensor.boot_id': sensorBootId(),
+      ...open.start_attributes,
     });
     return writer;
   }
@@ -202,6 +208,7 @@ export class SessionWriter {
       session_id: this.sessionId,
       command: this.open.command,
       executable: summary.executable ?? null,
+      ...(summary.agent !== undefined && { agent: summary.agent }),
       exit_code: summary.exitCode,
       signal: summary.signal ?? null,
       started: this.open.started,

@@ -33,17 +33,24 @@ export class ScopeSocketServer {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
     await this.clearStale();
     const server = createServer((sock) => this.accept(sock));
-    // bind under a umask that leaves the socket 0600 from its first instant, then make it explicit
+    // Bind under a umask that leaves the socket 0600 from its first instant. The
+    // umask is process-wide, so it is restored in the same synchronous stretch:
+    // server.listen(path) binds before it returns (only 'listening' is async),
+    // and no other code can run (and create files under 0177) in between.
     const old = process.umask(0o177);
+    let listening: Promise<void>;
     try {
-      await new Promise<void>((resolve, reject) => {
+      listening = new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(this.path, () => { server.off('error', reject); resolve(); });
       });
-    } catch (err) {
-      throw new WitnessError('E_IO', `cannot listen on the scope socket (${(err as Error).message})`, { file: this.path, cause: err });
     } finally {
       process.umask(old);
+    }
+    try {
+      await listening;
+    } catch (err) {
+      throw new WitnessError('E_IO', `cannot listen on the scope socket (${(err as Error).message})`, { file: this.path, cause: err });
     }
     chmodSync(this.path, 0o600);
     chownSync(this.path, 0, 0);

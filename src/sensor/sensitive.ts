@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, normalize } from 'node:path';
 
 /**
  * Default sensitive paths. `~` expands to every login user's home (root and
@@ -61,4 +61,21 @@ export function resolveSensitive(paths: string[]): { entries: SensitiveEntry[]; 
     }
   }
   return { entries, skipped };
+}
+
+/**
+ * Denied opens (EACCES/EPERM) carry no file the kernel could identify, only
+ * the path as the caller wrote it (user memory, anchored at its cwd). One is
+ * a sensitive read attempt when it names a path under a sensitive entry; a
+ * path the kernel could not anchor counts when it names a sensitive entry's
+ * last component (`cd /var/lib && cat agent-witness/keys/host.key`).
+ */
+export function deniedReadFilter(sensitivePaths: string[]): (path: string) => boolean {
+  const prefixes = sensitivePaths.map((p) => normalize(p).replace(/\/+$/, ''));
+  const names = new Set(prefixes.map((p) => basename(p)).filter((n) => n !== ''));
+  return (path: string): boolean => {
+    if (!path.startsWith('/')) return path.split('/').some((c) => names.has(c));
+    const p = normalize(path);
+    return prefixes.some((pre) => p === pre || p.startsWith(`${pre}/`));
+  };
 }

@@ -6,6 +6,7 @@ import { loadNative, type NativeModule, type NativeSensor, type NativeStats, typ
 import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
 import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from './sensitive.js';
 import type { SensorEvent } from './types.js';
+import { deniedReadFilter } from './sensitive.js';
 
 export interface SensorOptions {
   onEvent: (ev: SensorEvent) => void;
@@ -41,6 +42,8 @@ export class WitnessSensor {
   readonly sensitiveSkipped: string[];
   private decoded = 0;
   private decodeErrors = 0;
+  /** denied opens the kernel reported that were not under a sensitive path (not evidence, not lost: filtered) */
+  deniedOutside = 0;
 
   private constructor(readonly native: NativeSensor, readonly module: NativeModule, sensitiveSkipped: string[]) {
     this.clock = { bootToEpochNs: bootToEpochOffsetNs(module.clockOffsets()) };
@@ -53,8 +56,17 @@ export class WitnessSensor {
     ensureTracefs();
     const mod = loadNative();
     let self: WitnessSensor | undefined;
+    const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
+    const denied = deniedReadFilter(entries.map((e) => e.path));
+    const onEvent = (ev: SensorEvent): void => {
+      if (ev.kind === 'file_read_sensitive' && ev.ret < 0 && !denied(ev.path)) {
+        if (self) self.deniedOutside++;
+        return;
+      }
+      opts.onEvent(ev);
+    };
     const onBatch = (ab: ArrayBuffer): void => {
-      const r = decodeBatch(ab, opts.onEvent, opts.onDecodeError);
+      const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;
         self.decodeErrors += r.errors;
@@ -78,7 +90,6 @@ export class WitnessSensor {
       throw new WitnessError('E_KERNEL',
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
-    const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
     for (const e of entries) native.addSensitive(e.kernelDev, e.inode);
     self = new WitnessSensor(native, mod, skipped);
     if (opts.autoStart !== false) native.start();

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,7 @@ function unprivileged(uid: number, args: string[]): string[] {
 
 describe.skipIf(skip)('witness CLI on the real kernel', () => {
   const dir = mkdtempSync(join(tmpdir(), 'witness-cli-'));
+  chmodSync(dir, 0o777); // the agent runs as nobody (`--user nobody`) and writes here
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
     rmSync(STATE, { recursive: true, force: true });
@@ -47,7 +48,7 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
   });
 
   it('run: streams NDJSON that validates against the contract, exits with the command\'s code', () => {
-    const r = witness(['run', '--', '/bin/sh', '-c', `echo hi > ${dir}/f; rm ${dir}/f; exit 7`]);
+    const r = witness(['run', '--user', 'nobody', '--', '/bin/sh', '-c', `echo hi > ${dir}/f; rm ${dir}/f; exit 7`]);
     expect(r.status).toBe(7);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     // compact records (docs/ndjson.md) validate as such, and joined as full records
@@ -71,15 +72,16 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
 
   it('run --out writes NDJSON to a file and leaves stdout to the command', () => {
     const out = join(dir, 'events.ndjson');
-    const r = witness(['run', '--out', out, '--', '/bin/echo', 'to-stdout']);
+    const r = witness(['run', '--user', 'nobody', '--out', out, '--', '/bin/echo', 'to-stdout']);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('to-stdout\n');
     const events = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).event);
-    expect(events[0]).toBe('process.exec');
+    // the guardian's credential drop (setresgid, setresuid to nobody) comes first, then the command
+    expect(events.slice(0, 3)).toEqual(['security.setgid', 'security.setuid', 'process.exec']);
   });
 
   it('run: a command that cannot start exits 127 with a clear message', () => {
-    const r = witness(['run', '--', '/nonexistent/cmd']);
+    const r = witness(['run', '--user', 'nobody', '--', '/nonexistent/cmd']);
     expect(r.status).toBe(127);
     expect(r.stderr).toContain('/nonexistent/cmd');
   });
@@ -88,7 +90,7 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     const key = join(dir, 'k');
     expect(witness(['keygen', '--out', key]).status).toBe(0);
     const session = join(dir, 'session');
-    const r = witness(['run', '--sign-key', `${key}.key`, '--session-dir', session, '--', '/bin/sh', '-c', `echo x > ${dir}/g; exit 4`]);
+    const r = witness(['run', '--user', 'nobody', '--sign-key', `${key}.key`, '--session-dir', session, '--', '/bin/sh', '-c', `echo x > ${dir}/g; exit 4`]);
     expect(r.status).toBe(4);
     expect(r.stderr).toContain(`session ${session}`);
     const ok = witness(['verify', '--pubkey', `${key}.pub`, session]);
@@ -105,7 +107,7 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
   });
 
   it('run --scope-run/--scope-session: every event of the tree carries the scope, opened and closed around it', () => {
-    const r = witness(['run', '--no-ledger', '--scope-run', 'R7', '--scope-session', 'S7', '--scope-tool-name', 'bash', '--',
+    const r = witness(['run', '--user', 'nobody', '--no-ledger', '--scope-run', 'R7', '--scope-session', 'S7', '--scope-tool-name', 'bash', '--',
       '/bin/sh', '-c', `/bin/sh -c "echo x > ${dir}/scoped"; exit 0`]);
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,8 +62,12 @@ describe.skipIf(suite.skip)('compact records on a real process tree', () => {
 
   it('witness run --out writes each process context once; the file joins and verifies against the schemas', () => {
     const out = join(dir, 'run.ndjson');
-    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'bin', 'witness.js'), 'run', '--no-ledger', '--out', out, '--', 'sh', '-c', TREE(dir)],
-      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WITNESS_STATE_DIR: dir } });
+    const agentDir = join(dir, 'agent'); // `witness run --user nobody` writes the tree's files here
+    mkdirSync(agentDir);
+    chmodSync(dir, 0o755);
+    chmodSync(agentDir, 0o777);
+    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'bin', 'witness.js'), 'run', '--user', 'nobody', '--no-ledger', '--out', out, '--', 'sh', '-c', TREE(agentDir)],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, WITNESS_STATE_DIR: join(dir, 'state') } });
     expect(r.status, r.stderr).toBe(0);
     const recs = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Envelope);
     const joiner = new ContextJoiner();

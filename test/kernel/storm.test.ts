@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,10 +35,11 @@ describe.skipIf(suite.skip)('the write-open storm through witness run --out with
 
   it('delivers every event the kernel emitted to the file, the ledger and the summary; every stage balances', async () => {
     const storm = join(dir, 'storm');
+    chmodSync(dir, 0o755); // the agent runs as nobody (`--user nobody`) and must reach the storm binary
     execFileSync('cc', ['-O2', '-o', storm, join(ROOT, 'bench', 'storm.c')]);
     const out = join(dir, 'out.ndjson');
     const session = join(dir, 'session');
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'witness.js'), 'run', '--out', out, '--session-dir', session, '--', storm, String(N)],
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'witness.js'), 'run', '--user', 'nobody', '--out', out, '--session-dir', session, '--', storm, String(N)],
       { encoding: 'utf8', timeout: 300_000, env: { ...process.env, WITNESS_STATE_DIR: join(dir, 'state') } });
     expect(r.status, r.stderr).toBe(0);
 

@@ -1,0 +1,189 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { WitnessError } from '../errors.js';
+import { PACKAGE_ROOT } from './native.js';
+import type { WitnessSensor } from './sensor.js';
+
+/**
+ * The agent side of `witness run`: a tiny root guardian (native/exec_shim.c,
+ * `witness-exec`) forks the agent with its credentials dropped, io_uring
+ * fenced off by seccomp, PR_SET_PDEATHSIG and no_new_privs set, in a cgroup
+ * of its own, and stays the tree's child subreaper, so the witness knows when
+ * the whole tree (not only the root) has exited and can end what is left.
+ */
+
+export interface AgentCredentials {
+  uid: number;
+  gid: number;
+  /** supplementary groups as initgroups(3) computes them (primary gid included) */
+  groups: number[];
+  name: string;
+  home: string;
+}
+
+/** witness-exec next to the addon: a fresh build wins over the prebuild, as for the .node. */
+export function shimPath(root = PACKAGE_ROOT): string {
+  const candidates = [join(root, 'build', 'Release', 'witness-exec'), join(root, 'prebuilds', `linux-${process.arch}`, 'witness-exec')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new WitnessError('E_NATIVE', 'the exec guardian witness-exec is missing; build it with `npm run build:native`', { file: candidates[0]! });
+  }
+  // Root executes it: a shim another user could replace would run their code as root.
+  const st = statSync(found);
+  if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+    throw new WitnessError('E_NATIVE', `refusing to run an exec guardian that is not root-owned or is group/world-writable (uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`, { file: found });
+  }
+  return found;
+}
+
+/** USER[:GROUP] (names or numbers) through NSS, as login(1) would see them. */
+export function resolveUser(spec: string, shim = shimPath()): AgentCredentials {
+  let text: string;
+  try {
+    text = execFileSync(shim, ['--resolve', spec], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
+    throw new WitnessError('E_CONFIG', msg || `cannot resolve '${spec}'`, { file: 'witness run', field: '--user' });
+  }
+  const [uid, gid, home, name, groups] = text.split('\n');
+  const ids = [uid, gid, ...(groups ?? '').split(',')].map((x) => (/^\d+$/.test(x ?? '') ? Number(x) : NaN));
+  if (ids.some((n) => !Number.isInteger(n)) || !home || !name) {
+    throw new WitnessError('E_NATIVE', `the exec guardian answered an unreadable identity for '${spec}'`, { file: shim, field: '--user' });
+  }
+  return { uid: ids[0]!, gid: ids[1]!, home, name, groups: ids.slice(2) };
+}
+
+/** A fresh cgroup v2 directory under the witness's own cgroup; null where there is none to make. */
+export function makeRunCgroup(): string | null {
+  try {
+    const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+      .map((l) => l.split(' - '))
+      .find(([, fs]) => fs?.startsWith('cgroup2 '))?.[0]?.split(' ')[4];
+    const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
+    if (!mount || own === undefined) return null;
+    const dir = join(mount, own, `witness-run-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(dir, { mode: 0o755 });
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+export function removeRunCgroup(dir: string | null): boolean {
+  if (!dir) return true;
+  try { rmdirSync(dir); return true; } catch { return false; }
+}
+
+export interface GuardedOptions {
+  command: string[];
+  cred: AgentCredentials;
+  cgroup: string | null;
+  allowIoUring: boolean;
+  stdio: ['inherit', number | 'inherit', 'inherit'];
+  env: NodeJS.ProcessEnv;
+  /** runs once the agent is forked and traced, before it runs a single instruction (open its scope here) */
+  onPid?: (pid: number) => void;
+}
+
+export interface RootExit { code: number | null; signal: NodeJS.Signals | null }
+
+function signalName(n: number): NodeJS.Signals | null {
+  if (n === 0) return null;
+  const hit = Object.entries(constants.signals).find(([, v]) => v === n);
+  return (hit?.[0] as NodeJS.Signals | undefined) ?? null;
+}
+
+/** `witness run`'s agent: spawned through the guardian, marked as a traced root at its fork. */
+export class GuardedAgent {
+  readonly guardian: ChildProcess;
+  /** resolves with the agent's pid once it is forked (and traced), or rejects */
+  readonly started: Promise<number>;
+  /** the agent root's own exit status */
+  readonly rootExit: Promise<RootExit>;
+  /** resolves once every process of the tree has exited */
+  readonly treeEmpty: Promise<void>;
+  /** errno text of a failed exec; set before rootExit resolves */
+  execError: string | undefined;
+  /** the cgroup placement failed (errno text): the tree is ended by ancestry only */
+  cgroupError: string | undefined;
+  pid = -1;
+  private readonly control: Socket;
+  private readonly guardianExit: Promise<void>;
+  private killedCount = 0;
+
+  constructor(sensor: WitnessSensor, shim: string, opts: GuardedOptions) {
+    const args = ['--uid', String(opts.cred.uid), '--gid', String(opts.cred.gid)];
+    if (opts.cred.groups.length > 0) args.push('--groups', opts.cred.groups.join(','));
+    if (opts.cgroup) args.push('--cgroup', opts.cgroup);
+    if (opts.allowIoUring) args.push('--allow-io-uring');
+    this.guardian = spawn(shim, [...args, '--', ...opts.command], { stdio: [...opts.stdio, 'pipe'], env: opts.env });
+    this.control = this.guardian.stdio[3] as Socket;
+    let onStart!: (pid: number) => void; let onStartErr!: (e: Error) => void;
+    let onExit!: (r: RootExit) => void; let onEmpty!: () => void;
+    this.started = new Promise((res, rej) => { onStart = res; onStartErr = rej; });
+    this.rootExit = new Promise((res) => { onExit = res; });
+    this.treeEmpty = new Promise((res) => { onEmpty = res; });
+    this.started.catch(() => {});
+    this.guardianExit = new Promise((res) => {
+      this.guardian.once('close', (code, signal) => {
+        // a guardian gone before reporting: the agent's status is unknown, say so through the guardian's
+        onStartErr(new WitnessError('E_KERNEL', `the exec guardian exited before starting the command (code ${code}, signal ${signal})`));
+        onExit({ code: code ?? 128, signal });
+        onEmpty();
+        res();
+      });
+    });
+    this.guardian.once('error', (err) => onStartErr(new WitnessError('E_NATIVE', `cannot start the exec guardian: ${err.message}`, { file: shim, cause: err })));
+    let buf = '';
+    this.control.setEncoding('utf8');
+    this.control.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const [word, a, b] = buf.slice(0, nl).split(' ');
+        buf = buf.slice(nl + 1);
+        if (word === 'pid') {
+          this.pid = Number(a);
+          // The fork tracepoint ran before the guardian could write this line.
+          if (sensor.native.disarmSpawn() !== 0) {
+            process.kill(this.pid, 'SIGKILL');
+            onStartErr(new WitnessError('E_KERNEL', 'the fork probe did not capture the spawned command; refusing to let it run untraced'));
+          } else {
+            try { opts.onPid?.(this.pid); } finally { this.control.write('run\n'); }
+            onStart(this.pid);
+          }
+        } else if (word === 'nocgroup') this.cgroupError = errnoText(Number(a));
+        else if (word === 'execerr') this.execError = errnoText(Number(a));
+        else if (word === 'exit') onExit({ code: Number(a) >= 0 ? Number(a) : null, signal: signalName(Number(b)) });
+        else if (word === 'empty') onEmpty();
+        else if (word === 'killed') this.killedCount = Number(a);
+      }
+    });
+    this.control.on('error', () => {}); // EPIPE after the guardian exits: its exit event tells the story
+    if (this.guardian.pid !== undefined) {
+      sensor.native.armSpawn(this.guardian.pid);
+      this.control.write('go\n');
+    }
+  }
+
+  /** Forwards a signal to the agent root (the guardian ignores terminal signals). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.pid > 0) try { process.kill(this.pid, sig); } catch { /* already gone */ }
+  }
+
+  /** "kill": end whatever is left of the tree; "leave": let survivors run on. Resolves when the guardian exits. */
+  async finish(mode: 'kill' | 'leave'): Promise<number> {
+    this.control.end(`${mode}\n`);
+    await this.guardianExit;
+    return this.killedCount;
+  }
+}
+
+function errnoText(n: number): string {
+  const hit = Object.entries(constants.errno).find(([, v]) => v === n);
+  return hit ? hit[0] : `errno ${n}`;
+}
