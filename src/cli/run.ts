@@ -23,6 +23,7 @@ import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../senso
 import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
 import { humanLine } from './format.js';
+import { SinkFailures } from './sink-failures.js';
 import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 
@@ -135,11 +136,12 @@ export async function run(rawArgv: string[]): Promise<number> {
   pusher?.start();
 
   const compactor = new ContextCompactor();
+  const sinkFailures = new SinkFailures(); // a failing sink is counted, never an uncaught exception in the addon callback
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
     const line = JSON.stringify(compactor.compact(env)); // process context once per key (docs/ndjson.md)
-    ledger?.append(line);
-    sink.write(env, json ? line : humanLine(env, true));
+    if (ledger) sinkFailures.run('ledger', () => ledger.append(line));
+    sinkFailures.run('output', () => sink.write(env, json ? line : humanLine(env, true)));
   };
 
   const manifestPath = str(flags, 'manifest');
@@ -231,19 +233,22 @@ export async function run(rawArgv: string[]): Promise<number> {
   if (fd !== 1) closeSync(fd);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
 
+  let ledgerCloseError: Error | null = null;
   if (ledger) {
     await ledger.close({
       exitCode: result.code,
       signal: result.signal,
       counters: Object.fromEntries(counts),
-      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped },
+      drops: { ...stats.kernelDropped, user: stats.userDropped, decode_errors: stats.decodeErrors, output: sink.stats().dropped, ...sinkFailures.drops() },
       executable: await settleExecutable(rootExe, rootExePending),
       agent: { ...agentAttrs, 'witness.linger.ms': lingerMs, 'witness.linger.leave_running': leaveRunning, 'witness.linger.survivors': survivors.map((x) => String(x.pid)) },
-    });
+    }).catch((err: Error) => { ledgerCloseError = err; });
   }
   const witnessed = await pusher?.close();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   process.stderr.write(summaryText(counts, stats, sink.stats().dropped, seconds));
+  process.stderr.write(sinkFailures.summary());
+  if (ledgerCloseError) process.stderr.write(`witness: the session ledger could not be closed (${(ledgerCloseError as Error).message}); it stays unclosed and the next witness run seals it\n`);
   for (const w of witnessed ?? []) process.stderr.write(`witness: ${w.witness} cosigned ${w.cosigned}, size ${w.size}, pending ${w.pending}, dropped ${w.dropped}${w.lastError ? ` (${w.lastError})` : ''}\n`);
   if (ledger) process.stderr.write(`witness: session ${ledger.dir} (check it: witness verify --pubkey KEY.pub ${ledger.dir})\n`);
   if (startError) {

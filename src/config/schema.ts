@@ -74,10 +74,19 @@ const pulseSchema = z.strictObject({
 });
 
 const ledgerSchema = z.strictObject({
-  enabled: z.boolean().default(false),
+  /** On by default: the daemon's evidence is the signed ledger (docs/ledger.md). */
+  enabled: z.boolean().default(true),
   signKeyPath: absolutePath.optional(),
   segmentMaxBytes: positiveInt.optional(),
   segmentMaxAge: duration.optional(),
+  /** Sealed daemon segments are pruned, oldest first, past this total size (default 4 GiB)... */
+  maxBytes: positiveInt.default(4 * 1024 ** 3),
+  /** ...or this age (default 90d). Only sealed segments; each prune is a host-ledger row. */
+  maxAge: duration.default(90 * 86_400_000),
+  /** Failing to write longer than this stops the systemd watchdog pets, so systemd restarts the daemon (default 60s). */
+  failureTimeout: duration.default(60_000),
+  /** How often a failed ledger retries the disk (default 1s). */
+  retryInterval: duration.default(1000),
 });
 
 export const daemonConfigSchema = z.strictObject({

@@ -208,9 +208,19 @@ export class WitnessDaemon {
     if (this.fileSink) this.every(1000, () => this.fileSink!.rotateIfDue());
     const watchdog = watchdogIntervalMs(env);
     if (watchdog !== null) {
-      // Pet the watchdog only while the sensor is alive: a hung event loop or
-      // a sensor that closed under us both let systemd restart the daemon.
-      this.every(watchdog, () => { if (!this.sensor.stats().closed) sdNotify('WATCHDOG=1', env); });
+      // Pet the watchdog only while the sensor is alive and the ledger writes: a hung event
+      // loop, a sensor that closed under us, or a ledger failing (disk full, EIO) for longer
+      // than ledger.failureTimeout all let systemd restart the daemon; the restart seals the
+      // failed epoch and records what it lost (docs/ledger.md §5).
+      const ledger = this.pipeline.sinks.find((s): s is LedgerSink => s instanceof LedgerSink);
+      this.every(watchdog, () => {
+        if (this.sensor.stats().closed) return;
+        if (ledger && ledger.failingForMs() > this.config.ledger.failureTimeout) {
+          log.error({ failingForMs: ledger.failingForMs() }, 'ledger failing past ledger.failureTimeout; not petting the watchdog');
+          return;
+        }
+        sdNotify('WATCHDOG=1', env);
+      });
     }
   }
 
