@@ -30,7 +30,8 @@ import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
-  '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
+  '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
+  '                   [--budget-events N] [--budget-window-ms MS] -- CMD [ARGS...]';
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
@@ -90,7 +91,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
-      'scope-tool-call', 'scope-tool-name', 'user', 'linger'],
+      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
@@ -104,6 +105,15 @@ export async function run(rawArgv: string[]): Promise<number> {
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
   if (!(heartbeatSeconds > 0)) throw new WitnessError('E_CONFIG', 'must be a positive number of seconds', { file: 'witness run', field: '--heartbeat' });
+  // fairness under flood (docs/ndjson.md, sensor.suppressed): 0 events = no budget
+  const budgetEvents = str(flags, 'budget-events') !== undefined ? Number(str(flags, 'budget-events')) : undefined;
+  if (budgetEvents !== undefined && !(Number.isInteger(budgetEvents) && budgetEvents >= 0)) {
+    throw new WitnessError('E_CONFIG', 'must be a whole number of records (0: no budget)', { file: 'witness run', field: '--budget-events' });
+  }
+  const budgetWindowMs = str(flags, 'budget-window-ms') !== undefined ? Number(str(flags, 'budget-window-ms')) : undefined;
+  if (budgetWindowMs !== undefined && !(Number.isInteger(budgetWindowMs) && budgetWindowMs > 0)) {
+    throw new WitnessError('E_CONFIG', 'must be a positive number of milliseconds', { file: 'witness run', field: '--budget-window-ms' });
+  }
 
   const toStdout = out === undefined;
   const json = flags.json === true || out !== undefined || !process.stdout.isTTY;
@@ -158,6 +168,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
   const sensor = WitnessSensor.open({
     sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
+    ...(budgetEvents !== undefined ? { budgetEvents } : {}),
+    ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
       // network depth (TLS hello, names on connects, llm.call) sits before attribution

@@ -24,6 +24,11 @@ const sensorSchema = z.strictObject({
   ringBytes: positiveInt.refine((n) => (n & (n - 1)) === 0 && n >= 4096, 'must be a power of two >= 4096').optional(),
   maxLatencyMs: positiveInt.max(10_000).optional(),
   sensitivePaths: z.array(absolutePath).optional(),
+  // fairness under flood (bpf/budget.bpf.h); 0 turns the budget off
+  budgetEvents: z.number().int().min(0).max(1_000_000_000).optional(),
+  budgetWindowMs: positiveInt.max(3_600_000).optional(),
+  ringSharePct: z.number().int().min(1).max(100).optional(),
+  tracedMax: positiveInt.max(1 << 24).optional(),
 });
 
 const storeSchema = z.strictObject({

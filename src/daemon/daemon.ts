@@ -27,6 +27,7 @@ import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
+import type { WitnessError } from '../errors.js';
 
 export interface DaemonStartOptions {
   config: DaemonConfig;
@@ -34,6 +35,8 @@ export interface DaemonStartOptions {
   configPath: string;
   hooks?: AttributionHooks;
   env?: NodeJS.ProcessEnv;
+  /** the sensor stopped reading its ring (repeated poll failures): the daemon is blind and must be restarted */
+  onSensorFatal?: (err: WitnessError) => void;
 }
 
 /** The sensor's defaults (or the config's list) plus every path the manifest adds. */
@@ -146,6 +149,14 @@ export class WitnessDaemon {
         traceAll: true,
         ...(config.sensor.ringBytes !== undefined ? { ringBytes: config.sensor.ringBytes } : {}),
         ...(config.sensor.maxLatencyMs !== undefined ? { maxLatencyMs: config.sensor.maxLatencyMs } : {}),
+        ...(config.sensor.budgetEvents !== undefined ? { budgetEvents: config.sensor.budgetEvents } : {}),
+        ...(config.sensor.budgetWindowMs !== undefined ? { budgetWindowMs: config.sensor.budgetWindowMs } : {}),
+        ...(config.sensor.ringSharePct !== undefined ? { ringSharePct: config.sensor.ringSharePct } : {}),
+        ...(config.sensor.tracedMax !== undefined ? { tracedMax: config.sensor.tracedMax } : {}),
+        onFatal: (err) => {
+          log.error({ err: err.message }, 'sensor blind');
+          opts.onSensorFatal?.(err);
+        },
         sensitivePaths: sensitivePathsFor(config),
       });
       const daemon = new WitnessDaemon(config, dir, sensor, pipeline, store, storeSink, fileSink, scopeServer);
