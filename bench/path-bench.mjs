@@ -71,7 +71,7 @@ async function countIn(file, needle) {
 
 function cConsumer() {
   const cpuFile = join(tmp, 'cpu-c.txt');
-  const out = execFileSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cBin, 'drain', storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: '16', WITNESS_WAKEUP_KB: '256' } });
+  const out = execFileSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cBin, 'drain', storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: '16', WITNESS_WAKEUP_KB: '256', WITNESS_BUDGET_EVENTS: '0' } });
   const r = JSON.parse(out.toString());
   const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { seconds: r.seconds, cpu: u + sy, delivered: r.records - 3, dropped: r.dropped };
@@ -82,7 +82,7 @@ async function fullPath() {
   const session = join(tmp, 'session');
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
-  const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--', storm, String(N)],
+  const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
     { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
   const delivered = await countIn(out, '"event":"file.write"');

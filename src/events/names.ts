@@ -16,6 +16,8 @@ export const SENSOR_EVENT_NAMES = [
   'security.ptrace',
   'security.bind',
   'sensor.heartbeat',
+  'sensor.scope_overflow',
+  'sensor.suppressed',
   // network depth (docs/ndjson.md)
   'dns.answer',
   'network.close',
@@ -32,7 +34,6 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.stop',
   'sensor.restart',
   'sensor.drops',
-  'ledger.gap',
   'process.outlived_root',
   'finding.unattributed_process',
   'finding.undeclared_egress',
