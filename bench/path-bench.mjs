@@ -94,10 +94,10 @@ async function fullPath() {
   return r;
 }
 
-/** bpftrace printing one line per write-open of the storm's tree, to a file. */
+/** bpftrace printing one line per write-open of the storm it started (cpid: not other storms on a shared host), to a file. */
 function bpftraceStorm() {
   const out = join(tmp, 'bpftrace.txt');
-  const script = 'tracepoint:syscalls:sys_enter_openat /comm == "storm"/ { @f[tid] = args->filename; @fl[tid] = args->flags; }\n'
+  const script = 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @f[tid] = args->filename; @fl[tid] = args->flags; }\n'
     + 'tracepoint:syscalls:sys_exit_openat /@f[tid] != 0/ { if ((@fl[tid] & 3) != 0) { printf("%d %d %s %d %d\\n", pid, tid, str(@f[tid]), @fl[tid], args->ret); } delete(@f[tid]); delete(@fl[tid]); }';
   const t = timed('bpftrace', ['-B', 'full', '-o', out, '-e', script, '-c', `${storm} ${N}`]);
   const text = readFileSync(out, 'utf8');

@@ -13,6 +13,7 @@ import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
+import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
@@ -43,6 +44,11 @@ export function summaryText(counts: Map<string, number>, stats: SensorStats, out
   return `witness: ${parts.join(' ') || 'no events'}; drops=${stats.droppedTotal + outputDropped} ` +
     `(kernel ${stats.droppedTotal - stats.userDropped}, user ${stats.userDropped}, output ${outputDropped}) ` +
     `decode_errors=${stats.decodeErrors} in ${seconds.toFixed(2)}s\n`;
+}
+
+function withNet(hb: Envelope, net: NetDepth): Envelope {
+  Object.assign(hb.attributes, net.heartbeatAttributes());
+  return hb;
 }
 
 const DEFAULT_LINGER_MS = 5000;
@@ -156,7 +162,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth();
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
@@ -214,7 +220,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   if (agent.cgroupError) log.warn({ cgroup, err: agent.cgroupError }, 'agent not placed in its cgroup; the tree is ended by ancestry only');
   const forward = (sig: NodeJS.Signals): void => { agent.signal(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
-  const beat = setInterval(() => emit(heartbeat(sensor, new Date())), heartbeatSeconds * 1000);
+  const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
 
   const result = await agent.rootExit;
   // the root's exit record may still be in flight; give it a moment, not forever
@@ -234,7 +240,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const stats = await sensor.close();
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
-  emit(heartbeat(sensor, new Date(), stats));
+  emit(withNet(heartbeat(sensor, new Date(), stats), net));
   // The sensor is closed, so nothing upstream can suffer now: wait for the
   // reader as any Unix writer would (a reader that went away ends it at once).
   await sink.close(Number.POSITIVE_INFINITY);

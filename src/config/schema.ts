@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { providerRuleSchema } from '../sensor/llm.js';
 import { parseDuration } from '../pulse/duration.js';
 
 /**
@@ -110,6 +111,8 @@ export const daemonConfigSchema = z.strictObject({
   }).default({}),
   pulse: pulseSchema.default(pulseSchema.parse({})),
   ledger: ledgerSchema.default(ledgerSchema.parse({})),
+  /** extra rows for the model-provider table (docs/network.md), tried before the defaults */
+  llmProviders: z.array(providerRuleSchema).default([]),
   /** C2SP witnesses the continuity log's checkpoints are pushed to (docs/continuity.md). */
   witnesses: z.array(z.strictObject({ url: z.string().regex(/^https?:\/\//), vkey: absolutePath })).default([]),
 });

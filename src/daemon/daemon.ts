@@ -15,6 +15,7 @@ import { manifestSensitivePaths } from '../manifest/sensitive.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from '../sensor/sensitive.js';
 import { loadNative } from '../sensor/native.js';
+import type { ProviderRule } from '../sensor/llm.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '../store/db.js';
@@ -42,6 +43,12 @@ export interface DaemonStartOptions {
 function sensitivePathsFor(config: DaemonConfig): string[] {
   const manifest = config.manifest !== undefined ? loadManifest(config.manifest) : null;
   return manifestSensitivePaths(manifest, config.sensor.sensitivePaths ?? DEFAULT_SENSITIVE);
+}
+
+/** The config's provider rows, then the manifest's (docs/network.md). */
+function llmProvidersFor(config: DaemonConfig): ProviderRule[] {
+  const manifest = config.manifest !== undefined ? loadManifest(config.manifest) : null;
+  return [...config.llmProviders, ...(manifest?.llm_providers ?? [])];
 }
 
 function now(): string {
@@ -132,7 +139,7 @@ export class WitnessDaemon {
       const clock: BootClock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
       const ctx: HookContext = { emit: (e) => pipeline.emit(e), clock, store, env };
       const enricher = await hooks.createEnricher(config, ctx);
-      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock);
+      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config));
       closers.push(async () => { await enricher.close?.(); });
       const scopeServer = await hooks.startScopeServer(config, enricher, ctx);
       if (scopeServer) closers.push(async () => { await scopeServer.close(); });
