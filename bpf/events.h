@@ -77,6 +77,7 @@ enum wa_event_type {
 	WA_EV_BPF = 21,        /* bpf(2) */
 	WA_EV_MOUNT = 22,      /* mount / umount2 / move_mount */
 	WA_EV_NAMESPACE = 23,  /* unshare / setns */
+	WA_EV_SCOPE_OVERFLOW = 30, /* a traced process's child could not join the traced set */
 	WA_EV_MAX = 64, /* size of per-type counter arrays */
 };
 
@@ -285,6 +286,16 @@ enum wa_sysop_syscall {
 	WA_SYS_MOUNT = 13, WA_SYS_UMOUNT2 = 14, WA_SYS_MOVE_MOUNT = 15, WA_SYS_UNSHARE = 16,
 	WA_SYS_SETNS = 17, WA_SYS_KILL = 18, WA_SYS_TKILL = 19, WA_SYS_TGKILL = 20,
 	WA_SYS_PIDFD_SEND_SIGNAL = 21,
+};
+
+/* scope overflow: a traced process forked a child the traced set had no room
+ * for. hdr = the parent (current); the child runs untraced. */
+struct wa_scope_overflow {
+	struct wa_hdr hdr;
+	__u32 child_pid;     /* the escaped child's tgid */
+	__u32 root_pid;      /* the tree it escaped from */
+	__u32 depth;         /* the depth it would have had */
+	__s32 error;         /* the map update's -errno (-E2BIG: full) */
 };
 
 /* stream head: the first bytes a traced process wrote on a TCP socket it

@@ -3,7 +3,7 @@
 #ifndef WA_NET_BPF_H
 #define WA_NET_BPF_H
 
-#include "common.bpf.h"
+#include "budget.bpf.h"
 #include "conn_rx.bpf.h"
 
 #define WA_K_CONNECT 1
@@ -91,7 +91,8 @@ static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 	 * kernel did; the buffer is the fallback (and flagged) when it cannot. */
 	bool have_k = wa_sock_addr(fd, kind == WA_K_CONNECT, &kaddr);
 	bool have_u = wa_read_sockaddr(&uaddr, (void *)p->args[1], p->args[2]) == 0;
-	if (have_k || have_u) {
+	if ((have_k || have_u) &&
+	    (type != WA_EV_CONNECT || wa_admit(type, have_k ? &kaddr : &uaddr, sizeof(kaddr)))) {
 		struct wa_connect *r = wa_reserve(sizeof(*r), type);
 		if (r) {
 			wa_fill_hdr(&r->hdr, type, sizeof(*r));
@@ -200,6 +201,9 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 	}
 	d->payload_len = n;
 	d->hdr.size = sizeof(*d) + n;
+	/* the key is the message past its 2-byte ID (a fresh ID per query) */
+	if (n > 2 && !wa_admit(WA_EV_DNS, (__u8 *)(d + 1) + 2, n - 2))
+		return;
 	wa_output(d, sizeof(*d) + n, WA_EV_DNS);
 }
 

@@ -138,6 +138,7 @@ write_block() {  # write_block ROOTFS NAME -> path inside ROOTFS of a script hol
 start_daemon() {
   local suite=$1 r=$2 out=$3 step=$4 start=$SECONDS script
   script=$(write_block "$r" daemon)
+  rm -f "$out" "$out.err"  # before the background job opens them: a stale sensor.start must not count
   setsid "$BASH" -c "$(declare -f in_root); PROJECT=$PROJECT; in_root \"\$@\"" fresh "$r" "$script" \
     >"$out" 2>"$out.err" </dev/null &
   DAEMON_PID=$!
@@ -191,11 +192,11 @@ run_block() {
 
 one_suite() {
   local suite=$1 r=$SCRATCH/$1/root start=$SECONDS
+  rm -rf "${SCRATCH:?}/$suite"
   mkdir -p "$SCRATCH/$suite"
   if base_system "$suite"; then record "$suite" "base system ($BASE_FROM)" PASS $((SECONDS - start))
   else record "$suite" debootstrap FAIL $((SECONDS - start)); return 1; fi
   start=$SECONDS
-  rm -rf "$r"
   cp -a "$CACHE/$suite" "$r"
   host_network_into "$r"
   copy_checkout_into "$r"

@@ -52,8 +52,21 @@ function nodedir() {
   return { error: `no headers for Node ${want} (${seen.join('; ')}); on Debian install libnode-dev, or run bash scripts/setup-node.sh` };
 }
 
+// Node refuses process.setuid/setgroups (CVE-2024-22017 mitigation) when its libuv may use
+// io_uring: always with a shared libuv, as Debian 13's nodejs has, whatever UV_USE_IO_URING says.
+// witness drops privileges with them (cosigner --user, the unprivileged children of tests).
+function privilegeDropDisabled() {
+  if (typeof process.setgroups !== 'function' || typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  try { process.setgroups(process.getgroups()); } catch (e) { return /io_uring/.test(String(e && e.message)); }
+  return false;
+}
+
 const mode = process.argv[2];
 if (mode === 'check') {
+  if (satisfies(process.versions.node, engines) && privilegeDropDisabled()) {
+    process.stderr.write(`agent-witness needs a Node whose process.setuid/setgroups work; ${process.execPath} ${process.version} disables them (libuv with io_uring, CVE-2024-22017; Debian's nodejs): run bash scripts/setup-node.sh (or the quick start), which installs a supported Node into .node/\n`);
+    process.exit(1);
+  }
   if (satisfies(process.versions.node, engines)) process.exit(0);
   process.stderr.write(`agent-witness needs Node ${engines} (package.json engines); ${process.execPath} is ${process.version}: run bash scripts/setup-node.sh (or the quick start), which installs a supported Node into .node/\n`);
   process.exit(1);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure a supported Node (package.json engines), its headers and npm are there, in this
 # order of preference:
-#   1. the node already on PATH, when it is supported and its headers are installed (on Debian,
-#      libnode-dev of the same version is installed for it when only the headers are missing);
-#   2. Debian's nodejs + libnode-dev, when the archive's version is supported (Debian 13: 20.19);
-#   3. otherwise (Debian 12 ships 18) the Node pinned in scripts/node.lock, from the npm
-#      registry, unpacked into .node/ in this checkout (git-ignored): nothing outside it changes.
+#   1. the node already on PATH, when it is supported (scripts/node-info.cjs check) and its
+#      headers are installed (on Debian, libnode-dev of the same version is installed for it
+#      when only the headers are missing);
+#   2. otherwise the Node pinned in scripts/node.lock, from the npm registry, unpacked into
+#      .node/ in this checkout (git-ignored): nothing outside it changes.
+# Debian's own nodejs is not installed: Debian 12's is 18, and Debian 13's 20.19 links a shared
+# libuv with io_uring, so Node disables process.setuid/setgroups (CVE-2024-22017), which witness
+# needs to drop privileges (measured in the fresh-host test: cosigner --user and the setuid
+# kernel test failed on it, and UV_USE_IO_URING=0 does not bring them back).
 # npm: the one on PATH when it runs on that Node, else the npm pinned in scripts/node.lock,
 # also into .node/. Scripts then `source scripts/node-env.sh`, which puts .node/bin first on
 # PATH and exports npm_config_nodedir for the Node that runs.
@@ -31,30 +35,6 @@ npm_ok() { command -v npm >/dev/null && npm --version >/dev/null 2>&1; }
 
 apt_candidate() {  # the version apt would install, or nothing
   apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'
-}
-
-# The Debian nodejs version (epoch and revision dropped) satisfies package.json engines?
-debian_node_supported() {
-  local v
-  v=$(apt_candidate nodejs)
-  [[ -n $v ]] || return 1
-  v=${v#*:}
-  v=${v%%[+~-]*}
-  node_version_ok "$v"
-}
-
-node_version_ok() {  # any node can evaluate the range; without one, compare with a tiny shim
-  WA_CHECK_VERSION=$1 "${NODE_FOR_CHECK:-node}" -e '
-    const r = require(process.argv[1]).engines.node;
-    const v = process.env.WA_CHECK_VERSION.split(".").map(Number);
-    const ok = r.split("||").some((p) => { const m = /(\^|>=)\s*(\d+)\.(\d+)\.(\d+)/.exec(p);
-      const b = [m[2], m[3], m[4]].map(Number); const c = v[0] - b[0] || v[1] - b[1] || v[2] - b[2];
-      return c >= 0 && (m[1] === ">=" || v[0] === b[0]); });
-    process.exit(ok ? 0 : 1);' "$ROOT/package.json" 2>/dev/null && return 0
-  # no node at all yet: the floor of the first range is what matters for Debian's versions
-  local floor
-  floor=$(sed -n 's/.*"node": *"^\{0,1\}\([0-9.]*\).*/\1/p' "$ROOT/package.json" | head -1)
-  [[ $(printf '%s\n%s\n' "$floor" "$1" | sort -V | head -1) == "$floor" ]]
 }
 
 apt_install() {
@@ -120,11 +100,6 @@ main() {
   if node_ok && ! headers_ok && command -v dpkg-query >/dev/null &&
     [[ $(dpkg-query -W -f='${Version}' nodejs 2>/dev/null) == "$(apt_candidate libnode-dev)" ]]; then
     apt_install libnode-dev
-  fi
-  if node_ok && headers_ok; then
-    :
-  elif ! node_ok && [[ ! -x $PREFIX/bin/node ]] && debian_node_supported; then
-    apt_install nodejs libnode-dev
   fi
   if ! node_ok || ! headers_ok; then
     install_pinned_node

@@ -30,7 +30,7 @@ describe('daemon config', () => {
     expect(c.store).toMatchObject({ enabled: true, maxAge: 7 * 86_400_000, maxBytes: 1 << 30 });
     expect(c.export.file).toMatchObject({ dir: '/var/log/agent-witness', maxAge: 3_600_000, keep: 48 });
     expect(c.export.otlp?.enabled).toBe(false);
-    expect(c.ledger.enabled).toBe(false);
+    expect(c.ledger).toMatchObject({ enabled: true, maxBytes: 4 * 1024 ** 3, maxAge: 90 * 86_400_000, failureTimeout: 60_000 });
   });
 
   it('an empty object is a valid config (store + pulse, no exporters)', () => {

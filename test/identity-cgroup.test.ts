@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rootSuite } from './helpers/root.js';
 import { cgroup2MountFrom, CgroupResolver, findCgroup2Mount, parseCgroupPath, v2PathFromProcCgroup } from '../src/identity/cgroup.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'identity');
@@ -51,7 +52,8 @@ describe('cgroup2 mount and /proc/PID/cgroup', () => {
 });
 
 const mount = findCgroup2Mount();
-describe.skipIf(mount === null || process.getuid?.() !== 0)('CgroupResolver on this host', () => {
+const { skip } = rootSuite('the cgroup resolver suite', mount === null ? 'no cgroup2 mount' : null);
+describe.skipIf(skip)('CgroupResolver on this host', () => {
   const name = `witness-test-${process.pid}`;
   const rel = `/${name}/inner`;
   afterAll(() => {

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeKeyPair } from '../src/ledger/index.js';
 import { newKey, tempDir, writeSession } from './helpers/ledger-fixtures.js';
+import { rootSuite } from './helpers/root.js';
 
-const isRoot = process.getuid?.() === 0;
+const { skip } = rootSuite('the ledger permissions suite');
 const roots: string[] = [];
 afterAll(() => { for (const r of roots) fs.rmSync(r, { recursive: true, force: true }); });
 
@@ -15,7 +16,7 @@ function asNobody(cmd: string): { status: number | null; stderr: string } {
   return { status: r.status, stderr: r.stderr };
 }
 
-describe.skipIf(!isRoot)('permissions: a non-root user cannot read or append', () => {
+describe.skipIf(skip)('permissions: a non-root user cannot read or append', () => {
   it('nobody can neither read nor append the ledger, the session, or the signing key', async () => {
     const outer = tempDir('perm');
     roots.push(outer);

@@ -175,6 +175,10 @@ describe('tamper matrix (each case must be MISMATCH with the right reason)', () 
     writeLines(ledger, rows.slice(0, 2));
     const gcp = path.join(stateDir, 'ledger.checkpoints.ndjson');
     writeLines(gcp, readLines(gcp).slice(0, 2));
+    // ledger.head still holds the removed checkpoint...
+    expectMismatch(await verifyPath(stateDir, { pinned: pub }), /ledger\.checkpoints\.ndjson/, /ledger\.head holds host-ledger checkpoint 2 .* ends at checkpoint 1 .*rolled back/);
+    // ...and rewound with it, the session left without a row is still caught.
+    writeLines(path.join(stateDir, 'ledger.head'), readLines(gcp).slice(1, 2));
     expectMismatch(await verifyPath(stateDir, { pinned: pub }), /sessions\/.*session\.json/, /not in the host ledger/);
   });
 
@@ -201,7 +205,7 @@ describe('witness verify CLI', () => {
     }
   }
 
-  it('prints VERIFIED / MISMATCH with file, line, seq and reason; exit 0 / 1; warns when unpinned', async () => {
+  it('prints VERIFIED / MISMATCH with file, line, seq and reason; exit 0 / 1; unpinned is its own exit code 3 and says what it did not prove', async () => {
     const { dir } = await fresh(10);
     const pubFile = path.join(dir, '..', 'pinned.pub');
     fs.writeFileSync(pubFile, pub.export({ format: 'pem', type: 'spki' }));
@@ -210,9 +214,13 @@ describe('witness verify CLI', () => {
     expect(ok.out).toMatch(/^VERIFIED session .* 12 records, .*signer pinned/);
     expect(ok.err).not.toMatch(/UNPINNED/);
     const unpinned = await cli(['--fast', dir]);
-    expect(unpinned.code).toBe(0);
+    expect(unpinned.code).toBe(3);
     expect(unpinned.err).toMatch(/SIGNER UNPINNED/);
     expect(unpinned.out).toMatch(/VERIFIED .*SIGNER UNPINNED/);
+    expect(unpinned.out).toMatch(/^UNPINNED: not proven who signed/m);
+    const unpinnedJson = await cli(['--json', dir]);
+    expect(unpinnedJson.code).toBe(3);
+    expect(JSON.parse(unpinnedJson.out)).toMatchObject({ result: 'VERIFIED', signerPinned: false, notProven: ['authorship'] });
     const lines = readLines(EVENTS(dir));
     lines.splice(4, 1);
     writeLines(EVENTS(dir), lines);

@@ -30,7 +30,7 @@ function recording(): string {
     .steady('coder', 0, 4, 3).steady('coder', 7, 9, 3).steady('coder', 11, 12, 3)
     .push(T0 + 30 * 60_000, 'dns.query', { 'witness.agent': 'coder', 'dns.question.name': 'example.com' });
   const file = join(dir, 'capture.ndjson');
-  const future = JSON.stringify({ ...env(T0 + 60_000, 'sensor.heartbeat', {}), event: 'tls.client_hello' });
+  const future = JSON.stringify({ ...env(T0 + 60_000, 'sensor.heartbeat', {}), event: 'future.kind_from_a_newer_witness' });
   writeFileSync(file, `${sim.ndjson()}${future}\n\n`);
   return file;
 }

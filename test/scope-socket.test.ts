@@ -10,9 +10,10 @@ import { scopeRequest } from '../src/scope/client.js';
 import { MAX_REQUEST_BYTES, scopeSocketPath } from '../src/scope/protocol.js';
 import { ScopeRegistry } from '../src/scope/registry.js';
 import { ScopeSocketServer } from '../src/scope/socket.js';
+import { rootSuite } from './helpers/root.js';
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
+const { skip } = rootSuite('the scope socket suite');
 
 /** Sends raw bytes, collects every response line until the server hangs up or `lines` arrived. */
 function raw(path: string, payload: string | Buffer, lines = 1): Promise<{ replies: Record<string, unknown>[]; closedByServer: boolean }> {
@@ -34,7 +35,7 @@ function raw(path: string, payload: string | Buffer, lines = 1): Promise<{ repli
   });
 }
 
-describe.skipIf(!isRoot)('scope socket server', () => {
+describe.skipIf(skip)('scope socket server', () => {
   let dir: string;
   let path: string;
   let server: ScopeSocketServer;

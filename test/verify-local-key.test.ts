@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { run as verifyCli } from '../src/cli/verify.js';
+import { EXIT_UNPINNED, run as verifyCli } from '../src/cli/verify.js';
 import { findLocalHostKey } from '../src/ledger/local-key.js';
 import { loadOrCreateHostKey } from '../src/ledger/session.js';
 import { writeKeyPair } from '../src/ledger/keys.js';
@@ -46,6 +46,7 @@ describe('verify pins the state dir\'s own host key by default', () => {
       expect(r.err).toContain(`not every signature is by this state dir's host key ${path.join(fs.realpathSync(stateDir), 'keys', 'host.pub')}`);
       expect(r.err).not.toMatch(/verify: pinned/);
       expect(r.out).toMatch(/SIGNER UNPINNED/);
+      expect(r.code).toBe(EXIT_UNPINNED);
     }
   });
 
@@ -72,7 +73,7 @@ describe('verify pins the state dir\'s own host key by default', () => {
     fs.cpSync(session, alone, { recursive: true });
     expect(findLocalHostKey(alone)).toBeNull();
     const r = await cli([alone]);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(EXIT_UNPINNED);
     expect(r.err).toMatch(/SIGNER UNPINNED: no --pubkey given/);
   });
 });

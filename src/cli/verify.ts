@@ -1,10 +1,20 @@
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { WitnessError } from '../errors.js';
+import { agentWasPrivileged, ROOT_AGENT_NOTE, unclosedNote } from './verify-notes.js';
 import { loadPublicKey } from '../ledger/keys.js';
 import { findLocalHostKey } from '../ledger/local-key.js';
 import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
+
+/** Exit codes: 0 verified with a pinned key, 1 mismatch, 2 usage, 3 verified but the signer was not pinned. */
+export const EXIT_VERIFIED = 0;
+export const EXIT_MISMATCH = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_UNPINNED = 3;
+
+/** What a verification without a pinned key cannot prove (printed on stdout, in --json as `notProven`). */
+export const UNPINNED_NOT_PROVEN = 'UNPINNED: not proven who signed: without a pinned key every signature is checked only against the key the ledger names itself, '
+  + 'so anyone able to write these files could have rewritten and re-signed them with a key of their own. Proven: the records are intact and in order up to the '
+  + 'last signed checkpoint. Pin the host key to prove authorship: witness verify --pubkey <state>/keys/host.pub PATH';
 
 const USAGE = 'usage: witness verify [--pubkey FILE] [--full|--fast] [--samples N] [--json] PATH\n';
 
@@ -25,21 +35,6 @@ function describeFailure(r: VerifyReport): string {
   const f = r.failure!;
   const where = [f.file, f.line !== undefined ? `line ${f.line}` : null, f.seq !== undefined ? `seq ${f.seq}` : null].filter(Boolean).join(' ');
   return `MISMATCH ${where}: ${f.reason}\n`;
-}
-
-export const ROOT_AGENT_NOTE = 'WARNING: ROOT AGENT: this session\'s agent ran as root (--as-root); it could read the signing key ' +
-  'and rewrite and re-sign its own record, so a valid signature does not show the agent left it alone.\n';
-
-/** Did the session's agent run as root? Its sensor.start (the first record) says so, closed or not. */
-export function agentWasPrivileged(target: string): boolean {
-  try {
-    if (!statSync(target).isDirectory()) return false;
-    const text = readFileSync(join(target, 'events.ndjson'), 'utf8');
-    const first = (JSON.parse(text.slice(0, text.indexOf('\n') >>> 0)) as { event?: { event?: string; attributes?: Record<string, unknown> } }).event;
-    return first?.event === 'sensor.start' && first.attributes?.['witness.agent.privileged'] === true;
-  } catch {
-    return false; // not a session dir; the verifier reports what it is
-  }
 }
 
 const UNPINNED = 'signatures are checked only against the keys the ledger itself names, which proves integrity, not authorship';
@@ -64,7 +59,7 @@ async function verifyWithDefaultPin(target: string, opts: VerifyOptions): Promis
   return verifyPath(target, opts);
 }
 
-/** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1. */
+/** `witness verify`: prints VERIFIED or MISMATCH (first failing file, line/seq, reason); exit 0 / 1, or 3 when verified unpinned. */
 export async function run(argv: string[]): Promise<number> {
   // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
   if (wantsPeriod(argv)) return runPeriod(argv);
@@ -85,23 +80,36 @@ export async function run(argv: string[]): Promise<number> {
     else if (target === undefined) target = a;
     else throw new WitnessError('E_CONFIG', `unexpected argument '${a}'`, { field: 'argv' });
   }
-  if (!target) { process.stderr.write(USAGE); return 2; }
+  if (!target) { process.stderr.write(USAGE); return EXIT_USAGE; }
   if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
   if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
   const report = pubkeyPath ? await verifyPath(target, opts) : await verifyWithDefaultPin(target, opts);
+  const code = !report.verified ? EXIT_MISMATCH : report.signerPinned ? EXIT_VERIFIED : EXIT_UNPINNED;
   const privileged = agentWasPrivileged(target);
   if (privileged) process.stderr.write(ROOT_AGENT_NOTE);
+  const unclosed = unclosedNote(target);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report, agentPrivileged: privileged })}\n`);
+    const notProven = report.verified && !report.signerPinned ? { notProven: ['authorship'], notProvenReason: UNPINNED_NOT_PROVEN } : {};
+    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report, agentPrivileged: privileged, unclosed: unclosed?.trim() ?? null, ...notProven })}\n`);
   } else if (report.verified) {
-    const signer = report.signerPinned ? 'signer pinned' : 'SIGNER UNPINNED';
-    const extra = report.kind === 'global' ? `, ${report.sessions} sessions, ${report.daemonSegments} daemon segments`
-      : report.kind === 'daemon' ? `, ${report.segments} segments` : '';
-    process.stdout.write(`VERIFIED ${report.kind} ${report.path}: ${report.records} records, ${report.checkpoints} checkpoints${extra}, root ${report.rootHash} (${report.mode}, ${signer})\n`);
+    process.stdout.write(verifiedText(report));
   } else {
     process.stdout.write(describeFailure(report));
   }
-  return report.verified ? 0 : 1;
+  if (unclosed && !json) process.stdout.write(unclosed); // after the verdict line, which stays first
+  return code;
+}
+
+function verifiedText(report: VerifyReport): string {
+  const signer = report.signerPinned ? 'signer pinned' : 'SIGNER UNPINNED';
+  const extra = report.kind === 'global'
+    ? `, ${report.sessions} sessions, ${report.daemonSegments} daemon segments${report.pruned ? `, ${report.pruned} pruned by retention` : ''}`
+    : report.kind === 'daemon' ? `, ${report.segments} segments` : '';
+  let out = `VERIFIED ${report.kind} ${report.path}: ${report.records} records, ${report.checkpoints} checkpoints${extra}, root ${report.rootHash} (${report.mode}, ${signer})\n`;
+  for (const o of report.open ?? []) out += `OPEN ${o}: still being written; its sealed part was checked\n`;
+  for (const g of report.gaps ?? []) out += `GAP ${g.log}: ${g.records} records not written from ${g.from} to ${g.to} (${g.cause})\n`;
+  if (!report.signerPinned) out += `${UNPINNED_NOT_PROVEN}\n`;
+  return out;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { providerRuleSchema } from '../sensor/llm.js';
 import { parseDuration } from '../pulse/duration.js';
 
 /**
@@ -23,6 +24,11 @@ const sensorSchema = z.strictObject({
   ringBytes: positiveInt.refine((n) => (n & (n - 1)) === 0 && n >= 4096, 'must be a power of two >= 4096').optional(),
   maxLatencyMs: positiveInt.max(10_000).optional(),
   sensitivePaths: z.array(absolutePath).optional(),
+  // fairness under flood (bpf/budget.bpf.h); 0 turns the budget off
+  budgetEvents: z.number().int().min(0).max(1_000_000_000).optional(),
+  budgetWindowMs: positiveInt.max(3_600_000).optional(),
+  ringSharePct: z.number().int().min(1).max(100).optional(),
+  tracedMax: positiveInt.max(1 << 24).optional(),
 });
 
 const storeSchema = z.strictObject({
@@ -73,10 +79,19 @@ const pulseSchema = z.strictObject({
 });
 
 const ledgerSchema = z.strictObject({
-  enabled: z.boolean().default(false),
+  /** On by default: the daemon's evidence is the signed ledger (docs/ledger.md). */
+  enabled: z.boolean().default(true),
   signKeyPath: absolutePath.optional(),
   segmentMaxBytes: positiveInt.optional(),
   segmentMaxAge: duration.optional(),
+  /** Sealed daemon segments are pruned, oldest first, past this total size (default 4 GiB)... */
+  maxBytes: positiveInt.default(4 * 1024 ** 3),
+  /** ...or this age (default 90d). Only sealed segments; each prune is a host-ledger row. */
+  maxAge: duration.default(90 * 86_400_000),
+  /** Failing to write longer than this stops the systemd watchdog pets, so systemd restarts the daemon (default 60s). */
+  failureTimeout: duration.default(60_000),
+  /** How often a failed ledger retries the disk (default 1s). */
+  retryInterval: duration.default(1000),
 });
 
 export const daemonConfigSchema = z.strictObject({
@@ -96,6 +111,8 @@ export const daemonConfigSchema = z.strictObject({
   }).default({}),
   pulse: pulseSchema.default(pulseSchema.parse({})),
   ledger: ledgerSchema.default(ledgerSchema.parse({})),
+  /** extra rows for the model-provider table (docs/network.md), tried before the defaults */
+  llmProviders: z.array(providerRuleSchema).default([]),
   /** C2SP witnesses the continuity log's checkpoints are pushed to (docs/continuity.md). */
   witnesses: z.array(z.strictObject({ url: z.string().regex(/^https?:\/\//), vkey: absolutePath })).default([]),
 });

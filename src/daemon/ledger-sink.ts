@@ -14,6 +14,8 @@ export class LedgerSink implements Sink {
   private written = 0;
   private dropped = 0;
   private warned = false;
+  /** When appends started failing without a success since (ms epoch); null while healthy. */
+  private failingSinceMs: number | null = null;
 
   constructor(readonly writer: DaemonWriter) {}
 
@@ -21,8 +23,10 @@ export class LedgerSink implements Sink {
     try {
       this.writer.append(line);
       this.written++;
+      this.failingSinceMs = null;
     } catch (err) {
       this.dropped++;
+      this.failingSinceMs ??= Date.now();
       if (!this.warned) log.error({ err: (err as Error).message }, 'ledger append failed');
       this.warned = true;
     }
@@ -43,6 +47,11 @@ export class LedgerSink implements Sink {
     } catch (err) {
       log.error({ err: (err as Error).message }, 'ledger counters update failed');
     }
+  }
+
+  /** How long the ledger has been failing (0 while healthy): past a bound the daemon stops petting the watchdog. */
+  failingForMs(now = Date.now()): number {
+    return this.failingSinceMs === null ? 0 : now - this.failingSinceMs;
   }
 
   stats(): { written: number; dropped: number } {

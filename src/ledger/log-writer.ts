@@ -71,6 +71,8 @@ export class LedgerLog {
   private fileBytes: number;
   private checkpointIndex: number;
   private prevCheckpointSha: string | null;
+  /** The last checkpoint line this writer signed (what `ledger.head` mirrors for the host ledger). */
+  lastCheckpointLine: Buffer | null = null;
   private restarts: number;
   private counters: Record<string, number> = {};
   private drops: Record<string, number> = {};
@@ -223,6 +225,7 @@ export class LedgerLog {
     fs.fsyncSync(this.checkpointsFd);
     this.opts.onSealed?.(line);
     this.prevCheckpointSha = sha256(line).toString('hex');
+    this.lastCheckpointLine = line;
     this.checkpointIndex++;
     this.sealed = this.frontier.snapshot();
     this.segment = [];

@@ -9,6 +9,8 @@ import { nowRfc3339, sensorBootId } from './clock.js';
 import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
 import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
+import { hostAnchorAttributes } from './host-head.js';
+import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
@@ -37,6 +39,8 @@ export interface SessionWriterOptions {
   /** Host state dir (global ledger); default $WITNESS_STATE_DIR or /var/lib/agent-witness. */
   stateDir?: string;
   sessionId?: string;
+  /** Seal crashed sessions and daemon epochs of this state dir before opening (default true). */
+  sealCrashed?: boolean;
   /** extra sensor.start attributes (who the agent runs as: `witness.agent.*`) */
   startAttributes?: Attributes;
   /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
@@ -51,6 +55,8 @@ export interface SessionSummary {
   counters: Record<string, number>;
   drops: Record<string, number>;
   executable?: ExecutableIdentity;
+  /** Set when a later writer closes a session its killed writer left open: who sealed it. */
+  sealedBy?: string;
   /** who the agent ran as and what happened to what outlived it (`witness run`) */
   agent?: Record<string, unknown>;
 }
@@ -105,20 +111,22 @@ export class SessionWriter {
     const sessionId = opts.sessionId ?? crypto.randomUUID();
     const dir = path.resolve(opts.dir ?? path.join(stateDir, 'sessions', sessionId));
     refuseUnsafeDir(dir, opts.dir !== undefined ? '--session-dir' : 'session dir');
+    // A new session first seals what killed writers left open, so no session stays unclosed.
+    const sealed = opts.sealCrashed === false ? [] : await sealCrashed(stateDir, key, `session/${sessionId}`, dir);
     ensurePrivateDir(dir);
     if (fs.existsSync(path.join(dir, SESSION_FILE))) {
       throw new WitnessError('E_LEDGER', 'session is already closed (session.json exists); use a new --session-dir', { file: dir });
     }
     const unlock = holdFileLock(path.join(dir, 'writer.lock'));
     try {
-      return SessionWriter.openLocked(opts, stateDir, key, sessionId, dir, unlock);
+      return SessionWriter.openLocked(opts, stateDir, key, sessionId, dir, unlock, sealed);
     } catch (e) {
       unlock();
       throw e;
     }
   }
 
-  private static openLocked(opts: SessionWriterOptions, stateDir: string, key: KeyObject, sessionId: string, dir: string, unlock: () => void): SessionWriter {
+  private static openLocked(opts: SessionWriterOptions, stateDir: string, key: KeyObject, sessionId: string, dir: string, unlock: () => void, sealed: string[]): SessionWriter {
     const openPath = path.join(dir, SESSION_OPEN_FILE);
     let open: OpenState;
     if (fs.existsSync(openPath)) {
@@ -150,6 +158,8 @@ export class SessionWriter {
       'witness.session.id': open.session_id,
       'process.command_args': open.command,
       'witness.ledger.key_id': log.keyIdHex,
+      ...hostAnchorAttributes(stateDir),
+      'witness.ledger.sealed_after_crash': sealed,
       'witness.sensor.boot_id': sensorBootId(),
       ...open.start_attributes,
     });
@@ -199,6 +209,7 @@ export class SessionWriter {
       'witness.session.id': this.sessionId,
       'process.exit.code': summary.exitCode,
       'process.exit.signal': summary.signal ?? null,
+      ...(summary.sealedBy !== undefined ? { 'witness.ledger.sealed_by': summary.sealedBy } : {}),
     });
     this.log.setCounters(summary.counters, summary.drops);
     this.log.flush();
@@ -215,6 +226,7 @@ export class SessionWriter {
       ended,
       sensor_boot_id: sensorBootId(),
       restart_count: this.log.restartCount,
+      ...(summary.sealedBy !== undefined ? { sealed_after_crash_by: summary.sealedBy } : {}),
       counters: summary.counters,
       drops: summary.drops,
       track: this.open.track_paths.map((p, i) => ({ path: p, before: this.open.track_before[i] ?? null, after: filesystemRoot(p) })),

@@ -42,17 +42,37 @@ function pidAlive(pid: number): boolean {
  * host ledger. Synchronous on purpose: the critical section is a few ms.
  */
 export function withFileLock<T>(lockPath: string, fn: () => T, timeoutMs = 15_000): T {
+  const release = acquireFileLock(lockPath, timeoutMs);
+  try {
+    return fn();
+  } finally {
+    release();
+  }
+}
+
+/** withFileLock's acquisition, for a critical section that spans awaits: returns the release function. */
+export function acquireFileLock(lockPath: string, timeoutMs = 15_000): () => void {
   const deadline = Date.now() + timeoutMs;
   let fd: number | undefined;
   while (fd === undefined) {
     try {
       fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-      fs.writeSync(fd, String(process.pid));
+      try {
+        fs.writeSync(fd, String(process.pid));
+      } catch (e) {
+        // (disk full): never leave a lock that names nobody behind
+        fs.closeSync(fd);
+        fs.rmSync(lockPath, { force: true });
+        throw new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
+      }
     } catch (e) {
+      if (e instanceof WitnessError) throw e;
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
       let owner = NaN;
-      try { owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10); } catch { /* vanished or half-written */ }
-      if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
+      let ageMs = 0;
+      try { owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10); ageMs = Date.now() - fs.statSync(lockPath).mtimeMs; } catch { /* vanished or half-written */ }
+      // A dead owner's lock, or one left empty (its writer died between create and write) for a while, is taken over.
+      if ((Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) || (Number.isNaN(owner) && ageMs > 2000)) {
         try { fs.unlinkSync(lockPath); } catch { /* someone else took it over */ }
         continue;
       }
@@ -60,12 +80,11 @@ export function withFileLock<T>(lockPath: string, fn: () => T, timeoutMs = 15_00
       sleepMs(5);
     }
   }
-  try {
-    return fn();
-  } finally {
-    fs.closeSync(fd);
+  const held = fd;
+  return () => {
+    fs.closeSync(held);
     fs.unlinkSync(lockPath);
-  }
+  };
 }
 
 /**
@@ -89,4 +108,19 @@ export function holdFileLock(lockPath: string): () => void {
       try { fs.unlinkSync(lockPath); } catch { /* raced */ }
     }
   }
+}
+
+export const WRITER_LOCK_FILE = 'writer.lock';
+
+/**
+ * Whether a log's writer is still running: the pid in its `writer.lock`.
+ * A lock whose pid is gone (kill -9, crash) or no lock at all means nobody
+ * will seal the log but a restart. (A pid reused by an unrelated process
+ * reads as alive: the log is then reported open, never wrongly sealed.)
+ */
+export function writerState(dir: string): { pid: number | null; alive: boolean } {
+  let pid = NaN;
+  try { pid = Number.parseInt(fs.readFileSync(path.join(dir, WRITER_LOCK_FILE), 'utf8'), 10); } catch { /* no lock */ }
+  if (!Number.isInteger(pid) || pid <= 0) return { pid: null, alive: false };
+  return { pid, alive: pidAlive(pid) };
 }

@@ -50,7 +50,7 @@ export function verifyCheckpointChain(checkpointsPath: string, pinned: KeyObject
     const p = parsed.predicate;
     let key: KeyObject;
     try {
-      key = pinned ?? publicKeyFromRaw(Buffer.from(p.public_key, 'base64'));
+      key = pinned ?? embeddedKey(p.public_key);
     } catch {
       return at('embedded public_key is not an ed25519 key');
     }
@@ -82,6 +82,18 @@ export function verifyCheckpointChain(checkpointsPath: string, pinned: KeyObject
     prevSha = parsed.lineSha256;
   }
   return { checkpoints, signers };
+}
+
+/** Every checkpoint of a log names the same key: parse it once, not once per checkpoint. */
+const keyCache = new Map<string, KeyObject>();
+function embeddedKey(publicKeyB64: string): KeyObject {
+  let k = keyCache.get(publicKeyB64);
+  if (!k) {
+    k = publicKeyFromRaw(Buffer.from(publicKeyB64, 'base64'));
+    if (keyCache.size > 64) keyCache.clear();
+    keyCache.set(publicKeyB64, k);
+  }
+  return k;
 }
 
 export function isFailure(x: unknown): x is Failure {

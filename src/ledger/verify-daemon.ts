@@ -12,7 +12,10 @@ export interface DaemonVerified {
   openSegment: number | null;
 }
 
-function firstEvent(file: string): Record<string, unknown> | null {
+/** What a pruned segment's host-ledger row says its successor must link to. */
+export type SegmentLink = { root: string; chainHead: string; cpSha: string };
+
+export function firstEvent(file: string): Record<string, unknown> | null {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(64 * 1024);
@@ -34,10 +37,13 @@ function firstEvent(file: string): Record<string, unknown> | null {
  * by a `rotate` checkpoint, the last by `shutdown`; each segment after the
  * first opens by naming its predecessor's root, chain head and final checkpoint.
  */
-export async function verifyDaemonDir(dir: string, opts: Omit<LogVerifyOptions, 'expectLog'>, rel = '', allowOpen = false): Promise<DaemonVerified | Failure> {
-  const segments = listSegments(dir);
-  if (segments.length === 0) return { file: rel || '.', reason: 'no daemon segments' };
-  let prev: { root: string; chainHead: string; cpSha: string } | null = null;
+export async function verifyDaemonDir(dir: string, opts: Omit<LogVerifyOptions, 'expectLog'>, rel = '', allowOpen = false, pruned: Map<number, SegmentLink> = new Map()): Promise<DaemonVerified | Failure> {
+  const present = listSegments(dir);
+  if (present.length === 0) return { file: rel || '.', reason: 'no daemon segments' };
+  // Segments retention pruned (recorded in the host ledger) are expected gone; their rows carry the link.
+  const segments: number[] = [];
+  for (let i = 0; i <= present[present.length - 1]!; i++) if (present.includes(i) || !pruned.has(i)) segments.push(i);
+  let prev: SegmentLink | null = null;
   let records = 0;
   let checkpoints = 0;
   const signers = new Set<string>();
@@ -47,7 +53,8 @@ export async function verifyDaemonDir(dir: string, opts: Omit<LogVerifyOptions, 
     const n = segments[i]!;
     const ev = segmentEventsFile(n);
     const at = (reason: string, extra: Partial<Failure> = {}): Failure => ({ file: path.join(rel, ev), reason, ...extra });
-    if (n !== i) return at(`segment ${i} is missing (segments must run 0..n without gaps)`);
+    if (!present.includes(n - 1) && pruned.has(n - 1)) prev = pruned.get(n - 1)!;
+    if (!present.includes(n)) return at(`segment ${n} is missing (segments must run 0..n without gaps; only pruning recorded in the host ledger removes one)`);
     const isLast = i === segments.length - 1;
     const res = await verifyLog(dir, ev, segmentCheckpointsFile(n), { ...opts, expectLog: 'daemon' });
     const sealed = !isFailure(res) && (res.last.predicate.reason === 'rotate' || res.last.predicate.reason === 'shutdown');

@@ -125,7 +125,8 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
       ledger: { enabled: true },
       export: {
         file: { dir: out, maxBytes: 256 << 10 },
-        otlp: { endpoint: receiver.endpoint, initialBackoff: '100ms', maxBackoff: '500ms', timeout: '2s' },
+        // a queue deep enough for the outage on a busy shared host, so the sink must deliver every line
+        otlp: { endpoint: receiver.endpoint, initialBackoff: '100ms', maxBackoff: '500ms', timeout: '2s', maxQueued: 2_000_000 },
       },
     }));
     const d = startDaemon(configPath, state, 'ignore');
@@ -161,7 +162,8 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
         store.close();
       }
 
-      // OTLP: nothing lost beyond what the sink counted, and it counted nothing here
+      // OTLP: nothing lost beyond what the sink counted (the queue outlasts the outage; a
+      // batch still in flight when the stop timeout ends is counted, never silently gone)
       const stopped = stoppedLog(d.stderr());
       const otlp = stopped.sinks.otlp!;
       expect(otlp.queued).toBe(0);
@@ -174,7 +176,11 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
         attributes: Object.fromEntries(r.attributes.map((kv: any) => [kv.key,
           kv.value.intValue !== undefined ? Number(kv.value.intValue) : kv.value.arrayValue ? kv.value.arrayValue.values.map((v: any) => v.stringValue) : kv.value.stringValue])),
       })) as Envelope[];
-      if (otlp.dropped === 0) expect(markerExecs(asEnvelopes, marker, parents)).toEqual(all);
+      // every marker exec arrived, or is among the lines the sink counted as dropped
+      const got = markerExecs(asEnvelopes, marker, parents);
+      expect(got.every((n) => all.includes(n))).toBe(true);
+      expect(all.length - new Set(got).size).toBeLessThanOrEqual(otlp.dropped);
+      expect(otlp.dropped).toBeLessThan(stopped.emitted / 10); // dropped at the stop deadline, not during the outage
       expect(back.records().length).toBeGreaterThan(0);
 
       // the signed daemon ledger holds every exported line and verifies
