@@ -71,7 +71,7 @@ async function countIn(file, needle) {
 
 function cConsumer() {
   const cpuFile = join(tmp, 'cpu-c.txt');
-  const out = execFileSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cBin, 'drain', storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: '16', WITNESS_WAKEUP_KB: '256' } });
+  const out = execFileSync('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cBin, 'drain', storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: '16', WITNESS_WAKEUP_KB: '256', WITNESS_BUDGET_EVENTS: '0' } });
   const r = JSON.parse(out.toString());
   const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { seconds: r.seconds, cpu: u + sy, delivered: r.records - 3, dropped: r.dropped };
@@ -82,7 +82,7 @@ async function fullPath() {
   const session = join(tmp, 'session');
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
-  const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--', storm, String(N)],
+  const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
     { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
   const delivered = await countIn(out, '"event":"file.write"');
@@ -94,10 +94,10 @@ async function fullPath() {
   return r;
 }
 
-/** bpftrace printing one line per write-open of the storm's tree, to a file. */
+/** bpftrace printing one line per write-open of the storm it started (cpid: not other storms on a shared host), to a file. */
 function bpftraceStorm() {
   const out = join(tmp, 'bpftrace.txt');
-  const script = 'tracepoint:syscalls:sys_enter_openat /comm == "storm"/ { @f[tid] = args->filename; @fl[tid] = args->flags; }\n'
+  const script = 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @f[tid] = args->filename; @fl[tid] = args->flags; }\n'
     + 'tracepoint:syscalls:sys_exit_openat /@f[tid] != 0/ { if ((@fl[tid] & 3) != 0) { printf("%d %d %s %d %d\\n", pid, tid, str(@f[tid]), @fl[tid], args->ret); } delete(@f[tid]); delete(@fl[tid]); }';
   const t = timed('bpftrace', ['-B', 'full', '-o', out, '-e', script, '-c', `${storm} ${N}`]);
   const text = readFileSync(out, 'utf8');

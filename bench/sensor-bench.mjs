@@ -33,7 +33,8 @@ function bare() {
 }
 
 function cDrain(mode, ringMb) {
-  const out = execFileSync(cBin, [mode, storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: String(ringMb) } });
+  // no fairness budget: the storm repeats one path, and the drain is what is measured
+  const out = execFileSync(cBin, [mode, storm, String(N)], { env: { ...process.env, WITNESS_RING_MB: String(ringMb), WITNESS_BUDGET_EVENTS: '0' } });
   return JSON.parse(out.toString());
 }
 
@@ -57,6 +58,7 @@ async function nodeDrain(prefill) {
     ringBytes: prefill ? 256 << 20 : 64 << 20,
     batchBytes: 4 << 20,
     autoStart: !prefill,
+    budgetEvents: 0,
   });
   const t0 = process.hrtime.bigint();
   const child = sensor.spawnTraced(storm, [String(N)], { stdio: 'ignore' });
@@ -70,6 +72,18 @@ async function nodeDrain(prefill) {
   return { events, seconds: Number(lastAt - from) / 1e9, dropped: stats.droppedTotal, decodeErrors: stats.decodeErrors };
 }
 
+/** The default fairness budget on: the storm is one path repeated, so past the budget it is counted, not written. */
+async function nodeBudget() {
+  let events = 0;
+  const sensor = WitnessSensor.open({ onEvent: (e) => { if (e.kind !== 'suppressed') events++; }, ringBytes: 64 << 20, batchBytes: 4 << 20 });
+  const t0 = process.hrtime.bigint();
+  const child = sensor.spawnTraced(storm, [String(N)], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const stats = await sensor.close();
+  return { seconds, events, suppressed: stats.kernelSuppressed.file_write, summarized: stats.suppressedSummarized.file_write ?? 0, dropped: stats.droppedTotal };
+}
+
 const rows = [];
 for (let i = 0; i < RUNS; i++) {
   const row = {};
@@ -79,6 +93,7 @@ for (let i = 0; i < RUNS; i++) {
   await settle(); row.node = await nodeDrain(false);
   await settle(); row.cPre = cDrain('drain-prefilled', 256);
   await settle(); row.nodePre = await nodeDrain(true);
+  await settle(); row.budget = await nodeBudget();
   rows.push(row);
 }
 
@@ -89,6 +104,7 @@ const cPreS = median(rows.map((r) => r.cPre.seconds));
 const nodePreS = median(rows.map((r) => r.nodePre.seconds));
 const drops = (k) => rows.reduce((a, r) => a + (r[k].dropped ?? 0), 0);
 const untracedS = median(rows.map((r) => r.untraced.seconds));
+const budgetS = median(rows.map((r) => r.budget.seconds));
 const lines = [
   `bench: ${N} opens of /dev/null for write per run, ${RUNS} runs, medians`,
   `  bare workload (no sensor)        ${bareS.toFixed(3)}s  ${rate(N, bareS)}`,
@@ -100,5 +116,8 @@ const lines = [
   `  pre-filled ring, C drain         ${cPreS.toFixed(4)}s  ${rate(rows[0].cPre.records, cPreS)}  drops=${drops('cPre')}`,
   `  pre-filled ring, Node drain      ${nodePreS.toFixed(4)}s  ${rate(N, nodePreS)}  drops=${drops('nodePre')}`,
   `  ratio Node / C (pre-filled)      ${(cPreS / nodePreS).toFixed(3)}`,
+  `  traced, default budget (Node)    ${budgetS.toFixed(3)}s  workload slowdown ${(budgetS / bareS).toFixed(2)}x  ` +
+    `written=${rows[0].budget.events} suppressed=${rows[0].budget.suppressed} summarized=${rows[0].budget.summarized} drops=${drops('budget')}`,
+  `  ratio budget / no budget (Node)  ${(budgetS / nodeS).toFixed(3)}`,
 ];
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -8,7 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include "events.h"
+#include "maps.h"
 
 #define AT_FDCWD -100
 #define AF_INET 2
@@ -31,7 +31,7 @@ struct {
 /* Scope: tgids whose events we want. Roots are added by user space, children inherit on fork. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, WA_TRACED_MAX); /* resizable by the loader */
 	__type(key, __u32);
 	__type(value, struct wa_traced);
 } wa_traced SEC(".maps");
@@ -51,7 +51,12 @@ struct {
 	__type(value, __u64);
 } wa_dropped SEC(".maps");
 
-/* Syscall arguments saved at sys_enter for the matching sys_exit, per thread. */
+/* Syscall arguments saved at sys_enter for the matching sys_exit, per thread.
+ * Task storage, not a hash keyed by thread id: it lives and dies with the
+ * thread and never evicts, so no number of busy threads can push another
+ * thread's pending syscall out (an LRU hash did, silently). Freed with the
+ * task; `kind` = 0 marks it empty. An allocation failure is counted
+ * (WA_LOSS_PENDING). */
 struct wa_pending {
 	__u64 args[6];
 	__u32 old_ids[3];
@@ -59,11 +64,29 @@ struct wa_pending {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct wa_pending);
 } wa_pending SEC(".maps");
+
+/* Loss counters by enum wa_loss_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WA_LOSS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} wa_loss SEC(".maps");
+
+/* Ring drops per process, so a heartbeat can name who is losing records.
+ * Bounded; a drop by a process that finds it full is counted in
+ * WA_LOSS_DROPPERS_FULL (and, like every drop, in wa_dropped). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WA_DROPPERS_MAX);
+	__type(key, __u32);
+	__type(value, struct wa_drop_val);
+} wa_drop_pids SEC(".maps");
 
 /* Sensitive files and directories by identity (kernel dev_t, inode): an open
  * whose file or any ancestor matches is a sensitive read. Identity, not path
@@ -147,12 +170,31 @@ static __always_inline void wa_fill_hdr(struct wa_hdr *h, __u16 type, __u32 size
 	(void)t;
 }
 
+/* A record lost to a full ring: counted per type and per process. */
+static __always_inline void wa_drop(__u16 type)
+{
+	wa_count(&wa_dropped, type);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct wa_drop_val *v = bpf_map_lookup_elem(&wa_drop_pids, &tgid);
+	if (!v) {
+		struct wa_drop_val nv = {};
+		bpf_get_current_comm(nv.comm, sizeof(nv.comm));
+		bpf_map_update_elem(&wa_drop_pids, &tgid, &nv, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&wa_drop_pids, &tgid);
+		if (!v) {
+			wa_count(&wa_loss, WA_LOSS_DROPPERS_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->count, 1);
+}
+
 /* Reserve a fixed-size record; counts the drop when the ring is full. */
 static __always_inline void *wa_reserve(__u32 size, __u16 type)
 {
 	void *r = bpf_ringbuf_reserve(&wa_events, size, 0);
 	if (!r)
-		wa_count(&wa_dropped, type);
+		wa_drop(type);
 	return r;
 }
 
@@ -178,13 +220,19 @@ static __always_inline void wa_output(void *rec, __u32 size, __u16 type)
 	if (bpf_ringbuf_output(&wa_events, rec, size, wa_wakeup_flag()) == 0)
 		wa_count(&wa_emitted, type);
 	else
-		wa_count(&wa_dropped, type);
+		wa_drop(type);
+}
+
+/* The current thread's pending slot; create: allocate it on first use. */
+static __always_inline struct wa_pending *wa_pending_slot(__u64 create)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return bpf_task_storage_get(&wa_pending, t, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
 static __always_inline struct wa_pending *wa_pending_get(__u32 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct wa_pending *p = bpf_map_lookup_elem(&wa_pending, &id);
+	struct wa_pending *p = wa_pending_slot(0);
 	if (p && p->kind != kind)
 		return NULL;
 	return p;
@@ -192,8 +240,24 @@ static __always_inline struct wa_pending *wa_pending_get(__u32 kind)
 
 static __always_inline void wa_pending_drop(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&wa_pending, &id);
+	struct wa_pending *p = wa_pending_slot(0);
+	if (p)
+		p->kind = 0;
+}
+
+/* An empty pending slot of `kind` for the caller to fill (args zeroed), or
+ * NULL (counted) when the thread's storage cannot be allocated. */
+static __always_inline struct wa_pending *wa_pending_new(__u32 kind)
+{
+	struct wa_pending *p = wa_pending_slot(1);
+	if (!p) {
+		wa_count(&wa_loss, WA_LOSS_PENDING);
+		return NULL;
+	}
+	p->kind = kind;
+	p->args[0] = p->args[1] = p->args[2] = p->args[3] = p->args[4] = p->args[5] = 0;
+	p->old_ids[0] = p->old_ids[1] = p->old_ids[2] = 0;
+	return p;
 }
 
 /* Save the syscall's arguments for its sys_exit. */
@@ -201,18 +265,17 @@ static __always_inline void wa_pending_drop(void)
  * program whose ctx reads run past the tracepoint's record (EACCES). */
 static __always_inline struct wa_pending *wa_pending_save(struct trace_event_raw_sys_enter *ctx, __u32 kind, int nargs)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct wa_pending p = {};
-	p.kind = kind;
+	struct wa_pending *p = wa_pending_new(kind);
+	if (!p)
+		return NULL;
 	/* one load per field: the verifier rejects ctx access at a computed offset */
-	if (nargs > 0) p.args[0] = ctx->args[0];
-	if (nargs > 1) p.args[1] = ctx->args[1];
-	if (nargs > 2) p.args[2] = ctx->args[2];
-	if (nargs > 3) p.args[3] = ctx->args[3];
-	if (nargs > 4) p.args[4] = ctx->args[4];
-	if (nargs > 5) p.args[5] = ctx->args[5];
-	bpf_map_update_elem(&wa_pending, &id, &p, BPF_ANY);
-	return bpf_map_lookup_elem(&wa_pending, &id);
+	if (nargs > 0) p->args[0] = ctx->args[0];
+	if (nargs > 1) p->args[1] = ctx->args[1];
+	if (nargs > 2) p->args[2] = ctx->args[2];
+	if (nargs > 3) p->args[3] = ctx->args[3];
+	if (nargs > 4) p->args[4] = ctx->args[4];
+	if (nargs > 5) p->args[5] = ctx->args[5];
+	return p;
 }
 
 /* enter program that only saves arguments when the caller is traced */

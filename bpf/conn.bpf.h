@@ -47,6 +47,16 @@ struct wa_conn {
 	__u8 pad[2];
 };
 
+/* Entries in wa_conns. Zero (no traced process holds a connection: the
+ * common case) lets every send/recv program return after one load, before
+ * even the traced lookup. Kept by atomic adds beside each insert / delete. */
+volatile __s32 wa_conn_live;
+
+static __always_inline bool wa_conn_none(void)
+{
+	return wa_conn_live <= 0;
+}
+
 /* Bounded: an fd whose state cannot be stored is counted as a dropped
  * conn_end (its accounting is lost) or dns_answer, never silently. */
 struct {
@@ -162,16 +172,20 @@ static __always_inline void wa_conn_open(__u32 fd, __u16 kind, struct sock *sk)
 		wa_count(&wa_dropped, kind == WA_CONN_TCP ? WA_EV_CONN_END : WA_EV_DNS_ANSWER);
 		return;
 	}
-	if (!old)
+	if (!old) {
 		wa_conn_owner_add(tgid, 1);
+		__sync_fetch_and_add(&wa_conn_live, 1);
+	}
 }
 
 static __always_inline void wa_conn_forget(__u32 fd)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct wa_conn_key k = { .tgid = tgid, .fd = fd };
-	if (bpf_map_delete_elem(&wa_conns, &k) == 0)
+	if (bpf_map_delete_elem(&wa_conns, &k) == 0) {
 		wa_conn_owner_add(tgid, -1);
+		__sync_fetch_and_add(&wa_conn_live, -1);
+	}
 }
 
 /* connect exit of an inet stream socket: start accounting it. */
@@ -194,7 +208,7 @@ static __always_inline void wa_conn_connected(long ret, int fd)
 /* sys_enter of a send syscall: remember the buffer for the exit when the fd has state. */
 static __always_inline void wa_tx_enter(struct trace_event_raw_sys_enter *ctx, __u16 syscall)
 {
-	if (!wa_conn_lookup(ctx->args[0]))
+	if (wa_conn_none() || !wa_conn_lookup(ctx->args[0]))
 		return;
 	struct wa_pending *p = wa_pending_save(ctx, WA_K_TX, 3);
 	if (p)
@@ -323,7 +337,7 @@ static __always_inline int wa_tx_exit(long ret)
 SEC("tracepoint/syscalls/sys_exit_write")
 int wa_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!wa_current_traced())
+	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
@@ -331,7 +345,7 @@ int wa_exit_write(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_writev")
 int wa_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	if (wa_current_traced())
+	if (!wa_conn_none() && wa_current_traced())
 		wa_tx_enter(ctx, WA_SEND_WRITEV);
 	return 0;
 }
@@ -339,7 +353,7 @@ int wa_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_writev")
 int wa_exit_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!wa_current_traced())
+	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
@@ -347,7 +361,7 @@ int wa_exit_writev(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int wa_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!wa_current_traced())
+	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
@@ -355,7 +369,7 @@ int wa_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int wa_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!wa_current_traced())
+	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }

@@ -12,7 +12,7 @@
 
 static __always_inline int wa_rx_enter(struct trace_event_raw_sys_enter *ctx, __u16 syscall)
 {
-	if (!wa_current_traced() || !wa_conn_lookup(ctx->args[0]))
+	if (wa_conn_none() || !wa_current_traced() || !wa_conn_lookup(ctx->args[0]))
 		return 0;
 	struct wa_pending *p = wa_pending_save(ctx, WA_K_RX, 2);
 	if (p)
@@ -100,24 +100,24 @@ SEC("tracepoint/syscalls/sys_enter_read")
 int wa_enter_read(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_READ); }
 
 SEC("tracepoint/syscalls/sys_exit_read")
-int wa_exit_read(struct trace_event_raw_sys_exit *ctx) { return wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+int wa_exit_read(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int wa_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_RECVFROM); }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int wa_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+int wa_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int wa_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_RECVMSG); }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int wa_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+int wa_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int wa_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
-	if (!wa_current_traced())
+	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	__u32 fd = ctx->args[0];
 	struct wa_conn *c = wa_conn_lookup(fd);
@@ -139,7 +139,8 @@ static long wa_sweep_one(struct bpf_map *map, struct wa_conn_key *k, struct wa_c
 	if (k->tgid != sw->tgid)
 		return 0;
 	wa_conn_emit_end(k->fd, c, WA_END_EXIT);
-	bpf_map_delete_elem(map, k);
+	if (bpf_map_delete_elem(map, k) == 0)
+		__sync_fetch_and_add(&wa_conn_live, -1);
 	sw->n++;
 	return 0;
 }

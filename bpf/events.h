@@ -66,6 +66,7 @@ enum wa_event_type {
 	 *           listen/accept, connection byte accounting, TLS uprobes
 	 *   48..55  speed / resident sensor
 	 * A type is added here with its number from its area's range. */
+	WA_EV_SCOPE_OVERFLOW = 30, /* a traced process's child could not join the traced set */
 	WA_EV_MAX = 64, /* size of per-type counter arrays */
 };
 
@@ -202,6 +203,16 @@ struct wa_bind {
 	__u16 protocol;
 	struct wa_sockaddr local;
 	__u32 fd;
+};
+
+/* scope overflow: a traced process forked a child the traced set had no room
+ * for. hdr = the parent (current); the child runs untraced. */
+struct wa_scope_overflow {
+	struct wa_hdr hdr;
+	__u32 child_pid;     /* the escaped child's tgid */
+	__u32 root_pid;      /* the tree it escaped from */
+	__u32 depth;         /* the depth it would have had */
+	__s32 error;         /* the map update's -errno (-E2BIG: full) */
 };
 
 /* stream head: the first bytes a traced process wrote on a TCP socket it

@@ -4,6 +4,7 @@
 #define WA_FILE_BPF_H
 
 #include "path.bpf.h"
+#include "budget.bpf.h"
 
 #define WA_K_OPEN 10    /* args: dirfd, path, flags, mode */
 #define WA_K_UNLINK 11  /* args: dirfd, path */
@@ -21,14 +22,13 @@ static __always_inline void wa_open_enter(int dirfd, __u64 path, __u64 flags, __
 {
 	if (!wa_current_traced())
 		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct wa_pending p = {};
-	p.kind = WA_K_OPEN;
-	p.args[0] = dirfd;
-	p.args[1] = path;
-	p.args[2] = flags;
-	p.args[3] = mode;
-	bpf_map_update_elem(&wa_pending, &id, &p, BPF_ANY);
+	struct wa_pending *p = wa_pending_new(WA_K_OPEN);
+	if (!p)
+		return;
+	p->args[0] = dirfd;
+	p->args[1] = path;
+	p->args[2] = flags;
+	p->args[3] = mode;
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat")
@@ -136,6 +136,10 @@ static __always_inline int wa_open_exit(long ret)
 	r->hdr.flags = flags;
 	r->hdr.size = sizeof(*r) + len;
 	wa_pending_drop();
+	/* write opens are high-volume: repeats of one path past the budget are counted;
+	 * sensitive reads never are */
+	if (type == WA_EV_FILE_WRITE && !wa_admit(type, buf, len))
+		return 0;
 	wa_output(r, sizeof(*r) + len, type);
 	return 0;
 }
@@ -155,15 +159,14 @@ static __always_inline void wa_save_path_args(int dirfd, __u64 path, int dirfd2,
 {
 	if (!wa_current_traced())
 		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct wa_pending p = {};
-	p.kind = kind;
-	p.args[0] = dirfd;
-	p.args[1] = path;
-	p.args[2] = dirfd2;
-	p.args[3] = path2;
-	p.args[4] = flags;
-	bpf_map_update_elem(&wa_pending, &id, &p, BPF_ANY);
+	struct wa_pending *p = wa_pending_new(kind);
+	if (!p)
+		return;
+	p->args[0] = dirfd;
+	p->args[1] = path;
+	p->args[2] = dirfd2;
+	p->args[3] = path2;
+	p->args[4] = flags;
 }
 
 SEC("tracepoint/syscalls/sys_enter_unlinkat")

@@ -3,7 +3,7 @@
 #ifndef WA_NET_BPF_H
 #define WA_NET_BPF_H
 
-#include "common.bpf.h"
+#include "budget.bpf.h"
 #include "conn_rx.bpf.h"
 
 #define WA_K_CONNECT 1
@@ -35,7 +35,8 @@ static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 		return 0;
 	struct wa_sockaddr addr = {};
 	int fd = p->args[0];
-	if (wa_read_sockaddr(&addr, (void *)p->args[1], p->args[2]) == 0) {
+	if (wa_read_sockaddr(&addr, (void *)p->args[1], p->args[2]) == 0 &&
+	    (type != WA_EV_CONNECT || wa_admit(type, &addr, sizeof(addr)))) {
 		struct wa_connect *r = wa_reserve(sizeof(*r), type);
 		if (r) {
 			wa_fill_hdr(&r->hdr, type, sizeof(*r));
@@ -135,6 +136,9 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 	}
 	d->payload_len = n;
 	d->hdr.size = sizeof(*d) + n;
+	/* the key is the message past its 2-byte ID (a fresh ID per query) */
+	if (n > 2 && !wa_admit(WA_EV_DNS, (__u8 *)(d + 1) + 2, n - 2))
+		return;
 	wa_output(d, sizeof(*d) + n, WA_EV_DNS);
 }
 

@@ -2,8 +2,10 @@
 /*
  * Absolute paths without bpf_d_path (which tracepoints may not call): walk
  * dentry parents up to the mount root, hop to the parent mount, repeat; then
- * write the components root-first. Bounded by WA_PATH_DEPTH components and
- * WA_PATH_MAX bytes; hitting a bound sets WA_F_TRUNC_PATH.
+ * write the components root-first. Bounded by WA_PATH_DEPTH components,
+ * WA_PATH_MAX bytes, and WA_PATH_DEPTH + WA_MOUNT_HOPS walk steps (each mount
+ * crossed costs one); hitting any bound sets WA_F_TRUNC_PATH, so a walk that
+ * ends before the root never passes for a whole path.
  */
 #ifndef WA_PATH_BPF_H
 #define WA_PATH_BPF_H
@@ -21,6 +23,7 @@ struct wa_walk {
 	struct mount *mnt;
 	char *buf;
 	__u16 flags;
+	__u16 done;   /* the walk reached the global root (or a bound it flagged) */
 };
 
 static long wa_walk_up(__u32 i, void *arg)
@@ -33,8 +36,10 @@ static long wa_walk_up(__u32 i, void *arg)
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	if (d == mnt_root || d == parent) {
 		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-		if (mp == mnt || !mp)
+		if (mp == mnt || !mp) {
+			w->done = 1;
 			return 1; /* the global root */
+		}
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mp;
 		return 0;
@@ -42,6 +47,7 @@ static long wa_walk_up(__u32 i, void *arg)
 	__u32 n = w->s->walk_n;
 	if (n >= WA_PATH_DEPTH) {
 		w->flags |= WA_F_TRUNC_PATH;
+		w->done = 1;
 		return 1;
 	}
 	w->s->dstack[n] = w->d;
@@ -89,6 +95,10 @@ static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *pa
 	s->walk_n = 0;
 	s->walk_pos = 0;
 	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, wa_walk_up, &w, 0);
+	/* the loop bound ran out before the root (many mounts stacked or nested):
+	 * the top of the path is missing, so say so */
+	if (!w.done)
+		w.flags |= WA_F_TRUNC_PATH;
 	if (s->walk_n == 0) {
 		buf[0] = '/';
 		*flags |= w.flags;

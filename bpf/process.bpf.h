@@ -4,6 +4,23 @@
 #define WA_PROCESS_BPF_H
 
 #include "path.bpf.h"
+#include "budget.bpf.h"
+
+/* The traced set had no room for a child of a traced tree: count it and name
+ * it, so an escape by forking a busy tree past WA_TRACED_MAX is evidence. */
+static __always_inline void wa_scope_overflow(__u32 child, const struct wa_traced *next, long err)
+{
+	wa_count(&wa_loss, WA_LOSS_SCOPE_FULL);
+	struct wa_scope_overflow *r = wa_reserve(sizeof(*r), WA_EV_SCOPE_OVERFLOW);
+	if (!r)
+		return;
+	wa_fill_hdr(&r->hdr, WA_EV_SCOPE_OVERFLOW, sizeof(*r));
+	r->child_pid = child;
+	r->root_pid = next->root_pid;
+	r->depth = next->depth;
+	r->error = err;
+	wa_submit(r, WA_EV_SCOPE_OVERFLOW);
+}
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(wa_fork, struct task_struct *parent, struct task_struct *child)
@@ -12,6 +29,7 @@ int BPF_PROG(wa_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ctgid = child->tgid;
 	struct wa_traced next = {};
 	struct wa_traced *pt;
+	long err;
 
 	if (ptgid == ctgid)
 		return 0; /* a new thread, not a new process */
@@ -20,12 +38,23 @@ int BPF_PROG(wa_fork, struct task_struct *parent, struct task_struct *child)
 	if (pt) {
 		next.root_pid = pt->root_pid;
 		next.depth = pt->depth + 1;
-		bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
+		err = bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
+		if (err) {
+			wa_scope_overflow(ctgid, &next, err);
+			return 0;
+		}
 	} else if (wa_spawn_parent == ptgid &&
 		   __sync_val_compare_and_swap(&wa_spawn_parent, ptgid, 0) == ptgid) {
 		/* `witness run`: the child is traced before it runs a single instruction */
 		next.root_pid = ctgid;
-		bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
+		err = bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
+		if (err) {
+			/* re-arm: user space sees the one-shot unconsumed and refuses
+			 * to let the command run untraced */
+			__sync_val_compare_and_swap(&wa_spawn_parent, 0, ptgid);
+			wa_scope_overflow(ctgid, &next, err);
+			return 0;
+		}
 	} else if (!wa_trace_all || ptgid == wa_self_tgid) {
 		return 0;
 	}
@@ -134,6 +163,7 @@ int BPF_PROG(wa_exit, struct task_struct *task)
 		wa_submit(r, WA_EV_EXIT);
 	}
 	bpf_map_delete_elem(&wa_traced, &tgid);
+	wa_budget_forget(tgid);
 	return 0;
 }
 

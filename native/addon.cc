@@ -6,7 +6,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "addon_loss.h"
 #include "batcher.h"
 #include "layout.h"
 #include "loader.h"
@@ -15,30 +17,24 @@
 
 namespace {
 
-const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect", "dns", "file_write", "file_unlink",
-                                      "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
-// Wave 2 areas fill their reserved numbers here (C++ has no designated array initialisers).
-[[maybe_unused]] static const bool kNetDepthNames = [] {
-  kEventNames[WA_EV_STREAM_HEAD] = "stream_head";
-  kEventNames[WA_EV_DNS_ANSWER] = "dns_answer";
-  kEventNames[WA_EV_CONN_END] = "conn_end";
-  kEventNames[WA_EV_UNIX_CONNECT] = "unix_connect";
-  kEventNames[WA_EV_LISTEN] = "listen";
-  kEventNames[WA_EV_ACCEPT] = "accept";
-  return true;
-}();
-
 struct BatchMsg {
   WaBatch batch;
   // set on the last message close() sends: queued behind every batch, so
   // resolving it here means JS has been handed everything
   Napi::Promise::Deferred* done = nullptr;
+  // nonzero: the poll thread gave up (errno); JS gets onBatch(null, -errno)
+  int fatal = 0;
 };
 
 void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, BatchMsg* msg) {
   WaBatch b = msg->batch;
   Napi::Promise::Deferred* done = msg->done;
+  int fatal = msg->fatal;
   delete msg;
+  if (fatal) {
+    if (env != nullptr) cb.Call({env.Null(), Napi::Number::New(env, -fatal)});
+    return;
+  }
   if (done) {
     if (env != nullptr) done->Resolve(env.Undefined());
     delete done;
@@ -70,11 +66,15 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
                            InstanceMethod("stats", &Sensor::Stats),
+                           InstanceMethod("dropsByProcess", &Sensor::DropsByProcess),
+                           InstanceMethod("sweepSuppressed", &Sensor::SweepSuppressed),
+                           InstanceMethod("injectPollErrors", &Sensor::InjectPollErrors),
                            InstanceMethod("close", &Sensor::Close),
                        });
   }
 
-  // new Sensor({ onBatch(ab, records), ringBytes?, wakeupBytes?, batchBytes?, maxLatencyMs?, traceAll? })
+  // new Sensor({ onBatch(ab, records), ringBytes?, wakeupBytes?, batchBytes?, maxLatencyMs?, traceAll?,
+  //              tracedMax?, budgetEvents? (0: none), budgetWindowMs?, ringSharePct? })
   explicit Sensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sensor>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Sensor: options object required");
@@ -86,6 +86,11 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     opts.ring_bytes = size_t(num("ringBytes", 16 << 20));
     opts.wakeup_bytes = uint64_t(num("wakeupBytes", 256 << 10));
     opts.trace_all = o.Get("traceAll").ToBoolean().Value() ? 1 : 0;
+    opts.traced_max = uint32_t(num("tracedMax", 0));
+    double budget = num("budgetEvents", WA_DEFAULT_BUDGET);
+    opts.budget_events = budget <= 0 ? -1 : int64_t(budget);
+    opts.budget_window_ns = uint64_t(num("budgetWindowMs", 0) * 1e6);
+    opts.ring_share_pct = uint32_t(num("ringSharePct", 0));
     size_t batch_bytes = size_t(num("batchBytes", 1 << 20));
     int latency = int(num("maxLatencyMs", 20));
 
@@ -100,6 +105,9 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
         return false;
       }
       return true;
+    }, [this](int err) {
+      auto* msg = new BatchMsg{WaBatch{nullptr, 0, 0}, nullptr, err};
+      if (tsfn_.BlockingCall(msg) != napi_ok) delete msg;
     });
     char err[256] = "";
     int rc = wa_loader_open(&loader_, &opts, &WaPoller::OnRecord, poller_.get(), err, sizeof(err));
@@ -212,31 +220,48 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
 
   // Works after close too: the counters are frozen when the loader goes.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint64_t* em = final_emitted_;
-    uint64_t* dr = final_dropped_;
-    if (loader_) wa_loader_counters(loader_, em, dr);
-    auto emitted = Napi::Object::New(env), dropped = Napi::Object::New(env);
-    for (int t = 1; t < WA_EV_MAX; t++) {
-      if (!kEventNames[t]) continue;  // a reserved, unused type number
-      emitted.Set(kEventNames[t], Napi::Number::New(env, double(em[t])));
-      dropped.Set(kEventNames[t], Napi::Number::New(env, double(dr[t])));
+    if (loader_) counters_.ReadKernel(loader_);
+    if (poller_) counters_.ReadPoller(*poller_);
+    return counters_.ToObject(info.Env(), closed_);
+  }
+
+  // dropsByProcess(max = 8): [{ pid, comm, count }], most drops first; frozen at close
+  Napi::Value DropsByProcess(const Napi::CallbackInfo& info) {
+    int max = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 8;
+    if (max < 0) max = 0;
+    std::vector<wa_dropper> rows(max);
+    if (loader_) {
+      int n = max ? wa_loader_droppers(loader_, rows.data(), max) : 0;
+      rows.resize(n > 0 ? n : 0);
+    } else {
+      rows.assign(final_droppers_.begin(), final_droppers_.end());
+      if (int(rows.size()) > max) rows.resize(max);
     }
-    auto s = Napi::Object::New(env);
-    s.Set("kernelEmitted", emitted);
-    s.Set("kernelDropped", dropped);
-    if (poller_) {
-      final_batches_ = poller_->batches;
-      final_records_ = poller_->records;
-      final_bytes_ = poller_->bytes;
-      final_user_dropped_ = poller_->user_dropped;
+    return DroppersArray(info.Env(), rows);
+  }
+
+  // sweepSuppressed(deleteBeforeNs: bigint): every repeat counter; those idle
+  // since before the cutoff are deleted (deleted: true, count final). After
+  // close: the final sweep close() took once the probes were detached.
+  Napi::Value SweepSuppressed(const Napi::CallbackInfo& info) {
+    if (!loader_) {
+      auto arr = SuppArray(info.Env(), final_supp_);
+      final_supp_.clear();
+      return arr;
     }
-    s.Set("batches", Napi::Number::New(env, double(final_batches_)));
-    s.Set("records", Napi::Number::New(env, double(final_records_)));
-    s.Set("bytes", Napi::Number::New(env, double(final_bytes_)));
-    s.Set("userDropped", Napi::Number::New(env, double(final_user_dropped_)));
-    s.Set("closed", Napi::Boolean::New(env, closed_));
-    return s;
+    bool lossless = true;
+    uint64_t cutoff = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
+    std::vector<SuppRow> rows;
+    int rc = wa_loader_sweep_suppress(loader_, cutoff, CollectSupp, &rows);
+    if (rc < 0) throw Napi::Error::New(info.Env(), std::string("sweepSuppressed: ") + strerror(-rc));
+    return SuppArray(info.Env(), rows);
+  }
+
+  // injectPollErrors(n, errno): test hook, the next n polls fail
+  Napi::Value InjectPollErrors(const Napi::CallbackInfo& info) {
+    Check(info);
+    wa_loader_inject_poll_errors(loader_, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
   }
 
   // Stops the poll thread off the JS thread (it may be waiting for JS to take a
@@ -246,8 +271,18 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     CloseWorker(Napi::Env env, Sensor* s)
         : Napi::AsyncWorker(env), s_(s), deferred_(new Napi::Promise::Deferred(Napi::Promise::Deferred::New(env))) {}
     void Execute() override {
+      // Detach first: once no probe can run, draining the ring empties it
+      // for good and the counters are final, so at close every record the
+      // kernel wrote was delivered or counted (emitted = delivered + dropped).
+      wa_loader_detach(s_->loader_);
       s_->poller_->Stop();
-      wa_loader_counters(s_->loader_, s_->final_emitted_, s_->final_dropped_);
+      s_->counters_.ReadKernel(s_->loader_);
+      std::vector<wa_dropper> top(kFinalDroppers);
+      int n = wa_loader_droppers(s_->loader_, top.data(), kFinalDroppers);
+      top.resize(n > 0 ? n : 0);
+      s_->final_droppers_ = top;
+      // every counter, deleted: their counts are final
+      wa_loader_sweep_suppress(s_->loader_, UINT64_MAX, CollectSupp, &s_->final_supp_);
       auto* last = new BatchMsg{WaBatch{nullptr, 0, 0}, deferred_};
       if (s_->tsfn_.BlockingCall(last) != napi_ok) {
         delete last;
@@ -256,13 +291,9 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     }
     void OnOK() override {
       s_->tsfn_.Release();
-      s_->final_batches_ = s_->poller_->batches;
-      s_->final_records_ = s_->poller_->records;
-      s_->final_bytes_ = s_->poller_->bytes;
-      s_->final_user_dropped_ = s_->poller_->user_dropped;
+      s_->counters_.ReadPoller(*s_->poller_);
       s_->poller_.reset();
-      // Detaching ~40 tracepoints takes the kernel a second or two (an RCU
-      // wait each, serialised); nothing downstream needs to wait for it.
+      // the links are gone already; freeing the maps needs no waiting on
       std::thread([l = s_->loader_] { wa_loader_close(l); }).detach();
       s_->loader_ = nullptr;
       if (failed_) {  // the queue was torn down: nothing will resolve it for us
@@ -297,8 +328,11 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   std::unique_ptr<WaPoller> poller_;
   Tsfn tsfn_;
   bool closed_ = false;
-  uint64_t final_emitted_[WA_EV_MAX] = {}, final_dropped_[WA_EV_MAX] = {};
-  uint64_t final_batches_ = 0, final_records_ = 0, final_bytes_ = 0, final_user_dropped_ = 0;
+  static constexpr int kFinalDroppers = 64;
+  // the last counters read: what stats() reports once the loader is gone
+  WaCounters counters_;
+  std::vector<wa_dropper> final_droppers_;
+  std::vector<SuppRow> final_supp_;
 };
 
 Napi::Value ClockOffsets(const Napi::CallbackInfo& info) {

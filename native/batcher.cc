@@ -18,8 +18,8 @@ uint64_t MonoNs() {
 }
 }  // namespace
 
-WaPoller::WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver)
-    : batch_bytes_(batch_bytes), max_latency_ms_(max_latency_ms), deliver_(std::move(deliver)) {}
+WaPoller::WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver, Fatal fatal)
+    : batch_bytes_(batch_bytes), max_latency_ms_(max_latency_ms), deliver_(std::move(deliver)), fatal_(std::move(fatal)) {}
 
 WaPoller::~WaPoller() {
   Stop();
@@ -35,8 +35,12 @@ bool WaPoller::NewBuffer() {
 
 int WaPoller::OnRecord(void* self_ptr, const void* data, size_t size) {
   auto* self = static_cast<WaPoller*>(self_ptr);
+  uint16_t type = size >= 2 ? *static_cast<const uint16_t*>(data) : 0;
+  if (type >= WA_EV_MAX) type = 0;
+  self->seen[type]++;
   if (!self->buf_ && !self->NewBuffer()) {
     self->user_dropped++;
+    self->user_dropped_by_type[type]++;
     return 0;
   }
   if (size > kMaxRecord) size = kMaxRecord;  // cannot happen with events.h; the decoder flags the mismatch
@@ -44,6 +48,7 @@ int WaPoller::OnRecord(void* self_ptr, const void* data, size_t size) {
   if (self->len_ + framed > self->cap_) self->Flush();
   if (!self->buf_ && !self->NewBuffer()) {
     self->user_dropped++;
+    self->user_dropped_by_type[type]++;
     return 0;
   }
   uint8_t* p = self->buf_ + self->len_;
@@ -68,7 +73,20 @@ void WaPoller::Flush() {
   batches++;
   if (!deliver_(b)) {
     user_dropped += b.records;
+    CountLost(b);
     free(b.data);
+  }
+}
+
+// A batch JS never got: tally its records by type from the frames.
+void WaPoller::CountLost(const WaBatch& b) {
+  for (size_t off = 0; off + kFrameHeader <= b.len;) {
+    uint32_t len;
+    memcpy(&len, b.data + off, sizeof(len));
+    uint16_t type = 0;
+    if (len >= 2) memcpy(&type, b.data + off + kFrameHeader, sizeof(type));
+    user_dropped_by_type[type < WA_EV_MAX ? type : 0]++;
+    off += kFrameHeader + ((size_t(len) + 7) & ~size_t(7));
   }
 }
 
@@ -80,8 +98,22 @@ void WaPoller::Start() {
 void WaPoller::Run() {
   const int timeout = max_latency_ms_ < 10 ? max_latency_ms_ : 10;
   const uint64_t max_age = uint64_t(max_latency_ms_) * 1000000ull;
+  int consecutive = 0;
   while (running_.load(std::memory_order_relaxed)) {
-    if (wa_loader_poll(loader_, timeout) < 0) poll_errors++;
+    int rc = wa_loader_poll(loader_, timeout);
+    if (rc < 0) {
+      poll_errors++;
+      // a failing poll returns at once: without a bound this spins while the
+      // ring fills unseen; past it the sensor says it is blind and stops
+      if (++consecutive >= WA_POLL_ERRORS_FATAL) {
+        fatal_errno.store(-rc);
+        Flush();
+        if (fatal_) fatal_(-rc);
+        return;
+      }
+    } else {
+      consecutive = 0;
+    }
     if (count_ && MonoNs() - first_ns_ >= max_age) Flush();
   }
   // the tail: whatever the kernel produced before we were told to stop

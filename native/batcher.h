@@ -9,6 +9,8 @@
 #include <functional>
 #include <thread>
 
+#include "../bpf/events.h"
+
 struct wa_loader;
 
 // A batch is a malloc'd buffer of frames: u32 len, u32 reserved, record bytes,
@@ -25,7 +27,11 @@ class WaPoller {
   // poller frees it and counts its records as dropped in user space).
   using Deliver = std::function<bool(WaBatch)>;
 
-  WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver);
+  // fatal: called once on the poll thread when polling failed
+  // WA_POLL_ERRORS_FATAL times in a row (the thread then stops)
+  using Fatal = std::function<void(int err)>;
+
+  WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver, Fatal fatal = nullptr);
   ~WaPoller();
   void Attach(wa_loader* loader) { loader_ = loader; }
   void Start();
@@ -33,16 +39,21 @@ class WaPoller {
   static int OnRecord(void* self, const void* data, size_t size);
 
   std::atomic<uint64_t> batches{0}, records{0}, bytes{0}, user_dropped{0}, poll_errors{0};
+  // per record type: taken from the ring, and of those, lost in user space
+  std::atomic<uint64_t> seen[WA_EV_MAX] = {}, user_dropped_by_type[WA_EV_MAX] = {};
+  std::atomic<int> fatal_errno{0};
 
  private:
   void Run();
   void Flush();
   bool NewBuffer();
+  void CountLost(const WaBatch& b);
 
   wa_loader* loader_ = nullptr;
   size_t batch_bytes_;
   int max_latency_ms_;
   Deliver deliver_;
+  Fatal fatal_;
   std::thread thread_;
   std::atomic<bool> running_{false};
   uint8_t* buf_ = nullptr;

@@ -108,6 +108,10 @@ int main(int argc, char **argv)
 	const char *wakeup_kb = getenv("WITNESS_WAKEUP_KB");
 	struct wa_loader_opts o = { .ring_bytes = (size_t)(ring_mb ? atoi(ring_mb) : 64) << 20,
 				    .wakeup_bytes = (size_t)(wakeup_kb ? atoi(wakeup_kb) : 1024) << 10 };
+	/* WITNESS_BUDGET_EVENTS=0: no fairness budget (the benchmark storm is one repeated path) */
+	const char *budget = getenv("WITNESS_BUDGET_EVENTS");
+	if (budget)
+		o.budget_events = atoi(budget) > 0 ? atoi(budget) : -1;
 	struct wa_loader *l = NULL;
 	char err[256] = "";
 	int rc = wa_loader_open(&l, &o, count_record, NULL, err, sizeof(err));

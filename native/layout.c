@@ -14,7 +14,7 @@ const struct wa_layout_entry wa_layout[] = {
 	C(WA_UNIX_PATH_MAX),
 	C(WA_EV_EXEC), C(WA_EV_EXIT), C(WA_EV_FORK), C(WA_EV_CONNECT), C(WA_EV_DNS), C(WA_EV_FILE_WRITE),
 	C(WA_EV_FILE_UNLINK), C(WA_EV_FILE_RENAME), C(WA_EV_FILE_READ_SENSITIVE), C(WA_EV_SETUID), C(WA_EV_SETGID),
-	C(WA_EV_PTRACE), C(WA_EV_BIND), C(WA_EV_MAX),
+	C(WA_EV_PTRACE), C(WA_EV_BIND), C(WA_EV_SCOPE_OVERFLOW), C(WA_EV_MAX),
 	C(WA_EV_STREAM_HEAD), C(WA_EV_DNS_ANSWER), C(WA_EV_CONN_END), C(WA_EV_UNIX_CONNECT), C(WA_EV_LISTEN),
 	C(WA_EV_ACCEPT), C(WA_F_CAPTURE_END), C(WA_F_USER_ADDR), C(WA_SEND_WRITEV),
 	C(WA_RECV_READ), C(WA_RECV_RECVFROM), C(WA_RECV_RECVMSG), C(WA_END_CLOSE), C(WA_END_EXIT), C(WA_END_REUSED),
@@ -55,5 +55,7 @@ const struct wa_layout_entry wa_layout[] = {
 	F(wa_unix_connect, sock_type), F(wa_unix_connect, path_len), F(wa_unix_connect, pad),
 	S(wa_listen), F(wa_listen, hdr), F(wa_listen, ret), F(wa_listen, fd), F(wa_listen, backlog),
 	F(wa_listen, sock_type), F(wa_listen, protocol), F(wa_listen, local), F(wa_listen, peer),
+	S(wa_scope_overflow), F(wa_scope_overflow, hdr), F(wa_scope_overflow, child_pid),
+	F(wa_scope_overflow, root_pid), F(wa_scope_overflow, depth), F(wa_scope_overflow, error),
 	{ 0, 0 },
 };

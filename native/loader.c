@@ -13,24 +13,14 @@
 #include <time.h>
 #include <pthread.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "loader.h"
-#include "witness.skel.h"
+#include "loader_int.h"
 
-#define WA_MAX_PROGS 96
 #define WA_VLOG_SIZE (256 * 1024)
 
-struct wa_loader {
-	struct witness_bpf *skel;
-	struct ring_buffer *rb;
-	struct bpf_link *links[WA_MAX_PROGS];
-	struct wa_prog_status progs[WA_MAX_PROGS];
-	int nprogs;
-	wa_record_fn fn;
-	void *ctx;
-	int ncpus;
-};
 
 /* libbpf's own chatter is noise for users; verifier logs are captured per program */
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -74,6 +64,8 @@ static struct witness_bpf *open_skel(const struct wa_loader_opts *o)
 	if (!s)
 		return NULL;
 	bpf_map__set_max_entries(s->maps.wa_events, o->ring_bytes);
+	if (o->traced_max)
+		bpf_map__set_max_entries(s->maps.wa_traced, o->traced_max);
 	return s;
 }
 
@@ -185,6 +177,13 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 	l->skel->bss->wa_self_tgid = getpid();
 	l->skel->bss->wa_trace_all = o.trace_all ? 1 : 0;
 	l->skel->bss->wa_wakeup_bytes = o.wakeup_bytes;
+	l->skel->bss->wa_budget_events = o.budget_events < 0 ? 0 : o.budget_events ? (uint64_t)o.budget_events : WA_DEFAULT_BUDGET;
+	l->skel->bss->wa_budget_window_ns = o.budget_window_ns ? o.budget_window_ns : WA_DEFAULT_BUDGET_WINDOW_NS;
+	l->skel->bss->wa_ring_share_pct = o.ring_share_pct ? o.ring_share_pct : WA_DEFAULT_RING_SHARE_PCT;
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+	l->skel->bss->wa_hash_seed = seed;
 
 	for (int i = 0; i < l->nprogs; i++) {
 		struct wa_prog_status *st = &l->progs[i];
@@ -277,8 +276,18 @@ void wa_loader_clear_sensitive(struct wa_loader *l)
 	}
 }
 
+void wa_loader_inject_poll_errors(struct wa_loader *l, int n, int err)
+{
+	__atomic_store_n(&l->inject_poll_err, err, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&l->inject_poll_n, n, __ATOMIC_SEQ_CST);
+}
+
 int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 {
+	if (__atomic_load_n(&l->inject_poll_n, __ATOMIC_SEQ_CST) > 0) {
+		__atomic_fetch_sub(&l->inject_poll_n, 1, __ATOMIC_SEQ_CST);
+		return -l->inject_poll_err;
+	}
 	int n = ring_buffer__poll(l->rb, timeout_ms);
 	if (n < 0 && n != -EINTR)
 		return n;
@@ -289,22 +298,6 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 	return (n > 0 ? n : 0) + m;
 }
 
-void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX])
-{
-	uint64_t *vals = calloc(l->ncpus, sizeof(uint64_t));
-	if (!vals)
-		return;
-	for (uint32_t t = 0; t < WA_EV_MAX; t++) {
-		emitted[t] = dropped[t] = 0;
-		if (!bpf_map__lookup_elem(l->skel->maps.wa_emitted, &t, sizeof(t), vals, sizeof(uint64_t) * l->ncpus, 0))
-			for (int c = 0; c < l->ncpus; c++)
-				emitted[t] += vals[c];
-		if (!bpf_map__lookup_elem(l->skel->maps.wa_dropped, &t, sizeof(t), vals, sizeof(uint64_t) * l->ncpus, 0))
-			for (int c = 0; c < l->ncpus; c++)
-				dropped[t] += vals[c];
-	}
-	free(vals);
-}
 
 static void *destroy_link(void *link)
 {
@@ -329,6 +322,12 @@ static void destroy_links(struct wa_loader *l)
 	for (int i = 0; i < l->nprogs; i++)
 		if (started[i])
 			pthread_join(th[i], NULL);
+}
+
+void wa_loader_detach(struct wa_loader *l)
+{
+	if (l)
+		destroy_links(l);
 }
 
 void wa_loader_close(struct wa_loader *l)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../bpf/events.h"
+#include "../bpf/maps.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,7 +22,31 @@ struct wa_loader_opts {
 	size_t ring_bytes;      /* power of two; 0 = 16 MiB */
 	uint64_t wakeup_bytes;  /* wake the consumer when this much waits; 0 = 256 KiB */
 	int trace_all;          /* host-wide mode */
+	uint32_t traced_max;    /* wa_traced entries; 0 = WA_TRACED_MAX */
+	/* fairness (bpf/budget.bpf.h): records per process, per kind, per window
+	 * before repeats are counted instead of written; 0 = WA_DEFAULT_BUDGET,
+	 * negative = no budget */
+	int64_t budget_events;
+	uint64_t budget_window_ns; /* 0 = WA_DEFAULT_BUDGET_WINDOW_NS */
+	uint32_t ring_share_pct;   /* 0 = WA_DEFAULT_RING_SHARE_PCT */
 };
+
+#define WA_DEFAULT_BUDGET 1024
+#define WA_DEFAULT_BUDGET_WINDOW_NS 1000000000ull
+#define WA_DEFAULT_RING_SHARE_PCT 50
+/* consecutive failed polls after which the consumer gives up (fatal) */
+#define WA_POLL_ERRORS_FATAL 64
+
+/* One process with ring drops (wa_drop_pids). */
+struct wa_dropper {
+	uint32_t pid;
+	uint64_t count;
+	char comm[WA_COMM_LEN];
+};
+
+/* One repeat counter (wa_suppress): deleted = it was removed in this sweep,
+ * so its count is final. */
+typedef void (*wa_supp_fn)(void *ctx, const struct wa_supp_key *k, const struct wa_supp_val *v, int deleted);
 
 /* One row of the capability table. */
 struct wa_prog_status {
@@ -60,6 +85,24 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms);
 
 /* per-type totals summed over CPUs */
 void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX]);
+/* loss counters by enum wa_loss_counter; repeats counted per type */
+void wa_loader_loss(struct wa_loader *l, uint64_t loss[WA_LOSS_MAX]);
+void wa_loader_suppressed(struct wa_loader *l, uint64_t suppressed[WA_EV_MAX]);
+/* the processes with the most ring drops, most first; returns how many (<= max) */
+int wa_loader_droppers(struct wa_loader *l, struct wa_dropper *out, int max);
+/* Hands every repeat counter to fn; those whose last activity (window start or
+ * last repeat) is before delete_before_ns are deleted as they are read.
+ * Returns the number of counters seen, or -errno. */
+int wa_loader_sweep_suppress(struct wa_loader *l, uint64_t delete_before_ns, wa_supp_fn fn, void *ctx);
+
+/* Detaches every program (waiting out the kernel's RCU grace periods, in
+ * parallel): afterwards no probe can emit, so a drain empties the ring for
+ * good and the counters are final. Idempotent; close() does it too. */
+void wa_loader_detach(struct wa_loader *l);
+
+/* Test hook: the next n polls fail with -err (a real poll failure cannot be
+ * produced on demand). */
+void wa_loader_inject_poll_errors(struct wa_loader *l, int n, int err);
 
 void wa_loader_close(struct wa_loader *l);
 

@@ -42,3 +42,17 @@ describe('runtime sockets', () => {
     expect(runtimeSocket('/tmp/toString')).toBeNull();
   });
 });
+
+describe('provider rows from the manifest and the daemon config', () => {
+  it('accepts host patterns and rejects anything else with the field path', async () => {
+    const { manifestSchema } = await import('../src/manifest/schema.js');
+    const { daemonConfigSchema } = await import('../src/config/schema.js');
+    const m = manifestSchema.parse({ version: 1, agents: [], llm_providers: [{ host: 'llm.corp.example', provider: 'corp' }] });
+    expect(m.llm_providers).toEqual([{ host: 'llm.corp.example', provider: 'corp' }]);
+    expect(manifestSchema.parse({ version: 1, agents: [] }).llm_providers).toEqual([]);
+    const bad = manifestSchema.safeParse({ version: 1, agents: [], llm_providers: [{ host: 'http://x/', provider: 'p' }] });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(['llm_providers', 0, 'host']);
+    expect(daemonConfigSchema.parse({ llmProviders: [{ host: '*.inference.example', provider: 'inf' }] }).llmProviders).toHaveLength(1);
+  });
+});

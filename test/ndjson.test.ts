@@ -4,6 +4,7 @@ import { SENSOR_EVENT_NAMES } from '../src/events/names.js';
 import { sensorAttributeSchemas, sensorEnvelopeSchema } from '../src/events/schemas.js';
 import { decodeBatch } from '../src/sensor/decode.js';
 import { bootToEpochOffsetNs, eventTime, networkTransport, openFlagNames, toEnvelope } from '../src/sensor/ndjson.js';
+import { SuppressionSummarizer } from '../src/sensor/suppression.js';
 import type { SensorEvent } from '../src/sensor/types.js';
 import { batchOf, execRecord, HEADER, record, sockaddr } from './helpers/wire.js';
 
@@ -49,6 +50,7 @@ const RECORDS: Record<string, Uint8Array> = {
   ptrace: record('wa_ptrace', {}, { ret: 0, target_pid: 99, request: 16n }),
   ptraceOdd: record('wa_ptrace', {}, { ret: -1, target_pid: 99, request: -5n }),
   bind: record('wa_bind', {}, { ret: 0, sock_type: 3, protocol: 255, fd: 5, local: sockaddr(10, 0, []) }),
+  scopeOverflow: record('wa_scope_overflow', {}, { child_pid: 4242, root_pid: 100, depth: 3, error: -7 }),
   // network depth (src/sensor/ndjson-net.ts)
   dnsAnswer: record('wa_dns_answer', { type: C.WA_EV_DNS_ANSWER }, { fd: 7, payload_len: answer.length, syscall: C.WA_RECV_RECVFROM!, orig_len: answer.length }, [answer]),
   dnsAnswerBad: record('wa_dns_answer', { type: C.WA_EV_DNS_ANSWER }, { fd: 7, payload_len: 3, syscall: 9, orig_len: 3 }, ['abc']),
@@ -57,6 +59,15 @@ const RECORDS: Record<string, Uint8Array> = {
   listen: record('wa_listen', { type: C.WA_EV_LISTEN }, { ret: 0, fd: 3, backlog: 511, sock_type: 1, protocol: 6, local: sockaddr(2, 8080, [127, 0, 0, 1]) }),
   accept: record('wa_listen', { type: C.WA_EV_ACCEPT }, { ret: 4, fd: 4, sock_type: 1, protocol: 6, local: sockaddr(2, 8080, [127, 0, 0, 1]), peer: sockaddr(2, 50000, [127, 0, 0, 2]) }),
 };
+
+/** sensor.suppressed comes from the kernel's repeat counters, not a record: one summary built from a counter row. */
+function suppressedEnvelope(): Envelope {
+  const [ev] = new SuppressionSummarizer({ budget: 1024, windowNs: 1e9 }).summarize([{
+    pid: 7, type: C.WA_EV_FILE_WRITE!, hash: 0xabcdefn, count: 5, winStartNs: TS, firstNs: TS, lastNs: TS + 9n,
+    keyFullLen: 8, key: Buffer.from('/tmp/out'), uid: 0, gid: 0, cgroupId: 1n, comm: 'flood', deleted: false,
+  }], false);
+  return toEnvelope(ev!, clock)!;
+}
 
 describe('toEnvelope', () => {
   it('produces envelopes that validate against the per-event schemas and the generic envelope', () => {
@@ -69,6 +80,10 @@ describe('toEnvelope', () => {
       expect(envelopeSchema.safeParse(line).success).toBe(true);
       seen.add(env.event);
     }
+    const sup = JSON.parse(JSON.stringify(suppressedEnvelope())) as unknown;
+    const strictSup = sensorEnvelopeSchema.safeParse(sup);
+    expect(strictSup.success, strictSup.success ? '' : JSON.stringify(strictSup.error.issues)).toBe(true);
+    seen.add('sensor.suppressed');
     // every decoder-produced event name is covered (sensor.heartbeat is the control plane's)
     expect([...seen].sort()).toEqual(SENSOR_EVENT_NAMES.filter((n) => n !== 'sensor.heartbeat').sort());
     expect(Object.keys(sensorAttributeSchemas).sort()).toEqual([...seen].sort());

@@ -37,8 +37,12 @@ export async function run(argv: string[]): Promise<number> {
   const hold = (sig: NodeJS.Signals): void => { if (sig !== 'SIGHUP') early = sig; };
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, hold);
   let daemon: WitnessDaemon;
+  // a blind sensor ends the daemon with a failure, so systemd restarts it
+  let blind: (() => void) | null = null;
+  let fatal = false;
+  const onSensorFatal = (): void => { fatal = true; if (blind) blind(); else early = 'SIGTERM'; };
   try {
-    daemon = await WitnessDaemon.start({ config, configPath: source });
+    daemon = await WitnessDaemon.start({ config, configPath: source, onSensorFatal });
   } finally {
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, hold);
   }
@@ -60,13 +64,14 @@ export async function run(argv: string[]): Promise<number> {
         setTimeout(() => process.exit(code), 2000).unref();
         resolve(code);
       };
-      daemon.stop().then(() => done(0), (err: unknown) => {
+      daemon.stop().then(() => done(fatal ? 1 : 0), (err: unknown) => {
         log.error({ err: (err as Error).message }, 'unclean stop');
         done(1);
       });
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    blind = () => stop('SIGTERM');
     process.on('SIGHUP', () => { void daemon.reload(); });
     if (early !== null) stop(early);
   });

@@ -16,6 +16,11 @@ function describe(e: Envelope): string {
     case 'security.setuid':
     case 'security.setgid': return `${a['witness.syscall']} ${(a['witness.ids.old'] as string[]).join(',')} → ${(a['witness.ids.new'] as string[]).join(',')}`;
     case 'security.ptrace': return `${a['witness.ptrace.request']} pid ${a['witness.ptrace.target_pid']} → ${a['witness.result']}`;
+    case 'tls.client_hello': return `${a['server.address'] ?? '(no SNI)'} ${a['tls.client.ja4'] ?? a['witness.tls.parse_error'] ?? ''}`;
+    case 'llm.call': return `${a['gen_ai.provider.name']} ${a['server.address']} ↑${a['witness.conn.tx_bytes']} ↓${a['witness.conn.rx_bytes']} ttft ${a['witness.llm.ttft_ms'] ?? '?'} ms`;
+    case 'network.close': return `${a['server.address'] ?? a['network.peer.address']}:${a['network.peer.port']} ↑${a['witness.conn.tx_bytes']} ↓${a['witness.conn.rx_bytes']}`;
+    case 'dns.answer': return `${a['dns.question.name'] ?? '?'} → ${(a['dns.answers'] as string[] | undefined)?.join(' ') ?? ''}`;
+    case 'network.unix_connect': return `${a['network.peer.address']} → ${a['witness.result']}`;
     case 'security.bind': return `${a['network.transport']} ${a['network.local.address']}:${a['network.local.port']} → ${a['witness.result']}`;
     default: return String(a['file.path'] ?? '');
   }

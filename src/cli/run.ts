@@ -13,6 +13,7 @@ import { scopeEnvelope } from '../scope/events.js';
 import { log } from '../log.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
+import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
@@ -29,7 +30,8 @@ import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
-  '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]] -- CMD [ARGS...]';
+  '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
+  '                   [--budget-events N] [--budget-window-ms MS] -- CMD [ARGS...]';
 
 function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
@@ -42,6 +44,11 @@ export function summaryText(counts: Map<string, number>, stats: SensorStats, out
   return `witness: ${parts.join(' ') || 'no events'}; drops=${stats.droppedTotal + outputDropped} ` +
     `(kernel ${stats.droppedTotal - stats.userDropped}, user ${stats.userDropped}, output ${outputDropped}) ` +
     `decode_errors=${stats.decodeErrors} in ${seconds.toFixed(2)}s\n`;
+}
+
+function withNet(hb: Envelope, net: NetDepth): Envelope {
+  Object.assign(hb.attributes, net.heartbeatAttributes());
+  return hb;
 }
 
 const DEFAULT_LINGER_MS = 5000;
@@ -84,7 +91,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
-      'scope-tool-call', 'scope-tool-name', 'user', 'linger'],
+      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
@@ -98,6 +105,15 @@ export async function run(rawArgv: string[]): Promise<number> {
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
   if (!(heartbeatSeconds > 0)) throw new WitnessError('E_CONFIG', 'must be a positive number of seconds', { file: 'witness run', field: '--heartbeat' });
+  // fairness under flood (docs/ndjson.md, sensor.suppressed): 0 events = no budget
+  const budgetEvents = str(flags, 'budget-events') !== undefined ? Number(str(flags, 'budget-events')) : undefined;
+  if (budgetEvents !== undefined && !(Number.isInteger(budgetEvents) && budgetEvents >= 0)) {
+    throw new WitnessError('E_CONFIG', 'must be a whole number of records (0: no budget)', { file: 'witness run', field: '--budget-events' });
+  }
+  const budgetWindowMs = str(flags, 'budget-window-ms') !== undefined ? Number(str(flags, 'budget-window-ms')) : undefined;
+  if (budgetWindowMs !== undefined && !(Number.isInteger(budgetWindowMs) && budgetWindowMs > 0)) {
+    throw new WitnessError('E_CONFIG', 'must be a positive number of milliseconds', { file: 'witness run', field: '--budget-window-ms' });
+  }
 
   const toStdout = out === undefined;
   const json = flags.json === true || out !== undefined || !process.stdout.isTTY;
@@ -146,12 +162,14 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth();
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
   const sensor = WitnessSensor.open({
     sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
+    ...(budgetEvents !== undefined ? { budgetEvents } : {}),
+    ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
       // network depth (TLS hello, names on connects, llm.call) sits before attribution
@@ -181,7 +199,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   const agent = new GuardedAgent(sensor, shim, {
     command: rest, cred: plan.cred, cgroup, allowIoUring, env: plan.env,
     stdio: ['inherit', toStdout && json ? 2 : 'inherit', 'inherit'],
-    onPid: (pid) => { rootPid = pid; openScope(pid); },
+    // sensor.start (who the agent runs as) is sealed before the agent runs a single instruction:
+    // a witness killed early still leaves a signed start of the session
+    onPid: (pid) => { rootPid = pid; openScope(pid); ledger?.checkpoint('time'); },
   });
   let scopeToolCall: string | undefined;
   const openScope = (pid: number): void => {
@@ -200,7 +220,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   if (agent.cgroupError) log.warn({ cgroup, err: agent.cgroupError }, 'agent not placed in its cgroup; the tree is ended by ancestry only');
   const forward = (sig: NodeJS.Signals): void => { agent.signal(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
-  const beat = setInterval(() => emit(heartbeat(sensor, new Date())), heartbeatSeconds * 1000);
+  const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
 
   const result = await agent.rootExit;
   // the root's exit record may still be in flight; give it a moment, not forever
@@ -220,7 +240,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const stats = await sensor.close();
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
-  emit(heartbeat(sensor, new Date(), stats));
+  emit(withNet(heartbeat(sensor, new Date(), stats), net));
   // The sensor is closed, so nothing upstream can suffer now: wait for the
   // reader as any Unix writer would (a reader that went away ends it at once).
   await sink.close(Number.POSITIVE_INFINITY);

@@ -1,6 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { WitnessError } from '../errors.js';
+import { agentWasPrivileged, ROOT_AGENT_NOTE, unclosedNote } from './verify-notes.js';
 import { loadPublicKey } from '../ledger/keys.js';
 import { findLocalHostKey } from '../ledger/local-key.js';
 import { run as runPeriod, wantsPeriod } from './verify-period.js';
@@ -36,21 +35,6 @@ function describeFailure(r: VerifyReport): string {
   const f = r.failure!;
   const where = [f.file, f.line !== undefined ? `line ${f.line}` : null, f.seq !== undefined ? `seq ${f.seq}` : null].filter(Boolean).join(' ');
   return `MISMATCH ${where}: ${f.reason}\n`;
-}
-
-export const ROOT_AGENT_NOTE = 'WARNING: ROOT AGENT: this session\'s agent ran as root (--as-root); it could read the signing key ' +
-  'and rewrite and re-sign its own record, so a valid signature does not show the agent left it alone.\n';
-
-/** Did the session's agent run as root? Its sensor.start (the first record) says so, closed or not. */
-export function agentWasPrivileged(target: string): boolean {
-  try {
-    if (!statSync(target).isDirectory()) return false;
-    const text = readFileSync(join(target, 'events.ndjson'), 'utf8');
-    const first = (JSON.parse(text.slice(0, text.indexOf('\n') >>> 0)) as { event?: { event?: string; attributes?: Record<string, unknown> } }).event;
-    return first?.event === 'sensor.start' && first.attributes?.['witness.agent.privileged'] === true;
-  } catch {
-    return false; // not a session dir; the verifier reports what it is
-  }
 }
 
 const UNPINNED = 'signatures are checked only against the keys the ledger itself names, which proves integrity, not authorship';
@@ -105,14 +89,16 @@ export async function run(argv: string[]): Promise<number> {
   const code = !report.verified ? EXIT_MISMATCH : report.signerPinned ? EXIT_VERIFIED : EXIT_UNPINNED;
   const privileged = agentWasPrivileged(target);
   if (privileged) process.stderr.write(ROOT_AGENT_NOTE);
+  const unclosed = unclosedNote(target);
   if (json) {
     const notProven = report.verified && !report.signerPinned ? { notProven: ['authorship'], notProvenReason: UNPINNED_NOT_PROVEN } : {};
-    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report, agentPrivileged: privileged, ...notProven })}\n`);
+    process.stdout.write(`${JSON.stringify({ result: report.verified ? 'VERIFIED' : 'MISMATCH', ...report, agentPrivileged: privileged, unclosed: unclosed?.trim() ?? null, ...notProven })}\n`);
   } else if (report.verified) {
     process.stdout.write(verifiedText(report));
   } else {
     process.stdout.write(describeFailure(report));
   }
+  if (unclosed && !json) process.stdout.write(unclosed); // after the verdict line, which stays first
   return code;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { providerRuleSchema } from '../sensor/llm.js';
 import { parseDuration } from '../pulse/duration.js';
 
 /**
@@ -23,6 +24,11 @@ const sensorSchema = z.strictObject({
   ringBytes: positiveInt.refine((n) => (n & (n - 1)) === 0 && n >= 4096, 'must be a power of two >= 4096').optional(),
   maxLatencyMs: positiveInt.max(10_000).optional(),
   sensitivePaths: z.array(absolutePath).optional(),
+  // fairness under flood (bpf/budget.bpf.h); 0 turns the budget off
+  budgetEvents: z.number().int().min(0).max(1_000_000_000).optional(),
+  budgetWindowMs: positiveInt.max(3_600_000).optional(),
+  ringSharePct: z.number().int().min(1).max(100).optional(),
+  tracedMax: positiveInt.max(1 << 24).optional(),
 });
 
 const storeSchema = z.strictObject({
@@ -105,6 +111,8 @@ export const daemonConfigSchema = z.strictObject({
   }).default({}),
   pulse: pulseSchema.default(pulseSchema.parse({})),
   ledger: ledgerSchema.default(ledgerSchema.parse({})),
+  /** extra rows for the model-provider table (docs/network.md), tried before the defaults */
+  llmProviders: z.array(providerRuleSchema).default([]),
   /** C2SP witnesses the continuity log's checkpoints are pushed to (docs/continuity.md). */
   witnesses: z.array(z.strictObject({ url: z.string().regex(/^https?:\/\//), vkey: absolutePath })).default([]),
 });

@@ -15,6 +15,7 @@ import { manifestSensitivePaths } from '../manifest/sensitive.js';
 import { heartbeat } from '../sensor/heartbeat.js';
 import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from '../sensor/sensitive.js';
 import { loadNative } from '../sensor/native.js';
+import type { ProviderRule } from '../sensor/llm.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '../store/db.js';
@@ -26,6 +27,7 @@ import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
+import type { WitnessError } from '../errors.js';
 
 export interface DaemonStartOptions {
   config: DaemonConfig;
@@ -33,12 +35,20 @@ export interface DaemonStartOptions {
   configPath: string;
   hooks?: AttributionHooks;
   env?: NodeJS.ProcessEnv;
+  /** the sensor stopped reading its ring (repeated poll failures): the daemon is blind and must be restarted */
+  onSensorFatal?: (err: WitnessError) => void;
 }
 
 /** The sensor's defaults (or the config's list) plus every path the manifest adds. */
 function sensitivePathsFor(config: DaemonConfig): string[] {
   const manifest = config.manifest !== undefined ? loadManifest(config.manifest) : null;
   return manifestSensitivePaths(manifest, config.sensor.sensitivePaths ?? DEFAULT_SENSITIVE);
+}
+
+/** The config's provider rows, then the manifest's (docs/network.md). */
+function llmProvidersFor(config: DaemonConfig): ProviderRule[] {
+  const manifest = config.manifest !== undefined ? loadManifest(config.manifest) : null;
+  return [...config.llmProviders, ...(manifest?.llm_providers ?? [])];
 }
 
 function now(): string {
@@ -129,7 +139,7 @@ export class WitnessDaemon {
       const clock: BootClock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
       const ctx: HookContext = { emit: (e) => pipeline.emit(e), clock, store, env };
       const enricher = await hooks.createEnricher(config, ctx);
-      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock);
+      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config));
       closers.push(async () => { await enricher.close?.(); });
       const scopeServer = await hooks.startScopeServer(config, enricher, ctx);
       if (scopeServer) closers.push(async () => { await scopeServer.close(); });
@@ -139,6 +149,14 @@ export class WitnessDaemon {
         traceAll: true,
         ...(config.sensor.ringBytes !== undefined ? { ringBytes: config.sensor.ringBytes } : {}),
         ...(config.sensor.maxLatencyMs !== undefined ? { maxLatencyMs: config.sensor.maxLatencyMs } : {}),
+        ...(config.sensor.budgetEvents !== undefined ? { budgetEvents: config.sensor.budgetEvents } : {}),
+        ...(config.sensor.budgetWindowMs !== undefined ? { budgetWindowMs: config.sensor.budgetWindowMs } : {}),
+        ...(config.sensor.ringSharePct !== undefined ? { ringSharePct: config.sensor.ringSharePct } : {}),
+        ...(config.sensor.tracedMax !== undefined ? { tracedMax: config.sensor.tracedMax } : {}),
+        onFatal: (err) => {
+          log.error({ err: err.message }, 'sensor blind');
+          opts.onSensorFatal?.(err);
+        },
         sensitivePaths: sensitivePathsFor(config),
       });
       const daemon = new WitnessDaemon(config, dir, sensor, pipeline, store, storeSink, fileSink, scopeServer);

@@ -4,6 +4,7 @@ import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
 import type { PulseEngine } from '../pulse/engine.js';
 import type { BootClock } from '../sensor/ndjson.js';
+import { ProviderTable, type ProviderRule } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
 import type { SensorEvent } from '../sensor/types.js';
 import type { ReloadableEnricher } from './hooks.js';
@@ -31,7 +32,7 @@ export class Pipeline {
   private enrichErrors = 0;
   private pulseErrors = 0;
   /** network depth (TLS hello, names on connects, llm.call), before attribution */
-  readonly net = new NetDepth();
+  readonly net: NetDepth;
   private readonly compactor = new ContextCompactor();
 
   constructor(
@@ -39,7 +40,10 @@ export class Pipeline {
     readonly sinks: readonly Sink[],
     private readonly pulse: PulseEngine | null,
     private readonly clock: () => BootClock,
-  ) {}
+    providers: readonly ProviderRule[] = [],
+  ) {
+    this.net = new NetDepth({ providers: new ProviderTable(providers) });
+  }
 
   get currentEnricher(): ReloadableEnricher {
     return this.enricher;
@@ -105,6 +109,7 @@ export class Pipeline {
       'witness.pipeline.emitted': s.emitted,
       'witness.pipeline.enrich_errors': s.enrichErrors,
       'witness.pipeline.pulse_errors': s.pulseErrors,
+      ...this.net.heartbeatAttributes(),
     };
     for (const [name, st] of Object.entries(s.sinks)) {
       a[`witness.export.${name}.written`] = st.written;

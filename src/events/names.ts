@@ -16,6 +16,8 @@ export const SENSOR_EVENT_NAMES = [
   'security.ptrace',
   'security.bind',
   'sensor.heartbeat',
+  'sensor.scope_overflow',
+  'sensor.suppressed',
   // network depth (docs/ndjson.md)
   'dns.answer',
   'network.close',

@@ -174,6 +174,28 @@ export const bindAttributes = z.object({
   'witness.fd': u32,
 }).strict();
 
+export const scopeOverflowAttributes = z.object({
+  ...common,
+  'witness.escaped.pid': u32,
+  'witness.traced.root_pid': u32,
+  'witness.traced.depth': u32,
+  'witness.result': result,
+}).strict();
+
+export const suppressedAttributes = z.object({
+  ...common,
+  'witness.suppressed.kind': z.string(),
+  'witness.suppressed.key': z.string().nullable(),
+  'witness.suppressed.key_truncated': z.boolean(),
+  'witness.suppressed.key_hash': z.string().regex(/^[0-9a-f]{16}$/),
+  'witness.suppressed.count': z.number().int().min(1),
+  'witness.suppressed.from': z.string().regex(RFC3339_NS),
+  'witness.suppressed.to': z.string().regex(RFC3339_NS),
+  'witness.suppressed.window_ms': z.number().min(0),
+  'witness.suppressed.budget': z.number().int().min(0),
+  'witness.suppressed.final': z.boolean(),
+}).strict();
+
 /** Attribute schema per sensor event name (sensor.heartbeat is the control plane's, not the decoder's). */
 export const sensorAttributeSchemas = {
   'process.exec': execAttributes,
@@ -188,6 +210,8 @@ export const sensorAttributeSchemas = {
   'security.setgid': setidAttributes,
   'security.ptrace': ptraceAttributes,
   'security.bind': bindAttributes,
+  'sensor.scope_overflow': scopeOverflowAttributes,
+  'sensor.suppressed': suppressedAttributes,
   ...net.sensor,
 } as const;
 
@@ -207,6 +231,7 @@ export const sensorEnvelopeSchema = z.discriminatedUnion('event', [
   variant('process.exec'), variant('process.exit'), variant('network.connect'), variant('dns.query'),
   variant('file.write'), variant('file.read_sensitive'), variant('file.unlink'), variant('file.rename'),
   variant('security.setuid'), variant('security.setgid'), variant('security.ptrace'), variant('security.bind'),
+  variant('sensor.scope_overflow'), variant('sensor.suppressed'),
   variant('dns.answer'), variant('network.close'), variant('network.unix_connect'), variant('network.listen'), variant('network.accept'),
 ]);
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { providerRuleSchema } from '../sensor/llm.js';
 import { parseCidr } from './cidr.js';
 
 /**
@@ -60,6 +61,8 @@ export const manifestSchema = z.object({
   sensitive_paths: z.array(sensitivePath).default([]),
   /** how often declared hostnames are resolved again */
   resolve_interval_seconds: z.number().int().min(10).max(86_400).default(300),
+  /** extra rows for the model-provider table (docs/network.md), tried before the defaults */
+  llm_providers: z.array(providerRuleSchema).default([]),
 }).strict().superRefine((m, ctx) => {
   const seen = new Map<string, number>();
   m.agents.forEach((a, i) => {

@@ -171,6 +171,7 @@ function decodeRecord(type: number, o: number, len: number): SensorEvent | null 
     case L.WA_EV_SETGID: return setid('setgid', o, len);
     case L.WA_EV_PTRACE: return ptrace(o, len);
     case L.WA_EV_BIND: return bind(o, len);
+    case L.WA_EV_SCOPE_OVERFLOW: return scopeOverflow(o, len);
     default: { // network depth (decode-net.ts), else unknown
       const r = decodeNetRecord(dv, u8, type, o, len);
       return r === undefined ? fail('wa_hdr.type', `unknown record type ${type}`) : 'reason' in r ? fail(r.field, r.reason) : r;
@@ -395,5 +396,20 @@ function ptrace(o: number, len: number): SensorEvent | null {
     ret: dv.getInt32(o + L['wa_ptrace.ret'], true),
     targetPid: dv.getUint32(o + L['wa_ptrace.target_pid'], true),
     request: dv.getBigInt64(o + L['wa_ptrace.request'], true),
+  };
+}
+
+function scopeOverflow(o: number, len: number): SensorEvent | null {
+  if (len < L['wa_scope_overflow.$size']) return tooShort('wa_scope_overflow', L['wa_scope_overflow.$size'], len);
+  return {
+    kind: 'scope_overflow',
+    pid: dv.getUint32(o + PID, true), tid: dv.getUint32(o + TID, true),
+    uid: dv.getUint32(o + UID, true), gid: dv.getUint32(o + GID, true),
+    cgroupId: cgroupAt(o), tsBootNs: dv.getBigUint64(o + TS, true), comm: comm(o + COMM),
+    flags: dv.getUint16(o + FLAGS, true),
+    childPid: dv.getUint32(o + L['wa_scope_overflow.child_pid'], true),
+    rootPid: dv.getUint32(o + L['wa_scope_overflow.root_pid'], true),
+    depth: dv.getUint32(o + L['wa_scope_overflow.depth'], true),
+    error: dv.getInt32(o + L['wa_scope_overflow.error'], true),
   };
 }

@@ -38,6 +38,7 @@ export const LAYOUT = {
   WA_EV_SETGID: 11,
   WA_EV_PTRACE: 12,
   WA_EV_BIND: 13,
+  WA_EV_SCOPE_OVERFLOW: 30,
   WA_EV_MAX: 64,
   WA_F_TRUNC_ARGV: 1,
   WA_F_TRUNC_PATH: 2,
@@ -166,6 +167,13 @@ export const LAYOUT = {
   'wa_bind.local': 64,
   'wa_bind.fd': 84,
   'wa_bind.$size': 88,
+
+  'wa_scope_overflow.hdr': 0,
+  'wa_scope_overflow.child_pid': 56,
+  'wa_scope_overflow.root_pid': 60,
+  'wa_scope_overflow.depth': 64,
+  'wa_scope_overflow.error': 68,
+  'wa_scope_overflow.$size': 72,
 
   'wa_stream_head.$size': 80,
   'wa_stream_head.hdr': 0,

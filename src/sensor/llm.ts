@@ -9,6 +9,14 @@
  * their own rows to `ProviderTable`.
  */
 
+import { z } from 'zod';
+
+/** A user row (manifest `llm_providers`, daemon config `llmProviders`): host pattern labels of [a-z0-9-*]. */
+export const providerRuleSchema = z.strictObject({
+  host: z.string().regex(/^(?=.{1,253}$)([a-z0-9*-]{1,63})(\.[a-z0-9*-]{1,63})*\.?$/i, 'a host name whose labels may contain *'),
+  provider: z.string().min(1).max(64),
+});
+
 export interface ProviderRule {
   /** e.g. 'api.openai.com', 'bedrock-runtime.*.amazonaws.com' */
   host: string;

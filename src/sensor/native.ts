@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WitnessError } from '../errors.js';
 import { checkLayout } from './layout.js';
+import type { SuppressRow } from './suppression.js';
 
 /** One row of the capability table: did the program load, did it attach, why not. */
 export interface ProgramStatus {
@@ -15,8 +16,19 @@ export interface ProgramStatus {
 }
 
 export interface NativeStats {
+  /** records written into the ring, per kind */
   kernelEmitted: Record<string, number>;
+  /** records lost to a full ring (or shed at an over-budget process's ring share), per kind */
   kernelDropped: Record<string, number>;
+  /** repeats past a budget the kernel counted instead of writing, per kind */
+  kernelSuppressed: Record<string, number>;
+  /** records handed to JavaScript, per kind; at close kernelEmitted = delivered + (user drops of that kind) */
+  delivered: Record<string, number>;
+  /** enum wa_loss_counter: scopeFull, pendingLost, droppersFull, suppressFull, budgetFull, shed */
+  loss: Record<string, number>;
+  /** failed polls of the ring, and the errno that made the poll thread give up (0: it did not) */
+  pollErrors: number;
+  pollFatalErrno: number;
   batches: number;
   records: number;
   bytes: number;
@@ -25,13 +37,20 @@ export interface NativeStats {
 }
 
 export interface NativeSensorOptions {
-  onBatch: (batch: ArrayBuffer, records: number) => void;
+  /** batch null: the poll thread gave up; records is then -errno */
+  onBatch: (batch: ArrayBuffer | null, records: number) => void;
   ringBytes?: number;
   wakeupBytes?: number;
   batchBytes?: number;
   maxLatencyMs?: number;
   traceAll?: boolean;
+  tracedMax?: number;
+  budgetEvents?: number;
+  budgetWindowMs?: number;
+  ringSharePct?: number;
 }
+
+export interface DropperRow { pid: number; comm: string; count: number }
 
 export interface NativeSensor {
   capabilities(): ProgramStatus[];
@@ -46,6 +65,12 @@ export interface NativeSensor {
   addSensitive(kernelDev: number, inode: bigint): void;
   clearSensitive(): void;
   stats(): NativeStats;
+  /** the processes with the most ring drops, most first */
+  dropsByProcess(max?: number): DropperRow[];
+  /** every repeat counter; those idle since before the cutoff are deleted (after close: the final sweep, once) */
+  sweepSuppressed(deleteBeforeNs: bigint): SuppressRow[];
+  /** test hook: the next n polls fail with -errno */
+  injectPollErrors(n: number, errno: number): void;
   close(): Promise<void>;
 }
 

@@ -2,7 +2,7 @@ import type { Attributes, Envelope } from '../events/envelope.js';
 import { WITNESS_FLAG_NAMES } from '../events/schemas.js';
 import type { EventName } from '../events/names.js';
 import { toNetEnvelope } from './ndjson-net.js';
-import type { BindEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
+import type { BindEvent, ScopeOverflowEvent, SuppressedEvent, ConnectEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, PtraceEvent, RenameEvent, SensorEvent, SetidEvent } from './types.js';
 
 /**
  * Maps decoded sensor events to NDJSON envelopes (docs/ndjson.md is the
@@ -164,6 +164,8 @@ export function toEnvelope(ev: SensorEvent, clock: BootClock): Envelope | null {
     case 'setgid': return envelope(ev, clock, 'security.setgid', setidAttrs(ev));
     case 'ptrace': return envelope(ev, clock, 'security.ptrace', ptraceAttrs(ev));
     case 'bind': return envelope(ev, clock, 'security.bind', bindAttrs(ev));
+    case 'scope_overflow': return envelope(ev, clock, 'sensor.scope_overflow', scopeOverflowAttrs(ev));
+    case 'suppressed': return envelope(ev, clock, 'sensor.suppressed', suppressedAttrs(ev, clock));
     default: return toNetEnvelope(ev, clock); // network depth (ndjson-net.ts)
   }
 }
@@ -300,5 +302,33 @@ function bindAttrs(ev: BindEvent): Attributes {
     'network.type': networkType(ev.localFamily),
     'witness.result': ev.ret,
     'witness.fd': ev.fd,
+  };
+}
+
+function scopeOverflowAttrs(ev: ScopeOverflowEvent): Attributes {
+  return {
+    'process.pid': ev.pid, 'thread.id': ev.tid, 'process.user.id': ev.uid, 'witness.gid': ev.gid,
+    'process.command': ev.comm, 'process.linux.cgroup': cgroupText(ev.cgroupId),
+    'witness.escaped.pid': ev.childPid,
+    'witness.traced.root_pid': ev.rootPid,
+    'witness.traced.depth': ev.depth,
+    'witness.result': ev.error,
+  };
+}
+
+function suppressedAttrs(ev: SuppressedEvent, clock: BootClock): Attributes {
+  return {
+    'process.pid': ev.pid, 'thread.id': ev.tid, 'process.user.id': ev.uid, 'witness.gid': ev.gid,
+    'process.command': ev.comm, 'process.linux.cgroup': cgroupText(ev.cgroupId),
+    'witness.suppressed.kind': ev.suppressedKind,
+    'witness.suppressed.key': ev.key,
+    'witness.suppressed.key_truncated': ev.keyTruncated,
+    'witness.suppressed.key_hash': ev.keyHash,
+    'witness.suppressed.count': ev.count,
+    'witness.suppressed.from': eventTime(ev.fromBootNs + clock.bootToEpochNs),
+    'witness.suppressed.to': eventTime(ev.toBootNs + clock.bootToEpochNs),
+    'witness.suppressed.window_ms': ev.windowNs / 1e6,
+    'witness.suppressed.budget': ev.budget,
+    'witness.suppressed.final': ev.final,
   };
 }

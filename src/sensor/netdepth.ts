@@ -74,6 +74,17 @@ export class NetDepth {
     this.now = opts.nowMs ?? Date.now;
   }
 
+  /** Counts for sensor.heartbeat: what the bounds cost, and ClientHellos that did not parse. */
+  heartbeatAttributes(): Record<string, number> {
+    const a: Record<string, number> = {
+      'witness.netdepth.hello_parsed': this.stats.helloParsed,
+      'witness.netdepth.conns_evicted': this.stats.connsEvicted,
+      'witness.netdepth.names_evicted': this.stats.namesEvicted,
+    };
+    for (const [reason, n] of Object.entries(this.stats.helloFailed)) a[`witness.netdepth.hello_failed.${reason}`] = n;
+    return a;
+  }
+
   /** The envelopes one event yields (none, one, or an event and its finding). */
   process(ev: SensorEvent, clock: BootClock): Envelope[] {
     switch (ev.kind) {

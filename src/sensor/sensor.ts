@@ -2,9 +2,11 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { WitnessError } from '../errors.js';
 import { decodeBatch } from './decode.js';
 import { checkBtf, checkPrivileges, ensureTracefs } from './host.js';
-import { loadNative, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
+import { log } from '../log.js';
+import { loadNative, type DropperRow, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
 import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
 import { DEFAULT_SENSITIVE, expandHome, resolveSensitive } from './sensitive.js';
+import { SuppressionSummarizer } from './suppression.js';
 import type { SensorEvent } from './types.js';
 import { deniedReadFilter } from './sensitive.js';
 
@@ -20,13 +22,31 @@ export interface SensorOptions {
   sensitivePaths?: string[];
   /** false: load and attach but do not drain until start() (the ring fills; benchmarks) */
   autoStart?: boolean;
+  /** entries of the kernel's traced set (default 65,536); past it children escape, each one a scope_overflow */
+  tracedMax?: number;
+  /** fairness (bpf/budget.bpf.h): records per process, per high-volume kind, per window before
+   * repeats are counted instead of written; default 1024, 0 = no budget */
+  budgetEvents?: number;
+  /** the budget window, default 1000 ms */
+  budgetWindowMs?: number;
+  /** ring fill (%) an over-budget process may not push past, default 50 */
+  ringSharePct?: number;
+  /** how often repeat counters are summarised into `suppressed` events, default 1000 ms */
+  suppressSweepMs?: number;
+  /** the poll thread gave up (the sensor is blind from here on); default: logged as an error */
+  onFatal?: (err: WitnessError) => void;
 }
+
+export const DEFAULT_BUDGET_EVENTS = 1024;
+export const DEFAULT_BUDGET_WINDOW_MS = 1000;
 
 export interface SensorStats extends NativeStats {
   decoded: number;
   decodeErrors: number;
   /** kernel ring drops + records user space could not hand over */
   droppedTotal: number;
+  /** repeats reported in `suppressed` events, per kind (equals kernelSuppressed after close) */
+  suppressedSummarized: Record<string, number>;
 }
 
 /** Programs the core cannot do without; the rest degrade one capability each. */
@@ -42,10 +62,18 @@ export class WitnessSensor {
   readonly sensitiveSkipped: string[];
   private decoded = 0;
   private decodeErrors = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
   /** denied opens the kernel reported that were not under a sensitive path (not evidence, not lost: filtered) */
   deniedOutside = 0;
 
-  private constructor(readonly native: NativeSensor, readonly module: NativeModule, sensitiveSkipped: string[]) {
+  private constructor(
+    readonly native: NativeSensor,
+    readonly module: NativeModule,
+    sensitiveSkipped: string[],
+    private readonly summarizer: SuppressionSummarizer,
+    private readonly onEvent: (ev: SensorEvent) => void,
+    private readonly windowNs: number,
+  ) {
     this.clock = { bootToEpochNs: bootToEpochOffsetNs(module.clockOffsets()) };
     this.sensitiveSkipped = sensitiveSkipped;
   }
@@ -56,6 +84,8 @@ export class WitnessSensor {
     ensureTracefs();
     const mod = loadNative();
     let self: WitnessSensor | undefined;
+    const budget = opts.budgetEvents ?? DEFAULT_BUDGET_EVENTS;
+    const windowMs = opts.budgetWindowMs ?? DEFAULT_BUDGET_WINDOW_MS;
     const { entries, skipped } = resolveSensitive(expandHome(opts.sensitivePaths ?? DEFAULT_SENSITIVE));
     const denied = deniedReadFilter(entries.map((e) => e.path));
     const onEvent = (ev: SensorEvent): void => {
@@ -65,7 +95,14 @@ export class WitnessSensor {
       }
       opts.onEvent(ev);
     };
-    const onBatch = (ab: ArrayBuffer): void => {
+    const onBatch = (ab: ArrayBuffer | null, records: number): void => {
+      if (ab === null) {
+        const err = new WitnessError('E_KERNEL',
+          `the sensor stopped reading its ring buffer after repeated poll failures (errno ${-records}); nothing is observed from here on`);
+        if (opts.onFatal) opts.onFatal(err);
+        else log.error({ err: err.message }, 'sensor blind');
+        return;
+      }
       const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;
@@ -80,6 +117,10 @@ export class WitnessSensor {
         batchBytes: opts.batchBytes ?? 1 << 20,
         maxLatencyMs: opts.maxLatencyMs ?? 20,
         traceAll: opts.traceAll ?? false,
+        tracedMax: opts.tracedMax ?? 0,
+        budgetEvents: budget,
+        budgetWindowMs: windowMs,
+        ringSharePct: opts.ringSharePct ?? 0,
       });
     } catch (err) {
       throw new WitnessError('E_KERNEL', (err as Error).message, { cause: err });
@@ -91,9 +132,30 @@ export class WitnessSensor {
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
     for (const e of entries) native.addSensitive(e.kernelDev, e.inode);
-    self = new WitnessSensor(native, mod, skipped);
+    const summarizer = new SuppressionSummarizer({ budget, windowNs: windowMs * 1e6 });
+    self = new WitnessSensor(native, mod, skipped, summarizer, opts.onEvent, windowMs * 1e6);
+    if (budget > 0) {
+      const s = self;
+      s.sweepTimer = setInterval(() => s.sweepSuppressed(), opts.suppressSweepMs ?? 1000);
+      s.sweepTimer.unref();
+    }
     if (opts.autoStart !== false) native.start();
     return self;
+  }
+
+  private bootNowNs(): bigint {
+    return this.module.clockOffsets().bootNs;
+  }
+
+  /** Reports what the kernel's repeat counters gained; deletes those idle for two windows. */
+  sweepSuppressed(): void {
+    const cutoff = this.bootNowNs() - BigInt(Math.round(2 * this.windowNs));
+    for (const ev of this.summarizer.summarize(this.native.sweepSuppressed(cutoff), false)) this.onEvent(ev);
+  }
+
+  /** The processes with the most ring drops (a heartbeat names them). */
+  dropsByProcess(max = 5): DropperRow[] {
+    return this.native.dropsByProcess(max);
   }
 
   /** Starts draining (only needed with autoStart: false). */
@@ -133,12 +195,26 @@ export class WitnessSensor {
   stats(): SensorStats {
     const s = this.native.stats();
     const kernelDrops = Object.values(s.kernelDropped).reduce((a, b) => a + b, 0);
-    return { ...s, decoded: this.decoded, decodeErrors: this.decodeErrors, droppedTotal: kernelDrops + s.userDropped };
+    return {
+      ...s, decoded: this.decoded, decodeErrors: this.decodeErrors, droppedTotal: kernelDrops + s.userDropped,
+      suppressedSummarized: { ...this.summarizer.summarized },
+    };
   }
 
-  /** Stops the probes after delivering every record already in the ring. */
+  /**
+   * Detaches the probes, then delivers every record left in the ring and
+   * summarises every repeat counter: after it, per kind, kernelEmitted =
+   * delivered + user drops, and the suppressed summaries add up to
+   * kernelSuppressed.
+   */
   async close(): Promise<SensorStats> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     await this.native.close();
+    const finalRows = this.native.sweepSuppressed(0n);
+    for (const ev of this.summarizer.summarize(finalRows, true)) this.onEvent(ev);
+    const stats = this.stats();
+    for (const ev of this.summarizer.reconcile(stats.kernelSuppressed, this.bootNowNs())) this.onEvent(ev);
     return this.stats();
   }
 }

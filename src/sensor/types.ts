@@ -153,7 +153,51 @@ export interface PtraceEvent extends EventHeader {
   request: bigint;
 }
 
+/** A traced process forked a child the traced set had no room for: the child runs untraced. */
+export interface ScopeOverflowEvent extends EventHeader {
+  kind: 'scope_overflow';
+  /** the escaped child's tgid (pid is the parent's) */
+  childPid: number;
+  rootPid: number;
+  depth: number;
+  /** the kernel's -errno for the failed insert (-7 E2BIG: full) */
+  error: number;
+}
+
+/** Kinds whose repeats past a process's budget are counted instead of written. */
+export type SuppressibleKind = 'file_write' | 'dns' | 'connect';
+
+/**
+ * Repeats the kernel counted instead of writing (bpf/budget.bpf.h), summarised
+ * by the sensor from the kernel's counters, not decoded from a record. The
+ * header fields are the process's when its first repeat of this key was
+ * counted; tsBootNs is the last repeat. `count` is the repeats since this
+ * key's previous summary: the counts of every summary add up exactly to the
+ * kernel's per-kind suppressed totals.
+ */
+export interface SuppressedEvent extends EventHeader {
+  kind: 'suppressed';
+  suppressedKind: SuppressibleKind | string;
+  /** the key as text: the path, `address:port`, or the DNS question ("name TYPE"); null when unknown */
+  key: string | null;
+  /** the key was longer than WA_SUPP_KEY_MAX bytes and `key` is its start */
+  keyTruncated: boolean;
+  /** the kernel's keyed hash of the whole key, hex */
+  keyHash: string;
+  count: number;
+  /** CLOCK_BOOTTIME of the first and last repeat this summary covers */
+  fromBootNs: bigint;
+  toBootNs: bigint;
+  /** the budget window (ns) and budget (records per window) in force */
+  windowNs: number;
+  budget: number;
+  /** true for the summaries taken after the probes were detached (counts final) */
+  final: boolean;
+}
+
 export type SensorEvent =
+  | ScopeOverflowEvent
+  | SuppressedEvent
   | ExecEvent
   | ExitEvent
   | ForkEvent
@@ -174,6 +218,7 @@ export const RECORD_KIND_NAMES: Record<number, SensorEventKind> = {
   [L.WA_EV_DNS]: 'dns', [L.WA_EV_FILE_WRITE]: 'file_write', [L.WA_EV_FILE_UNLINK]: 'file_unlink',
   [L.WA_EV_FILE_RENAME]: 'file_rename', [L.WA_EV_FILE_READ_SENSITIVE]: 'file_read_sensitive',
   [L.WA_EV_SETUID]: 'setuid', [L.WA_EV_SETGID]: 'setgid', [L.WA_EV_PTRACE]: 'ptrace', [L.WA_EV_BIND]: 'bind',
+  [L.WA_EV_SCOPE_OVERFLOW]: 'scope_overflow',
   [L.WA_EV_STREAM_HEAD]: 'stream_head', [L.WA_EV_DNS_ANSWER]: 'dns_answer', [L.WA_EV_CONN_END]: 'conn_end',
   [L.WA_EV_UNIX_CONNECT]: 'unix_connect', [L.WA_EV_LISTEN]: 'listen', [L.WA_EV_ACCEPT]: 'accept',
 };

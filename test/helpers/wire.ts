@@ -144,7 +144,7 @@ export interface HeaderFields {
 const TYPE_OF: Record<string, number> = {
   wa_exec: C.WA_EV_EXEC!, wa_exit: C.WA_EV_EXIT!, wa_fork: C.WA_EV_FORK!, wa_connect: C.WA_EV_CONNECT!,
   wa_dns: C.WA_EV_DNS!, wa_file: C.WA_EV_FILE_WRITE!, wa_rename: C.WA_EV_FILE_RENAME!, wa_setid: C.WA_EV_SETUID!,
-  wa_ptrace: C.WA_EV_PTRACE!, wa_bind: C.WA_EV_BIND!,
+  wa_ptrace: C.WA_EV_PTRACE!, wa_bind: C.WA_EV_BIND!, wa_scope_overflow: C.WA_EV_SCOPE_OVERFLOW!,
 };
 
 export const DEFAULT_HDR: Required<HeaderFields> = {

@@ -33,13 +33,14 @@ describe.skipIf(suite.skip)('the write-open storm through witness run --out with
   const dir = mkdtempSync(join(tmpdir(), 'wa-storm-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  // the storm repeats one path: without --budget-events 0 all but the budget would be counted, not written (fairness)
   it('delivers every event the kernel emitted to the file, the ledger and the summary; every stage balances', async () => {
     const storm = join(dir, 'storm');
     chmodSync(dir, 0o755); // the agent runs as nobody (`--user nobody`) and must reach the storm binary
     execFileSync('cc', ['-O2', '-o', storm, join(ROOT, 'bench', 'storm.c')]);
     const out = join(dir, 'out.ndjson');
     const session = join(dir, 'session');
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'witness.js'), 'run', '--user', 'nobody', '--out', out, '--session-dir', session, '--', storm, String(N)],
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'witness.js'), 'run', '--user', 'nobody', '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
       { encoding: 'utf8', timeout: 300_000, env: { ...process.env, WITNESS_STATE_DIR: join(dir, 'state') } });
     expect(r.status, r.stderr).toBe(0);
 
