@@ -37,7 +37,7 @@ echo "quickstart: set up in $((SECONDS - started))s (node $(node --version), $(c
 
 [ "$mode" = test ] && exec bash scripts/test.sh "$@"
 probe=$(node bin/witness.js probe) || { echo "$probe"; echo "quickstart: witness probe: the core probes did not attach (table above)" >&2; exit 1; }
-echo "$probe" | head -n 5
+head -n 5 <<<"$probe"  # not a pipe: under set -o pipefail, head closing early could SIGPIPE echo and end the quick start
 if [ "$mode" = run ]; then
   agent_user=${WITNESS_AGENT_USER:-${SUDO_USER:-nobody}}
   [ "$agent_user" = root ] && agent_user=nobody
