@@ -52,18 +52,15 @@ export interface DaemonSegmentRow {
   key_id: string;
 }
 
-/** Sealed daemon segments deleted by retention (src/ledger/retention.ts): verification expects them gone. */
-export interface PruneRow {
+/**
+ * A sealed daemon segment deleted on purpose, so verification expects it gone.
+ * Verify reads these rows; no writer emits them yet (ledger retention is not built).
+ * The segment's identity is the DaemonSegmentRow it replaces.
+ */
+export interface PruneRow extends Omit<DaemonSegmentRow, 'kind' | 'key_id'> {
   kind: 'prune';
   time: string;
   reason: 'size' | 'age';
-  epoch_id: string;
-  segment: number;
-  dir: string;
-  tree_size: number;
-  root_hash: string;
-  chain_head: string;
-  final_checkpoint_sha256: string;
   bytes: number;
 }
 
