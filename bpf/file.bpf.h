@@ -37,29 +37,25 @@ static __always_inline void wa_open_enter(int dirfd, __u64 path, __u64 flags, __
 	p->args[3] = mode;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int wa_enter_openat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(openat)
 {
 	wa_open_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int wa_enter_open(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(open)
 {
 	wa_open_enter(AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int wa_enter_creat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(creat)
 {
 	wa_open_enter(AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int wa_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(openat2)
 {
 	if (!wa_current_traced())
 		return 0;
@@ -217,14 +213,10 @@ static __always_inline int wa_open_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int wa_exit_openat(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int wa_exit_openat2(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_open")
-int wa_exit_open(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_creat")
-int wa_exit_creat(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(openat) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(openat2) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(open) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(creat) { return wa_open_exit(ctx->ret); }
 
 /* unlink and rename: built at exit from the names as given, anchored at
  * their dirfd (the directories still exist; the names may not). */
@@ -242,15 +234,13 @@ static __always_inline void wa_save_path_args(int dirfd, __u64 path, int dirfd2,
 	p->args[4] = flags;
 }
 
-SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int wa_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(unlinkat)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], 0, 0, ctx->args[2], WA_K_UNLINK);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_unlink")
-int wa_enter_unlink(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(unlink)
 {
 	wa_save_path_args(AT_FDCWD, ctx->args[0], 0, 0, 0, WA_K_UNLINK);
 	return 0;
@@ -279,27 +269,22 @@ static __always_inline int wa_unlink_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_unlinkat")
-int wa_exit_unlinkat(struct trace_event_raw_sys_exit *ctx) { return wa_unlink_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_unlink")
-int wa_exit_unlink(struct trace_event_raw_sys_exit *ctx) { return wa_unlink_exit(ctx->ret); }
+WA_SYSCALL_EXIT(unlinkat) { return wa_unlink_exit(ctx->ret); }
+WA_SYSCALL_EXIT(unlink) { return wa_unlink_exit(ctx->ret); }
 
-SEC("tracepoint/syscalls/sys_enter_renameat2")
-int wa_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(renameat2)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4], WA_K_RENAME);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_renameat")
-int wa_enter_renameat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(renameat)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], 0, WA_K_RENAME);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_rename")
-int wa_enter_rename(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(rename)
 {
 	wa_save_path_args(AT_FDCWD, ctx->args[0], AT_FDCWD, ctx->args[1], 0, WA_K_RENAME);
 	return 0;
@@ -331,11 +316,8 @@ static __always_inline int wa_rename_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_renameat2")
-int wa_exit_renameat2(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_renameat")
-int wa_exit_renameat(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_rename")
-int wa_exit_rename(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(renameat2) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(renameat) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(rename) { return wa_rename_exit(ctx->ret); }
 
 #endif
