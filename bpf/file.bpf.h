@@ -98,6 +98,29 @@ struct {
 	__type(value, struct wa_name_key);
 } wa_name_scratch SEC(".maps");
 
+/* Filesystems (superblock s_dev) holding any sensitive identity. The ancestry
+ * walk follows d_parent, which never leaves a superblock, so an open on any
+ * other filesystem (/dev, /proc, tmpfs, a build tree's own mount) cannot be
+ * sensitive: one lookup instead of the walk. The loader sets
+ * wa_sensitive_devs_full when this map had no room (then every open walks). */
+#define WA_SENSITIVE_DEVS 64
+volatile __u32 wa_sensitive_devs_full;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WA_SENSITIVE_DEVS);
+	__type(key, __u32);
+	__type(value, __u8);
+} wa_sensitive_devs SEC(".maps");
+
+static __always_inline bool wa_sensitive_fs(struct file *f)
+{
+	if (wa_sensitive_devs_full)
+		return true;
+	__u32 dev = BPF_CORE_READ(f, f_path.dentry, d_sb, s_dev);
+	return bpf_map_lookup_elem(&wa_sensitive_devs, &dev) != NULL;
+}
+
 static __always_inline bool wa_child_named(const struct wa_inode_key *parent, struct dentry *child)
 {
 	__u32 zero = 0;
@@ -165,7 +188,7 @@ static __always_inline int wa_open_exit(long ret)
 		if (how_user)
 			flags |= WA_F_USER_MEMORY;
 	}
-	if (!type && f && wa_sensitive_count && wa_is_sensitive(f))
+	if (!type && f && wa_sensitive_count && wa_sensitive_fs(f) && wa_is_sensitive(f))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	else if (!type && !f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
 		/* A denied read has no file to identify: the path as asked for (user

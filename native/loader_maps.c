@@ -37,7 +37,11 @@ struct wa_inode_key_u {
 static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits)
 {
 	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
-	uint8_t v = 0;
+	uint8_t v = 0, one = 1;
+	/* its filesystem first: from here on opens there walk (file.bpf.h), so
+	 * none can skip the walk once the identity below is in */
+	if (bpf_map__update_elem(l->skel->maps.wa_sensitive_devs, &kdev, sizeof(kdev), &one, 1, BPF_ANY))
+		l->skel->bss->wa_sensitive_devs_full = 1;
 	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, 0);
 	v |= bits;
 	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, BPF_ANY);
@@ -80,6 +84,8 @@ static void clear_map(int fd, size_t key_size)
 void wa_loader_clear_sensitive(struct wa_loader *l)
 {
 	l->skel->bss->wa_sensitive_count = 0;
+	l->skel->bss->wa_sensitive_devs_full = 0;
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_devs), sizeof(uint32_t));
 	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive), sizeof(struct wa_inode_key_u));
 	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
 }
