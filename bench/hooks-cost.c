@@ -54,9 +54,13 @@ static double run(struct wa_loader *l, int traced, char *const argv[])
 	return s;
 }
 
+static double attach_s; /* the last sleeper's arm: the attach, when the hooks were detached */
+
 static pid_t sleeper(struct wa_loader *l)
 {
+	double t0 = now_s();
 	wa_loader_arm_spawn(l, getpid());
+	attach_s = now_s() - t0;
 	pid_t pid = fork();
 	if (pid == 0) {
 		execl("/bin/sleep", "sleep", "1000", (char *)NULL);
@@ -90,6 +94,7 @@ int main(int argc, char **argv)
 	char *null_argv[] = { storm, n, "/dev/null", "ro", NULL };
 	char *ro_argv[] = { storm, n, ro, "ro", NULL };
 	double bare[MAXR], bare_ro[MAXR], idle[MAXR], tree[MAXR], traced_ro[MAXR], open_s[MAXR], close_s[MAXR];
+	double attach[MAXR], detach[MAXR];
 	for (int r = 0; r < rounds; r++) {
 		bare[r] = run(NULL, 0, null_argv);
 		bare_ro[r] = run(NULL, 0, ro_argv);
@@ -106,10 +111,19 @@ int main(int argc, char **argv)
 			wa_loader_poll(l, 30);
 		idle[r] = run(l, 0, null_argv);
 		pid_t s = sleeper(l);
+		attach[r] = attach_s;
 		tree[r] = run(l, 0, null_argv);
 		traced_ro[r] = run(l, 1, ro_argv);
 		kill(s, SIGKILL);
 		waitpid(s, NULL, 0);
+		detach[r] = 0;
+#ifdef WA_LOADER_LAZY_HOOKS
+		for (int i = 0; i < 100 && wa_loader_is_traced(l, s); i++) /* its exit record removes it */
+			wa_loader_poll(l, 1);
+		t0 = now_s();
+		if (wa_loader_hooks_idle(l, 1))
+			detach[r] = now_s() - t0;
+#endif
 		t0 = now_s();
 		wa_loader_close(l);
 		close_s[r] = now_s() - t0;
@@ -117,7 +131,9 @@ int main(int argc, char **argv)
 	double b = med(bare, rounds), bro = med(bare_ro, rounds);
 	double i = med(idle, rounds), t = med(tree, rounds), tro = med(traced_ro, rounds);
 	printf("{\"rounds\":%d,\"n\":%s,\"bare_s\":%.4f,\"bare_ro_s\":%.4f,\"idle_s\":%.4f,\"tree_s\":%.4f,\"traced_ro_s\":%.4f,"
-	       "\"idle_x\":%.4f,\"tree_x\":%.4f,\"traced_ro_x\":%.4f,\"open_s\":%.4f,\"close_s\":%.4f,\"records\":%ld}\n",
-	       rounds, n, b, bro, i, t, tro, i / b, t / b, tro / bro, med(open_s, rounds), med(close_s, rounds), records);
+	       "\"idle_x\":%.4f,\"tree_x\":%.4f,\"traced_ro_x\":%.4f,\"open_s\":%.4f,\"close_s\":%.4f,"
+	       "\"attach_s\":%.5f,\"detach_s\":%.5f,\"records\":%ld}\n",
+	       rounds, n, b, bro, i, t, tro, i / b, t / b, tro / bro, med(open_s, rounds), med(close_s, rounds),
+	       med(attach, rounds), med(detach, rounds), records);
 	return 0;
 }

@@ -87,6 +87,7 @@ int wa_loader_set_trace_all(struct wa_loader *l, int on);
  * traced tree exists, a spawn is armed or a holder holds them; detached by
  * wa_loader_hooks_idle (every poll runs it, at most once per 50 ms; force
  * skips that limit) once none of those is true. Returns 1 when it detached. */
+#define WA_LOADER_LAZY_HOOKS 1
 int wa_loader_hooks_idle(struct wa_loader *l, int force);
 int wa_loader_hooks_attach(struct wa_loader *l);
 /* on: one more holder (attaches now); off: one fewer. A resident sensor
