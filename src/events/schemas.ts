@@ -16,6 +16,8 @@ export const WITNESS_FLAG_NAMES = [
   'argv_truncated', 'path_truncated', 'payload_truncated', 'filename_truncated', 'read_fault', 'relative_path',
   // the boundary (bits 6..8)
   'user_memory', 'fileless_exec', 'arg_rewritten',
+  // paths in a chroot (bits 9..10): relative to the task's root; a file outside it
+  'chroot', 'outside_root',
 ] as const;
 
 export const NETWORK_TRANSPORTS = ['tcp', 'udp', 'raw', 'unknown'] as const;
@@ -83,6 +85,7 @@ export const execAttributes = z.object({
   'process.command_args': z.array(z.string()),
   'witness.exec.filename': z.string(),
   'process.working_directory': z.string(),
+  'witness.process.root': z.string().optional(),
   'witness.argc': u32,
   'witness.euid': u32,
   'witness.egid': u32,
