@@ -7,10 +7,9 @@
 #include <string>
 #include <vector>
 #include <thread>
-#include <vector>
-
 #include "addon_loss.h"
 #include "batcher.h"
+#include "flock.h"
 #include "layout.h"
 #include "loader.h"
 #include "sdnotify.h"
@@ -397,6 +396,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  WaRegisterFlock(env, exports);
   return exports;
 }
 
