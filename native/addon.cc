@@ -11,6 +11,7 @@
 #include "batcher.h"
 #include "flock.h"
 #include "layout.h"
+#include "ledger_hash.h"
 #include "loader.h"
 #include "sdnotify.h"
 #include "source_hash.h"
@@ -396,6 +397,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  RegisterLedgerHash(env, exports);
   WaRegisterFlock(env, exports);
   return exports;
 }
