@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 #include <thread>
-
 #include "addon_hooks.h"
 #include "addon_loss.h"
 #include "batcher.h"
+#include "flock.h"
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
@@ -397,6 +397,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   RegisterLedgerHash(env, exports);
+  WaRegisterFlock(env, exports);
   return exports;
 }
 
