@@ -139,10 +139,13 @@ static __always_inline bool wa_is_traced(__u32 tgid)
 	return bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
 }
 
-/* The cheap gate every program runs first: before any other work or ring space. */
+/* The cheap gate every syscall handler runs first, before any other work or
+ * ring space: the caller is traced, and the syscall is a native one (ia32
+ * compat syscalls use other numbers and registers; syscall.bpf.h). The compat
+ * test comes second so that untraced processes never pay it. */
 static __always_inline bool wa_current_traced(void)
 {
-	return wa_is_traced(bpf_get_current_pid_tgid() >> 32);
+	return wa_is_traced(bpf_get_current_pid_tgid() >> 32) && !wa_sys_compat();
 }
 
 static __always_inline void wa_count(void *map, __u32 type)
