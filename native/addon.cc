@@ -2,17 +2,16 @@
 // Node front end of the loader: a Sensor object whose poll thread hands JS
 // one ArrayBuffer of raw records per batch, plus the wire-layout table.
 #include <napi.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 #include <thread>
-#include <vector>
 
 #include "addon_loss.h"
 #include "batcher.h"
 #include "layout.h"
 #include "loader.h"
+#include "peercred.h"
 #include "sdnotify.h"
 #include "source_hash.h"
 
@@ -397,6 +396,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  WaRegisterPeerCred(env, exports);
   return exports;
 }
 
