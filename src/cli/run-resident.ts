@@ -187,20 +187,24 @@ export class ResidentSensor implements SpawnTracer {
     return [];
   }
 
-  /** Per kind: what the daemon routed to this run (emitted), what arrived (delivered), what the stream lost. */
+  /**
+   * Per kind, with the daemon as the stage upstream of this process: emitted = what the daemon
+   * routed to this run, kernelDropped = what it could not queue to us (a slow reader), delivered =
+   * what arrived, userDropped = what it sent that never arrived (a broken stream).
+   */
   stats(): SensorStats {
     const c = this.counts;
     const e = this.endAnswer;
     const kernelEmitted = e ? { ...e.routed } : { ...c.delivered };
-    const streamDropped = e ? Object.values(e.dropped).reduce((a, b) => a + b, 0) : 0;
-    // records the daemon sent that never arrived: a broken stream
+    const kernelDropped = e ? { ...e.dropped } : {};
+    const streamDropped = Object.values(kernelDropped).reduce((a, b) => a + b, 0);
     const sent = e ? Object.values(e.sent).reduce((a, b) => a + b, 0) : c.records;
-    const userDropped = streamDropped + Math.max(0, sent - c.records);
+    const userDropped = Math.max(0, sent - c.records);
     const loss: Record<string, number> = { ...c.loss };
     if (e) loss.hostKernelDrops = e.host_kernel_drops;
     if (e && !e.barrier) loss.residentBarrierTimeout = 1;
     if (this.broken !== null && !e) loss.residentStreamBroken = 1;
-    return { ...c, kernelEmitted, loss, userDropped, droppedTotal: userDropped, closed: this.sock.destroyed };
+    return { ...c, kernelEmitted, kernelDropped, loss, userDropped, droppedTotal: streamDropped + userDropped, closed: this.sock.destroyed };
   }
 
   /** Ends the session once the tree is done: the daemon sends what is left, then its counts. */

@@ -240,8 +240,10 @@ export class ResidentServer {
     const barrier = this.opts.traceAll ? await s.barrier(this.opts.barrierTimeoutMs ?? 2000) : (await sleep(this.opts.barrierTimeoutMs ?? 100), false);
     this.router.remove(s);
     const st = this.opts.sensor.stats();
+    // every kind the sensor counts, as its own drop table has them (zero included), so a session's record reads the same
+    const dropped = { ...Object.fromEntries(Object.keys(st.kernelDropped).map((k) => [k, 0])), ...Session.named(s.dropped) };
     const answer: EndAnswer = {
-      op: 'end', routed: Session.named(s.routed), sent: Session.named(s.sent), dropped: Session.named(s.dropped),
+      op: 'end', routed: Session.named(s.routed), sent: Session.named(s.sent), dropped,
       host_kernel_drops: st.droppedTotal - st.userDropped - s.kernelDropsAtStart, barrier,
     };
     if (!barrier) log.warn({ guardian: s.guardian }, 'resident: the guardian\'s exit record did not arrive; the stream ends on a timeout');
