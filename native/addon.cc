@@ -6,15 +6,14 @@
 #include <string>
 #include <vector>
 #include <thread>
-
 #include "addon_loss.h"
 #include "batcher.h"
 #include "layout.h"
+#include "ledger_hash.h"
 #include "loader.h"
 #include "peercred.h"
 #include "sdnotify.h"
 #include "source_hash.h"
-
 namespace {
 
 struct BatchMsg {
@@ -397,6 +396,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   WaRegisterPeerCred(env, exports);
+  RegisterLedgerHash(env, exports);
   return exports;
 }
 
