@@ -4,10 +4,9 @@
 #include <napi.h>
 #include <memory>
 #include <string>
-#include <vector>
-#include <thread>
 #include "addon_loss.h"
 #include "batcher.h"
+#include "flock.h"
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
@@ -397,6 +396,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   WaRegisterPeerCred(env, exports);
   RegisterLedgerHash(env, exports);
+  WaRegisterFlock(env, exports);
   return exports;
 }
 
