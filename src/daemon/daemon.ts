@@ -159,6 +159,8 @@ export class WitnessDaemon {
         },
         onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
         traceAll: true,
+        // the resident sensor: `witness run` through this daemon never waits for a hook attach
+        holdHooks: true,
         ...(config.sensor.ringBytes !== undefined ? { ringBytes: config.sensor.ringBytes } : {}),
         ...(config.sensor.maxLatencyMs !== undefined ? { maxLatencyMs: config.sensor.maxLatencyMs } : {}),
         ...(config.sensor.budgetEvents !== undefined ? { budgetEvents: config.sensor.budgetEvents } : {}),
