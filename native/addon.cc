@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 #include <thread>
-#include <vector>
 
 #include "addon_loss.h"
+#include "addon_uprobe.h"
 #include "batcher.h"
 #include "layout.h"
 #include "loader.h"
@@ -121,6 +121,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       throw e;
     }
     poller_->Attach(loader_);
+    WaUprobeExpose(env, info.This().As<Napi::Object>(), loader_);
   }
 
   ~Sensor() override {

@@ -19,6 +19,7 @@
 #include <bpf/btf.h>
 #include "loader.h"
 #include "loader_int.h"
+#include "uprobe_attach.h"
 
 #define WA_VLOG_SIZE (256 * 1024)
 
@@ -245,6 +246,11 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 		struct wa_prog_status *st = &l->progs[i];
 		if (!st->loaded)
 			continue;
+		if (wa_uprobe_deferred(st->section)) { /* TLS uprobes: native/uprobe_attach.c, on demand */
+			st->skipped = 1;
+			set_reason(st, "attached on demand to OpenSSL's SSL_write/SSL_read (--tls-metadata)");
+			continue;
+		}
 		p = bpf_object__find_program_by_name(l->skel->obj, st->name);
 		struct bpf_link *link = bpf_program__attach(p);
 		if (!link) {
@@ -427,6 +433,7 @@ static void destroy_links(struct wa_loader *l)
 {
 	pthread_t th[WA_MAX_PROGS];
 	int started[WA_MAX_PROGS] = { 0 };
+	wa_uprobe_detach_all(l);
 	for (int i = 0; i < l->nprogs; i++) {
 		if (!l->links[i])
 			continue;
@@ -451,6 +458,7 @@ void wa_loader_close(struct wa_loader *l)
 	if (!l)
 		return;
 	destroy_links(l);
+	wa_uprobe_forget(l);
 	if (l->rb)
 		ring_buffer__free(l->rb);
 	if (l->skel)

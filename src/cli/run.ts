@@ -15,6 +15,7 @@ import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
+import { TlsMetadata } from '../sensor/tls-run.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
@@ -86,10 +87,17 @@ async function settleExecutable(exe: { path?: string; sha256?: string; hash_stat
   return sha !== null ? { ...exe, sha256: sha, hash_status: 'ok' } : { ...exe, hash_status: 'unavailable' };
 }
 
+function tlsFlags(flags: Record<string, string | boolean>): { metadata: boolean; content: boolean } {
+  const metadata = flags['tls-metadata'] === true;
+  const content = flags['tls-content'] === true;
+  if (content && !metadata) throw new WitnessError('E_CONFIG', '--tls-content needs --tls-metadata', { file: 'witness run', field: '--tls-content' });
+  return { metadata, content };
+}
+
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
-    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
+    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'tls-metadata', 'tls-content'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
       'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
   }, 'run');
@@ -162,7 +170,10 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
+  // --tls-metadata: OpenSSL uprobes, metadata only; --tls-content adds content (docs/privacy.md)
+  const tlsMeta = tlsFlags(flags);
+  let tls: TlsMetadata | null = null;
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []), tls: { keepContent: tlsMeta.content } });
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
@@ -173,6 +184,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     onEvent: (ev: SensorEvent) => {
       // attribution (agent, scope, container, executable hash) and findings ride on each envelope
       // network depth (TLS hello, names on connects, llm.call) sits before attribution
+      tls?.onEvent(ev);
       const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
       for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
         // the root's executable as hashed at its exec, before emit may compact the record
@@ -190,6 +202,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     },
     onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
   });
+  if (tlsMeta.metadata) tls = new TlsMetadata(sensor.native, emit);
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 
   enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit });
@@ -237,7 +250,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   const cgroupRemoved = leaveRunning && survivors.length > 0 ? false : removeRunCgroup(cgroup);
   if (!cgroupRemoved) log.warn({ cgroup }, 'run cgroup left in place (processes left running)');
   clearInterval(beat);
+  tls?.close();
   const stats = await sensor.close();
+  for (const [src, env] of net.tls.flushAll()) for (const x of enricher.enrich(src, env)) emit(x);
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
   emit(withNet(heartbeat(sensor, new Date(), stats), net));
