@@ -105,7 +105,7 @@ struct {
 } wa_sensitive SEC(".maps");
 
 /* Room to build one variable-size record plus the path-walk scratch. */
-#define WA_REC_MAX (sizeof(struct wa_exec) + WA_FILENAME_MAX + WA_ARGV_MAX + 2 * (WA_PATH_MAX + WA_NAME_MAX))
+#define WA_REC_MAX (sizeof(struct wa_exec) + WA_FILENAME_MAX + WA_ARGV_MAX + 3 * (WA_PATH_MAX + WA_NAME_MAX))
 struct wa_scratch {
 	__u8 rec[WA_REC_MAX];
 	struct dentry *dstack[WA_PATH_DEPTH];

@@ -22,7 +22,7 @@
 #include <linux/types.h>
 #endif
 
-#define WA_WIRE_VERSION 2
+#define WA_WIRE_VERSION 3
 
 /* Bounds, documented in the README. Records past a bound carry a TRUNC flag. */
 #define WA_COMM_LEN      16
@@ -94,8 +94,8 @@ enum wa_flags {
 	WA_F_RELATIVE = 1 << 5,       /* a path could not be anchored; it is as the caller gave it */
 	WA_F_CAPTURE_END = 1 << 12,   /* the last stream-head record of this connection */
 	WA_F_USER_ADDR = 1 << 13,     /* the address came from user memory, not the kernel socket */
-	/* Wave 2, reserved by area: bits 6..9 the boundary, 10..11 loss
-	 * accounting, 12..13 network depth, 14..15 speed. */
+	/* Wave 2, by area: bits 6..9 the boundary, 10 paths in a chroot (loss
+	 * accounting needed none), 11 free, 12..13 network depth, 14..15 speed. */
 	/* -- the boundary (6..9) -- */
 	WA_F_USER_MEMORY = 1 << 6,    /* some field was read from the caller's memory, not a kernel
 				       * object: the caller could have changed it (docs/ndjson.md
@@ -105,6 +105,12 @@ enum wa_flags {
 	WA_F_ARG_REWRITTEN = 1 << 8,  /* connect/bind: the caller's buffer no longer holds the
 				       * address the kernel used (rewritten during the call);
 				       * the record has the kernel's */
+	WA_F_CHROOT = 1 << 9,         /* the task's root is not its mount namespace's root
+				       * (chroot): every path in the record, resolved or as
+				       * given, is relative to the task's root, like d_path */
+	WA_F_OUTSIDE_ROOT = 1 << 10,  /* a chrooted task named a file outside its root (an fd
+				       * or cwd from before the chroot: the classic escape);
+				       * the path is relative to the mount namespace's root */
 };
 
 /* 56 bytes, common to every record. */
@@ -122,7 +128,7 @@ struct wa_hdr {
 };
 
 /* exec: followed by filename[filename_len], argv[argv_len] (NUL-separated),
- * cwd[cwd_len]; none NUL-terminated on the wire. */
+ * cwd[cwd_len], exe[exe_len], root[root_len]; none NUL-terminated on the wire. */
 struct wa_exec {
 	struct wa_hdr hdr;
 	__u32 ppid;
@@ -133,7 +139,10 @@ struct wa_exec {
 	__u16 argv_len;
 	__u16 cwd_len;
 	__u16 exe_len;       /* resolved path of the executable file */
-};                       /* then filename, argv, cwd, exe */
+	__u16 root_len;      /* WA_F_CHROOT: the task's root, relative to its mount
+			      * namespace's root; 0 when not chrooted */
+	__u16 pad[3];
+};                       /* then filename, argv, cwd, exe, root */
 
 struct wa_exit {
 	struct wa_hdr hdr;

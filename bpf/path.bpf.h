@@ -6,6 +6,12 @@
  * WA_PATH_MAX bytes, and WA_PATH_DEPTH + WA_MOUNT_HOPS walk steps (each mount
  * crossed costs one); hitting any bound sets WA_F_TRUNC_PATH, so a walk that
  * ends before the root never passes for a whole path.
+ *
+ * The walk stops at the task's own root (fs->root), as d_path does, so that a
+ * chrooted task's resolved paths and its as-given absolute paths share one
+ * root; such records carry WA_F_CHROOT. A walk that reaches the namespace's
+ * root without meeting the task's root named a file outside the chroot (an fd
+ * or cwd kept from before it): WA_F_OUTSIDE_ROOT, and the path is global.
  */
 #ifndef WA_PATH_BPF_H
 #define WA_PATH_BPF_H
@@ -22,6 +28,8 @@ struct wa_walk {
 	struct dentry *d;
 	struct mount *mnt;
 	char *buf;
+	struct dentry *root_d;   /* stop here (with root_mnt): the task's root; NULL = none */
+	struct mount *root_mnt;
 	__u16 flags;
 	__u16 done;   /* the walk reached the global root (or a bound it flagged) */
 };
@@ -34,11 +42,18 @@ static long wa_walk_up(__u32 i, void *arg)
 	struct dentry *d = w->d;
 	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == w->root_d && mnt == w->root_mnt) {
+		w->done = 1;
+		return 1; /* the task's root */
+	}
 	if (d == mnt_root || d == parent) {
 		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 		if (mp == mnt || !mp) {
 			w->done = 1;
-			return 1; /* the global root */
+			/* the namespace's root, never having met the task's root */
+			if (w->root_d)
+				w->flags |= WA_F_OUTSIDE_ROOT;
+			return 1;
 		}
 		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mp;
@@ -82,12 +97,50 @@ static long wa_walk_down(__u32 j, void *arg)
 	return 0;
 }
 
+#define WA_ROOT_HOPS 4
+
+/* The current task's root when it is not its mount namespace's root (it is
+ * chrooted): *root is filled and the result is true. Not a pointer compare with
+ * mnt_ns->root: after an initramfs switch_root every task's root is a mount
+ * stacked on the namespace's rootfs, so "not chrooted" means the root is
+ * reached from the top through mount roots alone, no directory in between.
+ * More than WA_ROOT_HOPS stacked mounts counts as chrooted (flagged, not hidden). */
+static __always_inline bool wa_task_root(struct path *root)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	BPF_CORE_READ_INTO(root, t, fs, root);
+	if (!root->dentry || !root->mnt)
+		return false;
+	struct dentry *d = root->dentry;
+	struct mount *mnt = container_of(root->mnt, struct mount, mnt);
+#pragma unroll
+	for (int i = 0; i < WA_ROOT_HOPS; i++) {
+		if (d != BPF_CORE_READ(mnt, mnt.mnt_root))
+			return true; /* a directory inside a mount: a chroot */
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt || !mp)
+			return false; /* the top, through mount roots only */
+		d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		mnt = mp;
+	}
+	return true;
+}
+
 /* Writes the absolute path of `path` at buf[0..]; buf must hold
- * WA_PATH_MAX + WA_NAME_MAX bytes. Returns its length (no NUL). */
-static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *path, char *buf, __u16 *flags)
+ * WA_PATH_MAX + WA_NAME_MAX bytes. Relative to the current task's root when
+ * task_root (WA_F_CHROOT when that is not the namespace's root), else to the
+ * mount namespace's root. Returns its length (no NUL). */
+static __always_inline __u32 wa_path_write_from(struct wa_scratch *s, struct path *path, char *buf, __u16 *flags,
+						bool task_root)
 {
 	struct wa_walk w = {};
 	struct vfsmount *vmnt = BPF_CORE_READ(path, mnt);
+	struct path root = {};
+	if (task_root && wa_task_root(&root)) {
+		w.root_d = root.dentry;
+		w.root_mnt = container_of(root.mnt, struct mount, mnt);
+		w.flags |= WA_F_CHROOT;
+	}
 	w.s = s;
 	w.d = BPF_CORE_READ(path, dentry);
 	w.mnt = container_of(vmnt, struct mount, mnt);
@@ -110,6 +163,11 @@ static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *pa
 	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
 }
 
+static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *path, char *buf, __u16 *flags)
+{
+	return wa_path_write_from(s, path, buf, flags, true);
+}
+
 /* Absolute form of a path name relative to dirfd (AT_FDCWD = cwd), the name
  * in user memory or (kernel = true) in a kernel copy such as struct filename.
  * Absolute inputs are copied as given. Returns the length (no NUL). */
@@ -123,7 +181,12 @@ static __always_inline __u32 wa_name_path_write(struct wa_scratch *s, int dirfd,
 		*flags |= WA_F_READ_FAULT;
 		return 0;
 	}
-	if (first != '/') {
+	if (first == '/') {
+		/* as given, so relative to the task's root: say when that is a chroot */
+		struct path root = {};
+		if (wa_task_root(&root))
+			*flags |= WA_F_CHROOT;
+	} else {
 		struct path base = {};
 		if (dirfd == AT_FDCWD) {
 			struct task_struct *t = (struct task_struct *)bpf_get_current_task();

@@ -141,6 +141,23 @@ int BPF_PROG(wa_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->exe_len = xlen;
 	off += xlen;
 
+	/* chrooted: where its root is, from the namespace's root, so that the
+	 * record's root-relative paths can be placed */
+	e->root_len = 0;
+	e->pad[0] = e->pad[1] = e->pad[2] = 0;
+	struct path root = {};
+	if (wa_task_root(&root)) {
+		if (off > WA_FILENAME_MAX + WA_ARGV_MAX + 2 * WA_PATH_MAX)
+			off = WA_FILENAME_MAX + WA_ARGV_MAX + 2 * WA_PATH_MAX;
+		__u16 ignored = 0; /* the root's own walk is global: its flags say nothing of the exec */
+		__u32 rlen = wa_path_write_from(s, &root, &data[off], &ignored, false);
+		if (ignored & WA_F_TRUNC_PATH)
+			flags |= WA_F_TRUNC_PATH;
+		rlen &= (WA_PATH_MAX - 1);
+		e->root_len = rlen;
+		off += rlen;
+	}
+
 	e->hdr.flags = flags;
 	e->hdr.size = sizeof(*e) + off;
 	wa_output(e, sizeof(*e) + off, WA_EV_EXEC);

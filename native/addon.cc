@@ -12,6 +12,7 @@
 #include "addon_uprobe.h"
 #include "batcher.h"
 #include "layout.h"
+#include "ledger_hash.h"
 #include "loader.h"
 #include "sdnotify.h"
 #include "source_hash.h"
@@ -398,6 +399,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  RegisterLedgerHash(env, exports);
   return exports;
 }
 

@@ -10,6 +10,17 @@ const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect",
                                       "file_rename", "file_read_sensitive", "setuid", "setgid", "ptrace", "bind"};
 // Wave 2 areas fill their reserved numbers here (C++ has no designated array initialisers).
 [[maybe_unused]] const bool kWave2Names = [] {
+  // 14..29 the boundary: without a name a kind's emitted/dropped counts would be left out of stats()
+  kEventNames[WA_EV_KILL] = "kill";
+  kEventNames[WA_EV_IO_URING] = "io_uring";
+  kEventNames[WA_EV_LINK] = "link";
+  kEventNames[WA_EV_SYMLINK] = "symlink";
+  kEventNames[WA_EV_CHMOD] = "chmod";
+  kEventNames[WA_EV_MEMFD] = "memfd";
+  kEventNames[WA_EV_MODULE] = "module";
+  kEventNames[WA_EV_BPF] = "bpf";
+  kEventNames[WA_EV_MOUNT] = "mount";
+  kEventNames[WA_EV_NAMESPACE] = "namespace";
   kEventNames[WA_EV_SCOPE_OVERFLOW] = "scope_overflow";  // 30..35 loss accounting
   kEventNames[WA_EV_STREAM_HEAD] = "stream_head";        // 36..47 network depth
   kEventNames[WA_EV_DNS_ANSWER] = "dns_answer";

@@ -28,6 +28,7 @@ const struct wa_layout_entry wa_layout[] = {
 	F(wa_hdr, tid), F(wa_hdr, uid), F(wa_hdr, gid), F(wa_hdr, cgroup_id), F(wa_hdr, comm),
 	S(wa_exec), F(wa_exec, hdr), F(wa_exec, ppid), F(wa_exec, argc), F(wa_exec, euid), F(wa_exec, egid),
 	F(wa_exec, filename_len), F(wa_exec, argv_len), F(wa_exec, cwd_len), F(wa_exec, exe_len),
+	F(wa_exec, root_len), F(wa_exec, pad),
 	S(wa_exit), F(wa_exit, hdr), F(wa_exit, ppid), F(wa_exit, exit_code),
 	S(wa_fork), F(wa_fork, hdr), F(wa_fork, child_pid), F(wa_fork, pad),
 	S(wa_sockaddr), F(wa_sockaddr, family), F(wa_sockaddr, port), F(wa_sockaddr, addr),
@@ -47,7 +48,7 @@ const struct wa_layout_entry wa_layout[] = {
 	/* the boundary */
 	C(WA_EV_KILL), C(WA_EV_IO_URING), C(WA_EV_LINK), C(WA_EV_SYMLINK), C(WA_EV_CHMOD), C(WA_EV_MEMFD),
 	C(WA_EV_MODULE), C(WA_EV_BPF), C(WA_EV_MOUNT), C(WA_EV_NAMESPACE),
-	C(WA_F_USER_MEMORY), C(WA_F_FILELESS), C(WA_F_ARG_REWRITTEN),
+	C(WA_F_USER_MEMORY), C(WA_F_FILELESS), C(WA_F_ARG_REWRITTEN), C(WA_F_CHROOT), C(WA_F_OUTSIDE_ROOT),
 	C(WA_KILL_GENERATED), C(WA_KILL_SYSCALL), C(WA_IORING_SETUP),
 	C(WA_SYS_LINK), C(WA_SYS_LINKAT), C(WA_SYS_SYMLINK), C(WA_SYS_SYMLINKAT), C(WA_SYS_CHMOD), C(WA_SYS_FCHMOD),
 	C(WA_SYS_FCHMODAT), C(WA_SYS_FCHMODAT2), C(WA_SYS_MEMFD_CREATE), C(WA_SYS_INIT_MODULE),

@@ -74,7 +74,7 @@ static size_t declared_size(const struct wa_hdr *h)
 	switch (h->type) {
 	case WA_EV_EXEC: {
 		const struct wa_exec *e = (const void *)h;
-		return sizeof(*e) + e->filename_len + e->argv_len + e->cwd_len + e->exe_len;
+		return sizeof(*e) + e->filename_len + e->argv_len + e->cwd_len + e->exe_len + e->root_len;
 	}
 	case WA_EV_DNS: {
 		const struct wa_dns *d = (const void *)h;

@@ -19,11 +19,11 @@ const hdr = (pid: number, flags = 0): EventHeader => {
   return { pid, tid: pid, uid: 1000, gid: 1000, cgroupId: 1n, comm: 'coder', tsBootNs: t, flags };
 };
 const exec = (pid: number, exe: string, flags = 0): ExecEvent => ({
-  ...hdr(pid, flags), kind: 'exec', ppid: 1, argc: 1, euid: 1000, egid: 1000, filename: exe, argv: [exe], cwd: '/tmp', exe,
+  ...hdr(pid, flags), kind: 'exec', ppid: 1, argc: 1, euid: 1000, egid: 1000, filename: exe, argv: [exe], cwd: '/tmp', exe, root: null,
   argvTruncated: false, filenameTruncated: false, pathTruncated: false,
 });
-const write = (pid: number, path: string): FileEvent => ({
-  ...hdr(pid), kind: 'file_write', ret: 3, openFlags: 0o101, mode: 0o644, path, pathTruncated: false, relativePath: false,
+const write = (pid: number, path: string, flags = 0): FileEvent => ({
+  ...hdr(pid, flags), kind: 'file_write', ret: 3, openFlags: 0o101, mode: 0o644, path, pathTruncated: false, relativePath: false,
 });
 const sysop = (kind: SysopEvent['kind'], syscall: string, path: string, path2: string, args: number[]): SysopEvent => ({
   ...hdr(A, L.WA_F_USER_MEMORY), kind, ret: 0, syscall, path, path2, args: [args[0] ?? 0, args[1] ?? 0, args[2] ?? 0, args[3] ?? 0],
@@ -86,5 +86,36 @@ describe('boundary findings', () => {
     const feed = setup();
     feed(exec(A, '/opt/coder/bin/coder'));
     expect(feed(exec(A, '/memfd:payload (deleted)', L.WA_F_FILELESS)).map((f) => f.event)).toEqual(['finding.fileless_exec']);
+  });
+
+  it('a kernel module load, refused or not', () => {
+    const feed = setup();
+    feed(exec(A, '/opt/coder/bin/coder'));
+    const f = feed({ ...sysop('module', 'finit_module', '/tmp/rootkit.ko', '', [0]), ret: -1 });
+    expect(f.map((x) => [x.event, x.attributes['file.path'], x.attributes['witness.result']])).toEqual([['finding.kernel_module', '/tmp/rootkit.ko', -1]]);
+    expect(f[0]?.attributes['witness.finding.reason']).toMatch(/failed \(-1\)/);
+  });
+
+  it('bpf(): loading or attaching a program is a finding, a map lookup is not', () => {
+    const feed = setup();
+    feed(exec(A, '/opt/coder/bin/coder'));
+    expect(feed(sysop('bpf', 'bpf', '', '', [5])).map((f) => [f.event, f.attributes['witness.bpf.cmd']])).toEqual([['finding.bpf_program', 'BPF_PROG_LOAD']]);
+    expect(feed(sysop('bpf', 'bpf', '', '', [28])).map((f) => f.attributes['witness.bpf.cmd'])).toEqual(['BPF_LINK_CREATE']);
+    expect(feed(sysop('bpf', 'bpf', '', '', [1]))).toEqual([]);
+  });
+
+  it('mount and namespace calls', () => {
+    const feed = setup();
+    feed(exec(A, '/opt/coder/bin/coder'));
+    expect(feed(sysop('mount', 'mount', 'tmpfs', '/root/.ssh', [0])).map((f) => [f.event, f.attributes['file.path']])).toEqual([['finding.mount', '/root/.ssh']]);
+    expect(feed(sysop('namespace', 'unshare', '', '', [0x10020000])).map((f) => f.event)).toEqual(['finding.namespace']);
+  });
+
+  it('a file reached outside a chroot', () => {
+    const feed = setup();
+    feed(exec(A, '/opt/coder/bin/coder'));
+    expect(feed(write(A, '/tmp/inside', L.WA_F_CHROOT))).toEqual([]);
+    const f = feed(write(A, '/home/u/escaped', L.WA_F_CHROOT | L.WA_F_OUTSIDE_ROOT));
+    expect(f.map((x) => [x.event, x.attributes['file.path']])).toEqual([['finding.chroot_escape', '/home/u/escaped']]);
   });
 });

@@ -80,9 +80,14 @@ describe('decodeBatch: records', () => {
     expect(ev).toEqual({
       kind: 'exec', pid: 77, tid: 78, uid: 0, gid: 5, cgroupId: 0xffff_ffff_ffff_fff1n, comm: 'bash',
       tsBootNs: 2n ** 60n + 7n, flags: 0, ppid: 76, argc: 3, euid: 0, egid: 5, filename: './x',
-      argv: ['python3', '', 'a b'], cwd: '/tmp', exe: '/usr/bin/python3.11',
+      argv: ['python3', '', 'a b'], cwd: '/tmp', exe: '/usr/bin/python3.11', root: null,
       argvTruncated: false, filenameTruncated: false, pathTruncated: false,
     });
+  });
+
+  it('decodes a chrooted exec: the root after the exe, root-relative cwd and exe', () => {
+    const ev = only(batchOf(execRecord({ hdr: { flags: C.WA_F_CHROOT! }, cwd: '/', exe: '/usr/bin/dash', root: '/srv/jail' })), 'exec');
+    expect(ev).toMatchObject({ cwd: '/', exe: '/usr/bin/dash', root: '/srv/jail', flags: C.WA_F_CHROOT });
   });
 
   it('keeps a cut last argv entry and reports the truncation flags', () => {
@@ -245,7 +250,7 @@ describe('decodeBatch: framing and bad input', () => {
     const dns = record('wa_dns', {}, { payload_len: 300 }, ['x']);
     const { events, errors } = decode(batchOf(exec, dns, exit()));
     expect(events).toHaveLength(1);
-    expect(errors[0]!.message).toMatch(/type 1 exec\): filename_len \+ argv_len \+ cwd_len \+ exe_len need \d+ bytes/);
+    expect(errors[0]!.message).toMatch(/type 1 exec\): filename_len \+ argv_len \+ cwd_len \+ exe_len \+ root_len need \d+ bytes/);
     expect(errors[1]!.field).toBe('wa_dns');
   });
 

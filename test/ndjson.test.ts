@@ -42,7 +42,7 @@ const RECORDS: Record<string, Uint8Array> = {
   dns: record('wa_dns', {}, { sock_type: 2, protocol: 17, peer: sockaddr(2, 53, [8, 8, 8, 8]), payload_len: query.length, syscall: C.WA_SEND_SENDTO!, orig_len: query.length }, [query]),
   dnsBad: record('wa_dns', { flags: C.WA_F_TRUNC_PAYLOAD }, { sock_type: 2, protocol: 17, peer: sockaddr(2, 53, [8, 8, 8, 8]), payload_len: 3, syscall: 77, orig_len: 900 }, ['abc']),
   write: record('wa_file', {}, { ret: 3, open_flags: 0o1101, mode: 0o644, path_len: 8 }, ['/tmp/out']),
-  read: record('wa_file', { type: C.WA_EV_FILE_READ_SENSITIVE, flags: C.WA_F_RELATIVE! | 0x400 }, { ret: 5, open_flags: 0o2000000, mode: 0, path_len: 8 }, ['.ssh/key']),
+  read: record('wa_file', { type: C.WA_EV_FILE_READ_SENSITIVE, flags: C.WA_F_RELATIVE! | 0x800 }, { ret: 5, open_flags: 0o2000000, mode: 0, path_len: 8 }, ['.ssh/key']),
   unlink: record('wa_file', { type: C.WA_EV_FILE_UNLINK }, { ret: 0, path_len: 4 }, ['/a/b']),
   rename: record('wa_rename', {}, { ret: 0, rename_flags: 1, old_len: 2, new_len: 2 }, ['/a', '/b']),
   setuid: record('wa_setid', {}, { ret: 0, syscall: C.WA_SETID_SETUID!, old_ids: [1000, 1000, 1000], new_ids: [0, 0, 0] }),
@@ -163,7 +163,7 @@ describe('toEnvelope', () => {
     });
     const read = envelopeOf(RECORDS.read!);
     expect(read.event).toBe('file.read_sensitive');
-    expect(read.attributes).toMatchObject({ 'witness.open.flags': ['O_RDONLY', 'O_CLOEXEC'], 'witness.flags': ['relative_path', 'bit_10'] });
+    expect(read.attributes).toMatchObject({ 'witness.open.flags': ['O_RDONLY', 'O_CLOEXEC'], 'witness.flags': ['relative_path', 'bit_11'] });
     expect(envelopeOf(RECORDS.unlink!).attributes).not.toHaveProperty('witness.open.flags');
     expect(envelopeOf(RECORDS.rename!).attributes).toMatchObject({ 'file.path': '/b', 'witness.file.old_path': '/a', 'witness.rename.flags': ['RENAME_NOREPLACE'] });
   });

@@ -42,7 +42,9 @@ export async function main(argv: string[]): Promise<number> {
     return await mod.run(rest);
   } catch (err) {
     if (isWitnessError(err)) {
-      process.stderr.write(`witness ${name}: ${err.message}\n`);
+      // errors that name the command as their file already start with it: say it once
+      const prefix = `witness ${name}: `;
+      process.stderr.write(`${err.message.startsWith(prefix) ? '' : prefix}${err.message}\n`);
       return err.code === 'E_LEDGER' ? 1 : 2;
     }
     throw err;

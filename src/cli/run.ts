@@ -2,8 +2,7 @@ import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { WitnessError } from '../errors.js';
 import { resolveStateDir } from '../ledger/state.js';
-import { ContextCompactor } from '../events/compact.js';
-import { StdoutSink } from '../export/stdout-sink.js';
+import { runPath } from '../pipeline/run-path.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
 import { SessionWriter } from '../ledger/index.js';
@@ -23,8 +22,6 @@ import { parseDuration } from '../pulse/duration.js';
 import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../sensor/guardian.js';
 import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
-import { humanLine } from './format.js';
-import { SinkFailures } from './sink-failures.js';
 import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 
@@ -126,10 +123,6 @@ export async function run(rawArgv: string[]): Promise<number> {
   const toStdout = out === undefined;
   const json = flags.json === true || out !== undefined || !process.stdout.isTTY;
   const fd = out !== undefined ? openOutputFile(out) : 1;
-  // The shared exporter: a reader that stops reading costs lines here
-  // (bounded, counted), never the kernel drain or the session ledger.
-  const sink = new StdoutSink({ fd });
-  const counts = new Map<string, number>();
   const started = process.hrtime.bigint();
   let rootPid = -1;
   let rootExited: () => void = () => {};
@@ -153,14 +146,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   const pusher = ledger && witnesses.length > 0 ? new WitnessPusher({ stateDir: ledger.stateDir, witnesses }) : null;
   pusher?.start();
 
-  const compactor = new ContextCompactor();
-  const sinkFailures = new SinkFailures(); // a failing sink is counted, never an uncaught exception in the addon callback
-  const emit = (env: Envelope): void => {
-    counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    const line = JSON.stringify(compactor.compact(env)); // process context once per key (docs/ndjson.md)
-    if (ledger) sinkFailures.run('ledger', () => ledger.append(line));
-    sinkFailures.run('output', () => sink.write(env, json ? line : humanLine(env, true)));
-  };
+  // count, compact, serialise once, ledger + output (src/pipeline/run-path.ts)
+  const { emit, counts, sink, sinkFailures } = runPath({ fd, ledger, json });
 
   const manifestPath = str(flags, 'manifest');
   const manifest = manifestPath !== undefined ? loadManifest(manifestPath) : null;

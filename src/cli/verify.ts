@@ -1,4 +1,5 @@
 import { WitnessError } from '../errors.js';
+import { parseArgs, str } from './args.js';
 import { agentWasPrivileged, ROOT_AGENT_NOTE, unclosedNote } from './verify-notes.js';
 import { loadPublicKey } from '../ledger/keys.js';
 import { findLocalHostKey } from '../ledger/local-key.js';
@@ -63,23 +64,17 @@ async function verifyWithDefaultPin(target: string, opts: VerifyOptions): Promis
 export async function run(argv: string[]): Promise<number> {
   // A witnessed period (--from/--to/--witness) has its own verifier (docs/continuity.md).
   if (wantsPeriod(argv)) return runPeriod(argv);
-  const opts: VerifyOptions = { mode: 'full' };
-  let json = false;
-  let pubkeyPath: string | undefined;
-  let target: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--pubkey') pubkeyPath = argv[++i];
-    else if (a.startsWith('--pubkey=')) pubkeyPath = a.slice(9);
-    else if (a === '--full') opts.mode = 'full';
-    else if (a === '--fast') opts.mode = 'fast';
-    else if (a === '--json') json = true;
-    else if (a === '--samples') opts.samples = Number.parseInt(argv[++i] ?? '', 10);
-    else if (a === '-h' || a === '--help') { process.stderr.write(USAGE); return 0; }
-    else if (a.startsWith('-')) throw new WitnessError('E_CONFIG', `unknown option '${a}'`, { field: 'argv' });
-    else if (target === undefined) target = a;
-    else throw new WitnessError('E_CONFIG', `unexpected argument '${a}'`, { field: 'argv' });
-  }
+  const { flags, positionals } = parseArgs(argv, { booleans: ['full', 'fast', 'json', 'help'], strings: ['pubkey', 'samples'] }, 'verify');
+  if (flags.help === true) { process.stderr.write(USAGE); return 0; }
+  if (positionals.length > 1) throw new WitnessError('E_CONFIG', `unexpected argument '${positionals[1]}'`, { file: 'witness verify', field: 'argv' });
+  // the last of --full / --fast wins, as when they were read in order
+  const mode = flags.fast === true && argv.lastIndexOf('--fast') > argv.lastIndexOf('--full') ? 'fast' : 'full';
+  const opts: VerifyOptions = { mode };
+  const samples = str(flags, 'samples');
+  if (samples !== undefined) opts.samples = /^\d+$/.test(samples) ? Number(samples) : Number.NaN;
+  const json = flags.json === true;
+  const pubkeyPath = str(flags, 'pubkey');
+  const target = positionals[0];
   if (!target) { process.stderr.write(USAGE); return EXIT_USAGE; }
   if (opts.samples !== undefined && !(opts.samples >= 0)) throw new WitnessError('E_CONFIG', 'must be a non-negative integer', { field: '--samples' });
   if (pubkeyPath) opts.pinned = loadPublicKey(pubkeyPath);

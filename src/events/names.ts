@@ -54,6 +54,11 @@ export const CONTROL_EVENT_NAMES = [
   'finding.sensitive_link',
   'finding.chmod',
   'finding.fileless_exec',
+  'finding.kernel_module',
+  'finding.bpf_program',
+  'finding.mount',
+  'finding.namespace',
+  'finding.chroot_escape',
   'finding.runtime_socket',
   // built by NetDepth (src/sensor/netdepth.ts) from several kernel records
   'tls.client_hello',

@@ -16,6 +16,8 @@ export const WITNESS_FLAG_NAMES = [
   'argv_truncated', 'path_truncated', 'payload_truncated', 'filename_truncated', 'read_fault', 'relative_path',
   // the boundary (bits 6..8)
   'user_memory', 'fileless_exec', 'arg_rewritten',
+  // paths in a chroot (bits 9..10): relative to the task's root; a file outside it
+  'chroot', 'outside_root',
 ] as const;
 
 export const NETWORK_TRANSPORTS = ['tcp', 'udp', 'raw', 'unknown'] as const;
@@ -83,6 +85,7 @@ export const execAttributes = z.object({
   'process.command_args': z.array(z.string()),
   'witness.exec.filename': z.string(),
   'process.working_directory': z.string(),
+  'witness.process.root': z.string().optional(),
   'witness.argc': u32,
   'witness.euid': u32,
   'witness.egid': u32,
@@ -296,6 +299,11 @@ export const findingAttributeSchemas = {
   'finding.sensitive_link': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.link.target': z.string(), 'witness.result': result }).strict(),
   'finding.chmod': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.chmod.mode': z.string().regex(/^[0-7]{4}$/), 'witness.result': result }).strict(),
   'finding.fileless_exec': z.object({ ...findingCommon }).strict(),
+  'finding.kernel_module': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.syscall': z.string(), 'witness.result': result }).strict(),
+  'finding.bpf_program': z.object({ ...findingCommon, 'witness.bpf.cmd': z.string(), 'witness.result': result }).strict(),
+  'finding.mount': z.object({ ...findingCommon, 'file.path': z.string(), 'witness.syscall': z.string(), 'witness.result': result }).strict(),
+  'finding.namespace': z.object({ ...findingCommon, 'witness.syscall': z.string(), 'witness.result': result }).strict(),
+  'finding.chroot_escape': z.object({ ...findingCommon, 'file.path': z.string() }).strict(),
 } as const;
 
 /** scope.open / scope.close (src/scope/events.ts). */
@@ -317,7 +325,8 @@ function findingVariant<N extends keyof typeof findingAttributeSchemas>(name: N)
 export const findingEnvelopeSchema = z.discriminatedUnion('event', [
   findingVariant('finding.unattributed_process'), findingVariant('finding.undeclared_egress'), findingVariant('finding.sensitive_read'),
   findingVariant('finding.io_uring'), findingVariant('finding.sensitive_link'), findingVariant('finding.chmod'),
-  findingVariant('finding.fileless_exec'),
+  findingVariant('finding.fileless_exec'), findingVariant('finding.kernel_module'), findingVariant('finding.bpf_program'),
+  findingVariant('finding.mount'), findingVariant('finding.namespace'), findingVariant('finding.chroot_escape'),
 ]);
 
 export const scopeEnvelopeSchema = z.object({

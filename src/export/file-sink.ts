@@ -55,7 +55,8 @@ export class RotatingFileSink extends BatchQueue implements Sink {
   private readonly created: string[] = [];
 
   constructor(private readonly opts: RotatingFileOptions) {
-    super(opts.maxQueuedLines ?? 100_000, 4096);
+    // everything queued in one write (up to 64k lines): a kernel batch per turn must not outpace one 4096-line write per turn
+    super(opts.maxQueuedLines ?? 100_000, 65_536);
     this.prefix = opts.prefix ?? 'witness';
     this.maxBytes = opts.maxBytes ?? 64 << 20;
     this.maxAgeMs = (opts.maxAgeSeconds ?? 3600) * 1000;

@@ -30,6 +30,10 @@ export class StdoutSink implements Sink {
   private readonly stream: Socket | null;
   private pending: string[] = [];
   private pendingBytes = 0;
+  /** Regular file or terminal: lines UTF-8 encoded straight into one reused buffer (no array, no join). */
+  private readonly fileBuf: Buffer | null;
+  private fileLen = 0;
+  private fileLines = 0;
   private scheduled = false;
   private written = 0;
   private dropped = 0;
@@ -51,6 +55,7 @@ export class StdoutSink implements Sink {
     } else {
       this.stream = null;
     }
+    this.fileBuf = this.stream === null ? Buffer.allocUnsafe(2 * FILE_BATCH_BYTES) : null;
   }
 
   /** Bytes waiting in this sink and in the stream's buffer. */
@@ -65,11 +70,24 @@ export class StdoutSink implements Sink {
       this.dropped++;
       return;
     }
-    this.pending.push(line);
-    this.pendingBytes += line.length + 1;
-    if (this.stream === null && this.pendingBytes >= FILE_BATCH_BYTES) {
-      this.hand();
-      return;
+    const buf = this.fileBuf;
+    if (buf !== null) {
+      // a JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes
+      if (this.fileLen + line.length * 3 + 1 > buf.length) this.hand();
+      if (line.length * 3 + 1 > buf.length) {
+        this.writeFile(Buffer.from(`${line}\n`), 1);
+        return;
+      }
+      this.fileLen += buf.write(line, this.fileLen, 'utf8');
+      buf[this.fileLen++] = 0x0a;
+      this.fileLines++;
+      if (this.fileLen >= FILE_BATCH_BYTES) {
+        this.hand();
+        return;
+      }
+    } else {
+      this.pending.push(line);
+      this.pendingBytes += line.length + 1;
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -80,6 +98,15 @@ export class StdoutSink implements Sink {
   /** One write per event-loop turn: everything queued, joined. */
   private hand(): void {
     this.scheduled = false;
+    if (this.fileBuf !== null) {
+      if (this.fileLines === 0) return;
+      const n = this.fileLines;
+      const len = this.fileLen;
+      this.fileLines = 0;
+      this.fileLen = 0;
+      this.writeFile(this.fileBuf.subarray(0, len), n);
+      return;
+    }
     if (this.pending.length === 0) return;
     const n = this.pending.length;
     const text = `${this.pending.join('\n')}\n`;
@@ -95,8 +122,14 @@ export class StdoutSink implements Sink {
       });
       return;
     }
+    this.writeFile(text, n);
+  }
+
+  /** A regular file or terminal: written at once, to the end (a short write is continued, never dropped). */
+  private writeFile(data: Buffer | string, n: number): void {
     try {
-      writeSync(this.fd, text);
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < bytes.length;) off += writeSync(this.fd, bytes, off, bytes.length - off);
       this.written += n;
     } catch (err) {
       this.dropped += n;
@@ -105,7 +138,7 @@ export class StdoutSink implements Sink {
   }
 
   stats(): { written: number; dropped: number; queued: number } {
-    return { written: this.written, dropped: this.dropped, queued: this.pending.length + this.inStream };
+    return { written: this.written, dropped: this.dropped, queued: this.pending.length + this.fileLines + this.inStream };
   }
 
   async flush(timeoutMs = 2000): Promise<void> {

@@ -5,18 +5,27 @@ import { manifestSensitivePaths } from '../manifest/sensitive.js';
 import { expandHome } from '../sensor/sensitive.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { LAYOUT as L } from '../sensor/layout.js';
+import { BPF_CMDS } from '../sensor/ndjson-boundary.js';
 
 /**
  * Findings at the boundary (docs/manifest.md): an agent using io_uring (its
  * operations pass no syscall tracepoint), a link or symlink to or over a
  * sensitive path, a chmod that adds setuid/setgid or makes a file it just
- * wrote executable, and an exec of a file with no name (fileless).
- * Each is raised once per process (io_uring) or per event.
+ * wrote executable, an exec of a file with no name (fileless), and what an
+ * agent has no business doing to the host it runs on: loading a kernel module,
+ * loading or attaching a BPF program, mounting, entering or creating
+ * namespaces, and reaching a file outside its chroot. Attempts count as well
+ * as successes (the result is on the finding): a refused attempt is evidence
+ * of intent. Each is raised once per process (io_uring) or per event.
  */
 
 export interface BoundaryFinding { name: EventName; attrs: Attributes }
 
 const WRITTEN_MAX = 4096;
+/** bpf(2) commands that put code into the kernel or hook it somewhere; maps and queries are not findings */
+const BPF_CODE_CMDS = new Set(['BPF_PROG_LOAD', 'BPF_PROG_ATTACH', 'BPF_RAW_TRACEPOINT_OPEN', 'BPF_LINK_CREATE', 'BPF_LINK_UPDATE']);
+const bpfCmdName = (cmd: number): string => BPF_CMDS[cmd] ?? String(cmd);
+const outcome = (ret: number): string => (ret >= 0 ? 'succeeded' : `failed (${ret})`);
 const SEEN_MAX = 10_000;
 
 function under(path: string, prefix: string): boolean {
@@ -39,6 +48,7 @@ export class BoundaryFindings {
   }
 
   check(ev: SensorEvent, agent: string): BoundaryFinding | null {
+    if ((ev.flags & L.WA_F_OUTSIDE_ROOT) !== 0) return chrootEscape(ev, agent);
     switch (ev.kind) {
       case 'file_write': {
         let set = this.written.get(agent);
@@ -79,6 +89,29 @@ export class BoundaryFindings {
             : `agent '${agent}' made a file it wrote executable: ${ev.path}`,
         } };
       }
+      case 'module':
+        return { name: 'finding.kernel_module', attrs: {
+          'file.path': ev.path, 'witness.syscall': ev.syscall, 'witness.result': ev.ret,
+          'witness.finding.reason': `agent '${agent}' tried to load a kernel module (${ev.syscall}${ev.path !== '' ? ` ${ev.path}` : ''}): ${outcome(ev.ret)}`,
+        } };
+      case 'bpf': {
+        const cmd = bpfCmdName(ev.args[0]);
+        if (!BPF_CODE_CMDS.has(cmd)) return null;
+        return { name: 'finding.bpf_program', attrs: {
+          'witness.bpf.cmd': cmd, 'witness.result': ev.ret,
+          'witness.finding.reason': `agent '${agent}' called bpf(${cmd}), putting code into or hooking the kernel: ${outcome(ev.ret)}`,
+        } };
+      }
+      case 'mount':
+        return { name: 'finding.mount', attrs: {
+          'file.path': ev.path2 !== '' ? ev.path2 : ev.path, 'witness.syscall': ev.syscall, 'witness.result': ev.ret,
+          'witness.finding.reason': `agent '${agent}' called ${ev.syscall}, which can hide or replace files the witness watches: ${outcome(ev.ret)}`,
+        } };
+      case 'namespace':
+        return { name: 'finding.namespace', attrs: {
+          'witness.syscall': ev.syscall, 'witness.result': ev.ret,
+          'witness.finding.reason': `agent '${agent}' called ${ev.syscall} (flags 0x${(ev.args[0] >>> 0).toString(16)}): a new or other namespace changes what paths and addresses mean: ${outcome(ev.ret)}`,
+        } };
       case 'exec':
         if ((ev.flags & L.WA_F_FILELESS) === 0) return null;
         return { name: 'finding.fileless_exec', attrs: {
@@ -89,4 +122,13 @@ export class BoundaryFindings {
         return null;
     }
   }
+}
+
+/** A chrooted process reached a file outside its root (WA_F_OUTSIDE_ROOT): an fd or cwd kept across chroot. */
+function chrootEscape(ev: SensorEvent, agent: string): BoundaryFinding {
+  const path = 'path' in ev && typeof ev.path === 'string' ? ev.path : 'newPath' in ev ? ev.newPath : '';
+  return { name: 'finding.chroot_escape', attrs: {
+    'file.path': path,
+    'witness.finding.reason': `agent '${agent}' is chrooted but reached ${path || 'a file'} outside its root (a descriptor or cwd kept from before the chroot)`,
+  } };
 }

@@ -6,10 +6,10 @@ import { log } from '../log.js';
 import { signCheckpoint, type CheckpointPredicate, type CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
 import { EventHasher, sha256 } from './hash.js';
+import { LedgerHashState } from './log-hash.js';
 import { keyIdOf, rawPublicKey } from './keys.js';
 import { consistencyProofWith } from './merkle.js';
-import { HexFrontier, hexSegmentHasher } from './merkle-hex.js';
-import { formatRecord, formatRecordV1 } from './record.js';
+import { formatRecordV1, recordHead } from './record.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
 import { fsyncDir, writeFully } from './tail.js';
 
@@ -37,6 +37,8 @@ export interface LedgerLogOptions {
 }
 
 const MAX_SEGMENT = 1_000_000;
+/** Records hashed per native call at most (they are hashed at the latest when flushed). */
+const RANGE_BATCH = 8192;
 
 /**
  * One append-only, hash-chained, Merkle-sealed log: `<events>.ndjson` plus
@@ -61,13 +63,14 @@ export class LedgerLog {
   private eventsFd: number;
   private checkpointsFd: number;
   private seq: number;
-  private headHex: string;
-  private frontier: HexFrontier;
-  private sealed: HexFrontier;
-  private segment: string[];
+  /** Chain head, Merkle frontier and unsealed leaves, in binary; advanced a batch at a time. */
+  private readonly hashes: LedgerHashState;
   /** Records not yet handed to the kernel, UTF-8 encoded straight into one reused buffer. */
   private pending: Buffer;
   private pendingLen = 0;
+  /** [start, end) of the event bytes of pending records not hashed yet (pairs). */
+  private readonly ranges = new Uint32Array(2 * RANGE_BATCH);
+  private rangeCount = 0;
   private fileBytes: number;
   private checkpointIndex: number;
   private prevCheckpointSha: string | null;
@@ -101,11 +104,10 @@ export class LedgerLog {
       throw new WitnessError('E_LEDGER', 'was sealed with a different signing key; refusing to mix signers in one log', { file: this.checkpointsPath, field: 'public_key' });
     }
     this.seq = rec.seq;
-    this.headHex = rec.chainHeadHex;
-    this.frontier = new HexFrontier(rec.frontier.size, rec.frontier.frontier, this.hasher);
-    this.frontier.cache = new Map();
-    this.sealed = new HexFrontier(rec.sealedFrontier.size, rec.sealedFrontier.frontier, this.hasher);
-    this.segment = rec.unsealedLeaves.slice();
+    this.hashes = new LedgerHashState({
+      size: rec.frontier.size, frontier: rec.frontier.frontier, chainHeadHex: rec.chainHeadHex,
+      sealedSize: rec.sealedFrontier.size, sealedFrontier: rec.sealedFrontier.frontier, unsealedLeaves: rec.unsealedLeaves,
+    });
     this.fileBytes = rec.eventsBytes;
     this.checkpointIndex = rec.lastCheckpoint ? rec.lastCheckpoint.index + 1 : 0;
     this.prevCheckpointSha = rec.lastCheckpointSha256;
@@ -120,7 +122,7 @@ export class LedgerLog {
     if (flushMs > 0) this.timers.push(setInterval(() => this.background(() => this.flush()), flushMs).unref());
     const cpSec = opts.checkpointEverySeconds ?? 5;
     if (cpSec > 0) {
-      this.timers.push(setInterval(() => this.background(() => { if (this.segment.length > 0) this.checkpoint('time'); }), cpSec * 1000).unref());
+      this.timers.push(setInterval(() => this.background(() => { if (this.unsealedCount > 0) this.checkpoint('time'); }), cpSec * 1000).unref());
     }
   }
 
@@ -136,14 +138,14 @@ export class LedgerLog {
   }
 
   get size(): number { return this.seq; }
-  get chainHeadHex(): string { return this.headHex; }
+  get chainHeadHex(): string { this.hashPending(); return this.hashes.chainHeadHex; }
   get restartCount(): number { return this.restarts; }
-  get rootHex(): string { return this.frontier.rootHex(); }
+  get rootHex(): string { this.hashPending(); return this.hashes.rootHex(); }
   get keyIdHex(): string { return this.keyId; }
   get signingKey(): KeyObject { return this.opts.key; }
   get publicKeyBase64(): string { return this.publicKeyB64; }
   /** Records appended since the last checkpoint (including intact ones recovered after a crash). */
-  get unsealedCount(): number { return this.segment.length; }
+  get unsealedCount(): number { return this.seq - this.hashes.sealed.size; }
   get bytesWritten(): number { return this.fileBytes + this.pendingLen; }
 
   markRestart(): void { this.restarts++; }
@@ -155,8 +157,10 @@ export class LedgerLog {
   }
 
   /**
-   * Hot path: hash and buffer one event line (exact bytes, no newline).
-   * Returns the record's seq. No signing, no fsync, no re-serialisation.
+   * Hot path: buffer one event line (exact bytes, no newline); its hashes are
+   * computed from the buffered bytes with the rest of the batch (hashPending),
+   * at the latest when the batch is handed to the kernel. Returns the record's
+   * seq. No signing, no fsync, no re-serialisation.
    */
   append(line: string): number {
     if (this.closed) throw new WitnessError('E_LEDGER', 'append after close', { file: this.eventsPath });
@@ -164,27 +168,57 @@ export class LedgerLog {
     if (line.length === 0 || line.indexOf('\n') !== -1) {
       throw new WitnessError('E_LEDGER', 'event line must be non-empty and contain no newline', { file: this.eventsPath, field: 'event' });
     }
-    const leafHex = this.hasher.leafHexOfString(line);
-    const linkHex = this.hasher.chainHex(this.headHex, leafHex);
-    this.frontier.append(leafHex);
-    this.segment.push(leafHex);
-    const seq = this.seq++;
-    const record = this.opts.recordFormat === 1 ? formatRecordV1(seq, this.headHex, leafHex, linkHex, line) : formatRecord(seq, line);
-    this.headHex = linkHex;
+    const seq = this.seq;
+    const v1 = this.opts.recordFormat === 1;
+    // v2: the record is {"seq":N,"event": + line + }\n (record.ts), laid out piece by piece, never concatenated
+    const head = v1 ? this.v1Record(seq, line) : recordHead(seq);
+    this.seq++;
     // A JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes.
-    if (this.pendingLen + record.length * 3 > this.pending.length) {
+    const most = head.length + (v1 ? 0 : line.length * 3 + 2);
+    if (this.pendingLen + most > this.pending.length) {
       this.flush();
-      if (record.length * 3 > this.pending.length) this.pending = Buffer.allocUnsafe(record.length * 3);
+      if (most > this.pending.length) this.pending = Buffer.allocUnsafe(most);
     }
-    this.pendingLen += this.pending.write(record, this.pendingLen, 'utf8');
+    const p = this.pending;
+    let at = this.pendingLen + p.write(head, this.pendingLen, v1 ? 'utf8' : 'latin1');
+    if (!v1) {
+      const start = at;
+      at += p.write(line, at, 'utf8');
+      const r = 2 * this.rangeCount++;
+      this.ranges[r] = start;
+      this.ranges[r + 1] = at;
+      p[at++] = 0x7d; // }
+      p[at++] = 0x0a;
+      if (this.rangeCount === RANGE_BATCH) { this.pendingLen = at; this.hashPending(); }
+    }
+    this.pendingLen = at;
     if (this.pendingLen >= this.flushBytes) this.flush();
-    if (this.segment.length >= this.everyEvents) this.checkpoint('count');
+    if (this.unsealedCount >= this.everyEvents) this.checkpoint('count');
     return seq;
+  }
+
+  /** A v1 record carries its hashes, so they are computed now, one record at a time (compatibility tests only). */
+  private v1Record(seq: number, line: string): string {
+    this.hashPending();
+    const prev = this.hashes.chainHeadHex;
+    const leafHex = this.hasher.leafHexOfString(line);
+    const linkHex = this.hasher.chainHex(prev, leafHex);
+    this.hashes.appendLeafHex(leafHex, linkHex);
+    return formatRecordV1(seq, prev, leafHex, linkHex, line);
+  }
+
+  /** Hashes the buffered records not hashed yet (their exact bytes, where they lie in the pending buffer). */
+  private hashPending(): void {
+    if (this.rangeCount === 0) return;
+    const n = this.rangeCount;
+    this.rangeCount = 0;
+    this.hashes.append(this.pending, this.ranges, n);
   }
 
   /** Writes buffered records to the kernel (no fsync). */
   flush(): void {
     if (this.pendingLen === 0 || this.closed) return;
+    this.hashPending();
     const n = this.pendingLen;
     this.pendingLen = 0;
     writeFully(this.eventsFd, this.pending.subarray(0, n));
@@ -196,23 +230,24 @@ export class LedgerLog {
     if (this.closed) throw new WitnessError('E_LEDGER', 'checkpoint after close', { file: this.checkpointsPath });
     this.flush();
     fs.fsyncSync(this.eventsFd);
-    const mth = hexSegmentHasher(this.sealed.size, this.sealed.frontier, this.segment, this.frontier.cache, this.hasher);
-    const proof = consistencyProofWith(mth, this.sealed.size, this.frontier.size);
+    this.hashPending();
+    const h = this.hashes;
+    const proof = consistencyProofWith(h.subtreeHasher(), h.sealed.size, h.size);
     const predicate: CheckpointPredicate = {
       log: this.opts.log,
       log_id: this.opts.logId,
       index: this.checkpointIndex,
       reason,
-      tree_size: this.frontier.size,
-      root_hash: this.frontier.rootHex(),
-      chain_head: this.headHex,
-      frontier: [...this.frontier.frontier],
+      tree_size: h.size,
+      root_hash: h.rootHex(),
+      chain_head: h.chainHeadHex,
+      frontier: h.frontierHex(),
       events_file: this.opts.eventsFile,
       events_bytes: this.fileBytes,
       prev_checkpoint_sha256: this.prevCheckpointSha,
-      prev_tree_size: this.sealed.size,
+      prev_tree_size: h.sealed.size,
       consistency_proof: proof.map((p) => Buffer.from(p).toString('hex')),
-      counters: { ...this.counters, 'ledger.records': this.frontier.size },
+      counters: { ...this.counters, 'ledger.records': h.size },
       drops: { ...this.drops },
       sensor_boot_id: sensorBootId(),
       restart_count: this.restarts,
@@ -227,9 +262,7 @@ export class LedgerLog {
     this.prevCheckpointSha = sha256(line).toString('hex');
     this.lastCheckpointLine = line;
     this.checkpointIndex++;
-    this.sealed = this.frontier.snapshot();
-    this.segment = [];
-    this.frontier.cache = new Map();
+    h.seal();
     return this.prevCheckpointSha;
   }
 

@@ -25,7 +25,12 @@ const P_EVENT_V2 = ',"event":';
 
 /** A v2 record line (with its newline). */
 export function formatRecord(seq: number, event: string): string {
-  return P_SEQ + seq + P_EVENT_V2 + event + '}\n';
+  return recordHead(seq) + event + '}\n';
+}
+
+/** What precedes the event bytes in a v2 record (ASCII); the writer lays out head, event, `}\n` without concatenating. */
+export function recordHead(seq: number): string {
+  return P_SEQ + seq + P_EVENT_V2;
 }
 
 /** A v1 record line; only tests and fixtures of old ledgers write these now. */

@@ -192,12 +192,14 @@ function exec(o: number, len: number): SensorEvent | null {
   const argvLen = dv.getUint16(o + L['wa_exec.argv_len'], true);
   const cwdLen = dv.getUint16(o + L['wa_exec.cwd_len'], true);
   const exeLen = dv.getUint16(o + L['wa_exec.exe_len'], true);
+  const rootLen = dv.getUint16(o + L['wa_exec.root_len'], true);
   if (filenameLen > L.WA_FILENAME_MAX) return overBound('wa_exec.filename_len', filenameLen, 'WA_FILENAME_MAX', L.WA_FILENAME_MAX);
   if (argvLen > L.WA_ARGV_MAX) return overBound('wa_exec.argv_len', argvLen, 'WA_ARGV_MAX', L.WA_ARGV_MAX);
   if (cwdLen > L.WA_PATH_MAX) return overBound('wa_exec.cwd_len', cwdLen, 'WA_PATH_MAX', L.WA_PATH_MAX);
   if (exeLen > L.WA_PATH_MAX) return overBound('wa_exec.exe_len', exeLen, 'WA_PATH_MAX', L.WA_PATH_MAX);
-  const total = fixed + filenameLen + argvLen + cwdLen + exeLen;
-  if (total > len) return varOverrun('wa_exec', 'filename_len + argv_len + cwd_len + exe_len', total, len);
+  if (rootLen > L.WA_PATH_MAX) return overBound('wa_exec.root_len', rootLen, 'WA_PATH_MAX', L.WA_PATH_MAX);
+  const total = fixed + filenameLen + argvLen + cwdLen + exeLen + rootLen;
+  if (total > len) return varOverrun('wa_exec', 'filename_len + argv_len + cwd_len + exe_len + root_len', total, len);
   const flags = dv.getUint16(o + FLAGS, true);
   const f = o + fixed;
   const a = f + filenameLen;
@@ -217,6 +219,7 @@ function exec(o: number, len: number): SensorEvent | null {
     argv: argvList(a, c),
     cwd: utf8(c, e),
     exe: utf8(e, e + exeLen),
+    root: rootLen > 0 ? utf8(e + exeLen, e + exeLen + rootLen) : null,
     argvTruncated: (flags & L.WA_F_TRUNC_ARGV) !== 0,
     filenameTruncated: (flags & L.WA_F_TRUNC_FILENAME) !== 0,
     pathTruncated: (flags & L.WA_F_TRUNC_PATH) !== 0,

@@ -17,7 +17,7 @@ import { WitnessError } from '../errors.js';
  */
 export const LAYOUT = {
   // constants (#define and enum members)
-  WA_WIRE_VERSION: 2,
+  WA_WIRE_VERSION: 3,
   WA_COMM_LEN: 16,
   WA_ARGV_MAX: 4096,
   WA_PATH_MAX: 4096,
@@ -104,7 +104,9 @@ export const LAYOUT = {
   'wa_exec.argv_len': 74,
   'wa_exec.cwd_len': 76,
   'wa_exec.exe_len': 78,
-  'wa_exec.$size': 80,
+  'wa_exec.root_len': 80,
+  'wa_exec.pad': 82,
+  'wa_exec.$size': 88,
 
   'wa_exit.hdr': 0,
   'wa_exit.ppid': 56,
@@ -188,6 +190,8 @@ export const LAYOUT = {
   WA_EV_NAMESPACE: 23,
   WA_F_USER_MEMORY: 64,
   WA_F_FILELESS: 128,
+  WA_F_CHROOT: 512,
+  WA_F_OUTSIDE_ROOT: 1024,
   WA_F_ARG_REWRITTEN: 256,
   WA_KILL_GENERATED: 1,
   WA_KILL_SYSCALL: 2,

@@ -197,6 +197,7 @@ function execAttrs(ev: ExecEvent): Attributes {
     'witness.argc': ev.argc,
     'witness.euid': ev.euid,
     'witness.egid': ev.egid,
+    ...(ev.root !== null ? { 'witness.process.root': ev.root } : {}),
   };
 }
 

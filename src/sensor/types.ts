@@ -43,6 +43,9 @@ export interface ExecEvent extends EventHeader {
   cwd: string;
   /** resolved path of the executable file ('' when the probe could not resolve it) */
   exe: string;
+  /** chrooted (WA_F_CHROOT): the process's root from its mount namespace's root; cwd and exe
+   * are relative to it. null when the root is the namespace's root */
+  root: string | null;
   argvTruncated: boolean;
   filenameTruncated: boolean;
   pathTruncated: boolean;

@@ -176,8 +176,8 @@ export function record(
 
 export interface ExecSpec {
   hdr?: HeaderFields; ppid?: number; argc?: number; euid?: number; egid?: number;
-  filename?: string; argv?: string[]; argvBytes?: Uint8Array; cwd?: string; exe?: string;
-  lens?: Partial<Record<'filename_len' | 'argv_len' | 'cwd_len' | 'exe_len', number>>;
+  filename?: string; argv?: string[]; argvBytes?: Uint8Array; cwd?: string; exe?: string; root?: string;
+  lens?: Partial<Record<'filename_len' | 'argv_len' | 'cwd_len' | 'exe_len' | 'root_len', number>>;
 }
 
 /** An exec record; argv is NUL-terminated per entry the way the kernel lays out arg_start..arg_end. */
@@ -187,11 +187,13 @@ export function execRecord(spec: ExecSpec = {}): Uint8Array {
   const filename = Buffer.from(spec.filename ?? '/bin/ls');
   const cwd = Buffer.from(spec.cwd ?? '/home/agent');
   const exe = Buffer.from(spec.exe ?? '/usr/bin/ls');
+  const root = Buffer.from(spec.root ?? '');
   return record('wa_exec', spec.hdr ?? {}, {
     ppid: spec.ppid ?? 1, argc: spec.argc ?? argv.length, euid: spec.euid ?? 1000, egid: spec.egid ?? 1001,
     filename_len: filename.length, argv_len: argvBytes.length, cwd_len: cwd.length, exe_len: exe.length,
+    root_len: root.length,
     ...spec.lens,
-  }, [filename, argvBytes, cwd, exe]);
+  }, [filename, argvBytes, cwd, exe, root]);
 }
 
 /** A sockaddr block; `addr` is the 16 raw bytes (v4 in the first 4). */

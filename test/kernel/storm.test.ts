@@ -77,3 +77,21 @@ describe.skipIf(suite.skip)('the write-open storm through witness run --out with
     expect(v.verified, JSON.stringify(v.failure)).toBe(true);
   }, 320_000);
 });
+
+describe.skipIf(suite.skip)('per-kind kernel counters', () => {
+  it('name every record kind the decoder knows, so no kind\'s emitted or dropped count is left out of the balance', async () => {
+    const { WitnessSensor } = await import('../../src/sensor/sensor.js');
+    const { RECORD_KIND_NAMES } = await import('../../src/sensor/types.js');
+    const sensor = WitnessSensor.open({ onEvent: () => {} });
+    try {
+      const s = sensor.stats();
+      for (const kind of Object.values(RECORD_KIND_NAMES)) {
+        expect(s.kernelEmitted, kind).toHaveProperty(kind);
+        expect(s.kernelDropped, kind).toHaveProperty(kind);
+        expect(s.delivered, kind).toHaveProperty(kind);
+      }
+    } finally {
+      await sensor.close();
+    }
+  });
+});
