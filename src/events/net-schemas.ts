@@ -140,7 +140,7 @@ export function netDepthSchemas(common: z.ZodRawShape) {
       'tls.probe': z.object({
         'process.pid': u32,
         'witness.tls.probe.path': z.string().min(1),
-        'witness.tls.probe.library': z.enum(['openssl', 'go', 'rustls', 'boringssl', 'none', 'not_elf', 'unreadable']),
+        'witness.tls.probe.library': z.enum(['openssl', 'imports_openssl', 'gnutls', 'go', 'rustls', 'boringssl', 'none', 'not_elf', 'unreadable']),
         'witness.tls.probe.attached': z.array(z.enum(['SSL_write', 'SSL_read', 'SSL_write_ex', 'SSL_read_ex'])),
         'witness.tls.probe.reason': z.string(),
       }).strict(),

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * What TLS library an ELF file carries, as far as its symbols and sections
@@ -10,7 +11,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
  * in the reason). Never throws: an unreadable file is `unreadable`.
  */
 
-export type TlsLibrary = 'openssl' | 'go' | 'rustls' | 'boringssl' | 'none' | 'not_elf' | 'unreadable';
+export type TlsLibrary = 'openssl' | 'imports_openssl' | 'gnutls' | 'go' | 'rustls' | 'boringssl' | 'none' | 'not_elf' | 'unreadable';
 
 export interface ElfTls {
   library: TlsLibrary;
@@ -56,7 +57,7 @@ function sections(fd: number): Section[] | null {
 }
 
 /** Defined function symbols among `wanted` in a symbol table section (SHT_SYMTAB 2 / SHT_DYNSYM 11). */
-function definedSymbols(fd: number, secs: Section[], symtab: Section, wanted: Set<string>): string[] {
+function definedSymbols(fd: number, secs: Section[], symtab: Section, wanted: Set<string>, undefinedToo = false): string[] {
   const strs = secs[symtab.link];
   if (!strs || symtab.entsize < 24 || symtab.size > 256 << 20) return [];
   const syms = read(fd, symtab.offset, symtab.size);
@@ -64,13 +65,58 @@ function definedSymbols(fd: number, secs: Section[], symtab: Section, wanted: Se
   const found: string[] = [];
   for (let o = 0; o + 24 <= syms.length; o += symtab.entsize) {
     const shndx = syms.readUInt16LE(o + 6);
-    if (shndx === 0) continue; // undefined: imported, not implemented here
+    if ((shndx === 0) !== undefinedToo) continue; // undefined: imported, not implemented here
     const nameOff = syms.readUInt32LE(o);
     const end = str.indexOf(0, nameOff);
     const name = str.toString('latin1', nameOff, end < 0 ? str.length : end);
     if (wanted.has(name) && !found.includes(name)) found.push(name);
   }
   return found;
+}
+
+/** DT_NEEDED names of the file's dynamic section. */
+function needed(fd: number, secs: Section[]): string[] {
+  const dyn = secs.find((s) => s.type === 6);
+  const strs = dyn ? secs[dyn.link] : undefined;
+  if (!dyn || !strs || dyn.size > 1 << 20) return [];
+  const d = read(fd, dyn.offset, dyn.size);
+  const str = read(fd, strs.offset, Math.min(strs.size, 1 << 20));
+  const out: string[] = [];
+  for (let o = 0; o + 16 <= d.length; o += 16) {
+    const tag = Number(d.readBigInt64LE(o));
+    if (tag === 0) break;
+    if (tag !== 1) continue;
+    const off = Number(d.readBigUInt64LE(o + 8));
+    const end = str.indexOf(0, off);
+    out.push(str.toString('latin1', off, end < 0 ? str.length : end));
+  }
+  return out;
+}
+
+const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/usr/lib', '/lib', '/usr/local/lib', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu'];
+
+/** A TLS library among the libraries this file links (two levels: libcurl links libssl). */
+function linkedTls(fd: number, secs: Section[], depth = 0): { lib: TlsLibrary; via: string } | null {
+  for (const n of needed(fd, secs)) {
+    if (/^libssl\.so/.test(n)) return { lib: 'imports_openssl', via: n };
+    if (/^libgnutls\.so/.test(n)) return { lib: 'gnutls', via: n };
+  }
+  if (depth > 0) return null;
+  for (const n of needed(fd, secs)) {
+    if (/^(libc|libm|libdl|libpthread|ld-linux|libgcc_s|libstdc\+\+)\b/.test(n)) continue;
+    const p = LIB_DIRS.map((d) => join(d, n)).find((x) => existsSync(x));
+    if (!p) continue;
+    let f2: number;
+    try { f2 = openSync(p, 'r'); } catch { continue; }
+    try {
+      const s2 = sections(f2);
+      const r = s2 ? linkedTls(f2, s2, depth + 1) : null;
+      if (r) return { lib: r.lib, via: `${n} → ${r.via}` };
+    } finally {
+      closeSync(f2);
+    }
+  }
+  return null;
 }
 
 function hasMarker(fd: number, size: number, markers: string[]): string | null {
@@ -100,6 +146,13 @@ export function classifyElf(path: string): ElfTls {
     for (const s of secs) if (s.type === 11 || s.type === 2) for (const n of definedSymbols(fd, secs, s, wanted)) syms.add(n);
     const sslSymbols = SSL_FUNCS.filter((f) => syms.has(f));
     if (sslSymbols.length > 0) return { library: 'openssl', sslSymbols, reason: `exports ${sslSymbols.join(', ')}` };
+    const imported = secs.filter((s) => s.type === 11).flatMap((s) => definedSymbols(fd, secs, s, wanted, true));
+    if (imported.length > 0) {
+      return { library: 'imports_openssl', sslSymbols: [], reason: `imports ${imported.join(', ')} from a shared libssl: seen through that library's probe` };
+    }
+    const linked = linkedTls(fd, secs);
+    if (linked?.lib === 'imports_openssl') return { library: 'imports_openssl', sslSymbols: [], reason: `links ${linked.via}: seen through that library's probe` };
+    if (linked?.lib === 'gnutls') return { library: 'gnutls', sslSymbols: [], reason: `links ${linked.via}: GnuTLS is not probed (gnutls_record_send/recv would be the functions)` };
     if (secs.some((s) => s.name === '.go.buildinfo' || s.name === '.note.go.buildid' || s.name === '.gopclntab')) {
       return { library: 'go', sslSymbols, reason: "Go binary: crypto/tls is Go code with no SSL_write to probe (and Go's stacks defeat uretprobes)" };
     }
