@@ -11,6 +11,7 @@
 #include "addon_loss.h"
 #include "addon_uprobe.h"
 #include "batcher.h"
+#include "flock.h"
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
@@ -400,6 +401,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   RegisterLedgerHash(env, exports);
+  WaRegisterFlock(env, exports);
   return exports;
 }
 

@@ -115,6 +115,8 @@ export class WitnessDaemon {
           ...(config.ledger.signKeyPath !== undefined ? { signKeyPath: config.ledger.signKeyPath } : {}),
           ...(config.ledger.segmentMaxBytes !== undefined ? { segmentMaxBytes: config.ledger.segmentMaxBytes } : {}),
           ...(config.ledger.segmentMaxAge !== undefined ? { segmentMaxSeconds: config.ledger.segmentMaxAge / 1000 } : {}),
+          retryIntervalMs: config.ledger.retryInterval,
+          retention: { maxBytes: config.ledger.maxBytes, maxAgeMs: config.ledger.maxAge },
         });
         ledgerSink = new LedgerSink(writer);
         sinks.push(ledgerSink);

@@ -44,6 +44,7 @@ export const CONTROL_EVENT_NAMES = [
   'sensor.start',
   'sensor.stop',
   'sensor.restart',
+  'ledger.gap',
   'sensor.drops',
   'process.outlived_root',
   'finding.unattributed_process',

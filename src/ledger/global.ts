@@ -54,7 +54,7 @@ export interface DaemonSegmentRow {
 
 /**
  * A sealed daemon segment deleted on purpose, so verification expects it gone.
- * Verify reads these rows; no writer emits them yet (ledger retention is not built).
+ * Appended by ledger retention (src/ledger/retention.ts) before it deletes the segment's files.
  * The segment's identity is the DaemonSegmentRow it replaces.
  */
 export interface PruneRow extends Omit<DaemonSegmentRow, 'kind' | 'key_id'> {
