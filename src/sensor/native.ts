@@ -54,16 +54,32 @@ export interface NativeSensorOptions {
 
 export interface DropperRow { pid: number; comm: string; count: number }
 
+/** Where the syscall hooks stand (native/loader_hooks.c). */
+export interface HooksState {
+  /** the sys_enter/sys_exit dispatchers are attached now */
+  attached: boolean;
+  /** targeted mode: attached only while a traced tree exists, a spawn is armed or someone holds them */
+  lazy: boolean;
+  /** holders (hooks('hold') minus hooks('release')) */
+  held: number;
+  /** idle detaches so far */
+  detaches: number;
+}
+
 export interface NativeSensor {
   capabilities(): ProgramStatus[];
   start(): void;
   addRoot(pid: number): void;
   remove(pid: number): void;
   isTraced(pid: number): boolean;
+  /** attaches the syscall hooks first; throws when they cannot attach (nothing armed) */
   armSpawn(parentPid: number): void;
   /** disarms; returns the pid that was still armed, 0 when a fork consumed it */
   disarmSpawn(): number;
   setTraceAll(on: boolean): void;
+  /** hold: keep the syscall hooks attached (attaches now); release: drop one hold;
+   * idle: detach now if nothing needs them; no op: just report */
+  hooks(op?: 'hold' | 'release' | 'idle'): HooksState;
   addSensitive(kernelDev: number, inode: bigint): void;
   clearSensitive(): void;
   /** a sensitive name under a directory (its kernel identity): matches whatever inode later holds the name */
