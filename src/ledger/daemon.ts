@@ -312,7 +312,7 @@ export class DaemonWriter {
     if (this.timer) clearInterval(this.timer);
     try {
       if (this.outage.failing) this.outage.retry();
-      if (this.outage.failing) throw this.outage.refuse();
+      if (this.outage.failing) throw this.outage.giveUp();
       this.guard(() => {
         this.writeControl('sensor.stop', { 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
         this.log.setCounters(counters, drops);

@@ -122,6 +122,20 @@ export class LedgerOutage {
     this.stop();
   }
 
+  /**
+   * The writer closes while the disk still fails: the gap cannot be written
+   * into this log. Logged (stderr, i.e. the journal, off the failing disk)
+   * with what the gap record would have said; the next writer seals the log
+   * and records its lost tail, but not this count. Returns the error to throw.
+   */
+  giveUp(): WitnessError {
+    const s = this.state!;
+    const gap = this.gapAttributes();
+    log.error({ log: this.name, ...gap }, 'closing while the ledger is still not writable: this outage is not recorded in the ledger (the next start seals the log)');
+    this.stop();
+    return new WitnessError('E_IO', `ledger is not writable since ${s.from} (${s.cause}); ${gap['witness.ledger.gap.records'] as number} records not written, not recorded in the ledger`, { file: this.name });
+  }
+
   retry(): void {
     if (!this.state) return;
     this.state.attempts++;

@@ -259,7 +259,7 @@ export class SessionWriter {
     this.outage.stop();
     if (this.outage.failing) {
       this.unlock();
-      throw this.outage.refuse();
+      throw this.outage.giveUp();
     }
     this.appendControl('sensor.stop', {
       'witness.session.id': this.sessionId,
