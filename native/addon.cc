@@ -2,11 +2,8 @@
 // Node front end of the loader: a Sensor object whose poll thread hands JS
 // one ArrayBuffer of raw records per batch, plus the wire-layout table.
 #include <napi.h>
-
 #include <memory>
 #include <string>
-#include <vector>
-#include <thread>
 #include "addon_hooks.h"
 #include "addon_loss.h"
 #include "batcher.h"
@@ -14,9 +11,9 @@
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
+#include "peercred.h"
 #include "sdnotify.h"
 #include "source_hash.h"
-
 namespace {
 
 struct BatchMsg {
@@ -396,6 +393,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  WaRegisterPeerCred(env, exports);
   RegisterLedgerHash(env, exports);
   WaRegisterFlock(env, exports);
   return exports;

@@ -23,8 +23,9 @@ import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
 import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
+import { ResidentSensor, type ResidentOutcome } from './run-resident.js';
 
-const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
+const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--no-resident]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
@@ -86,7 +87,7 @@ async function settleExecutable(exe: { path?: string; sha256?: string; hash_stat
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
-    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
+    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'no-resident'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
       'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
   }, 'run');
@@ -121,7 +122,18 @@ export async function run(rawArgv: string[]): Promise<number> {
   const rootExitSeen = new Promise<void>((resolve) => { rootExited = resolve; });
   const exitedPids = new Set<number>();
   const cgroup = makeRunCgroup();
+  // A running daemon's sensor traces the agent when it will (docs/resident.md); else this run loads its own.
+  let onSensorEvent: (ev: SensorEvent) => void = () => {};
+  const onDecodeError = (err: WitnessError): void => log.warn({ err: err.message }, 'malformed wire record');
+  const residentOff = flags['no-resident'] === true ? '--no-resident' : process.env.WITNESS_RESIDENT === 'off' ? 'WITNESS_RESIDENT=off' : null;
+  const resident: ResidentOutcome = residentOff !== null ? { sensor: null, reason: residentOff } : await ResidentSensor.connect({
+    onEvent: (ev) => onSensorEvent(ev), onDecodeError,
+    ...(budgetEvents !== undefined ? { budgetEvents } : {}),
+    ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
+  });
+  if (resident.sensor === null) log.debug({ reason: resident.reason }, 'no resident sensor: loading our own');
   const agentAttrs = agentAttributes(plan, allowIoUring, cgroup);
+  if (resident.sensor !== null) agentAttrs['witness.sensor.resident_pid'] = resident.sensor.daemon.daemon_pid;
 
   // The session ledger records every exported line byte for byte (docs/ledger.md).
   const ledger = flags['no-ledger'] === true ? null : await SessionWriter.create({
@@ -153,29 +165,32 @@ export async function run(rawArgv: string[]): Promise<number> {
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
-  const sensor = WitnessSensor.open({
-    sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
+  const sensitivePaths = [...manifestSensitivePaths(manifest), ...ownPaths];
+  onSensorEvent = (ev: SensorEvent) => {
+    // attribution (agent, scope, container, executable hash) and findings ride on each envelope
+    // network depth (TLS hello, names on connects, llm.call) sits before attribution
+    const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
+    for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
+      // the root's executable as hashed at its exec, before emit may compact the record
+      if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
+      emit(out);
+    }
+    if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
+    if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
+      rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
+    }
+    if (ev.kind === 'exit') {
+      exitedPids.add(ev.pid);
+      if (ev.pid === rootPid) rootExited();
+    }
+  };
+  resident.sensor?.useSensitive(sensitivePaths);
+  const sensor = resident.sensor ?? WitnessSensor.open({
+    sensitivePaths,
     ...(budgetEvents !== undefined ? { budgetEvents } : {}),
     ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
-    onEvent: (ev: SensorEvent) => {
-      // attribution (agent, scope, container, executable hash) and findings ride on each envelope
-      // network depth (TLS hello, names on connects, llm.call) sits before attribution
-      const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
-      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
-        // the root's executable as hashed at its exec, before emit may compact the record
-        if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
-        emit(out);
-      }
-      if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
-      if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
-        rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
-      }
-      if (ev.kind === 'exit') {
-        exitedPids.add(ev.pid);
-        if (ev.pid === rootPid) rootExited();
-      }
-    },
-    onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
+    onEvent: onSensorEvent,
+    onDecodeError,
   });
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 

@@ -102,6 +102,8 @@ export interface NativeModule {
   sourceHash: string;
   wireVersion: number;
   clockOffsets(): { bootNs: bigint; realNs: bigint };
+  /** SO_PEERCRED of a connected Unix socket (native/peercred.cc); absent in an addon built before it */
+  peerCred?(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** Package root: this file is src/sensor/ or dist/sensor/, two levels down. */
