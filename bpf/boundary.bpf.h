@@ -4,10 +4,10 @@
  * for privilege and persistence (link, symlink, chmod, memfd_create, module
  * load, bpf, mount, namespaces) and signals sent outside its own tree.
  *
- * These syscalls are rare, so they are not given a tracepoint pair each
- * (every syscall tracepoint attachment costs an RCU wait at detach): two
- * BTF raw tracepoints on sys_enter / sys_exit dispatch on the syscall number
- * first, before any map lookup, and only the listed numbers go further.
+ * These syscalls are rare, so they get no handler of their own: the two
+ * dispatchers (syscall.bpf.h), after finding no handler for a syscall
+ * number, switch on it here before any map lookup, and only the listed
+ * numbers go further.
  * Arguments are the syscall's registers (what the kernel used); paths and
  * names behind pointers are user memory, and the record says so.
  */
@@ -51,9 +51,14 @@ static __always_inline __u32 wa_sysop_of(long nr)
 	return 0;
 }
 
+/* The sys_enter dispatcher: the syscall's handler if it has one (a tail call
+ * does not return), else the boundary's own rare syscalls below. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(wa_sys_enter, struct pt_regs *regs, long id)
 {
+	if (wa_sys_compat())
+		return 0;
+	bpf_tail_call(ctx, &wa_sys_enter_tab, (__u32)id);
 	__u32 op = wa_sysop_of(id);
 	if (!op || !wa_current_traced())
 		return 0;
@@ -355,7 +360,11 @@ static __always_inline int wa_sysop_exit(long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(wa_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (!wa_sysop_of(BPF_CORE_READ(regs, orig_ax)) || !wa_current_traced())
+	if (wa_sys_compat())
+		return 0;
+	long nr = regs->orig_ax;
+	bpf_tail_call(ctx, &wa_sys_exit_tab, (__u32)nr);
+	if (!wa_sysop_of(nr) || !wa_current_traced())
 		return 0;
 	return wa_sysop_exit(ret);
 }

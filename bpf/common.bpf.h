@@ -9,6 +9,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "maps.h"
+#include "syscall.bpf.h"
 
 #define AT_FDCWD -100
 #define AF_INET 2
@@ -260,15 +261,12 @@ static __always_inline struct wa_pending *wa_pending_new(__u32 kind)
 	return p;
 }
 
-/* Save the syscall's arguments for its sys_exit. */
-/* Only the syscall's own arguments may be read: the kernel refuses to attach a
- * program whose ctx reads run past the tracepoint's record (EACCES). */
-static __always_inline struct wa_pending *wa_pending_save(struct trace_event_raw_sys_enter *ctx, __u32 kind, int nargs)
+/* Save the syscall's arguments (the registers, syscall.bpf.h) for its sys_exit. */
+static __always_inline struct wa_pending *wa_pending_save(struct wa_sys_ctx *ctx, __u32 kind, int nargs)
 {
 	struct wa_pending *p = wa_pending_new(kind);
 	if (!p)
 		return NULL;
-	/* one load per field: the verifier rejects ctx access at a computed offset */
 	if (nargs > 0) p->args[0] = ctx->args[0];
 	if (nargs > 1) p->args[1] = ctx->args[1];
 	if (nargs > 2) p->args[2] = ctx->args[2];
@@ -296,8 +294,7 @@ static __always_inline struct wa_pending *wa_pending_save_args(__u32 kind, const
 
 /* enter program that only saves arguments when the caller is traced */
 #define WA_SAVE_ENTER(name, kind, nargs)                                        \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
-	int wa_enter_##name(struct trace_event_raw_sys_enter *ctx)         \
+	WA_SYSCALL_ENTER(name)                                             \
 	{                                                                  \
 		if (wa_current_traced())                                   \
 			wa_pending_save(ctx, kind, nargs);                 \

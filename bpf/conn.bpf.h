@@ -206,7 +206,7 @@ static __always_inline void wa_conn_connected(long ret, int fd)
 /* ---- send side ---- */
 
 /* sys_enter of a send syscall: remember the buffer for the exit when the fd has state. */
-static __always_inline void wa_tx_enter(struct trace_event_raw_sys_enter *ctx, __u16 syscall)
+static __always_inline void wa_tx_enter(struct wa_sys_ctx *ctx, __u16 syscall)
 {
 	if (wa_conn_none() || !wa_conn_lookup(ctx->args[0]))
 		return;
@@ -334,40 +334,35 @@ static __always_inline int wa_tx_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_write")
-int wa_exit_write(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(write)
 {
 	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_writev")
-int wa_enter_writev(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(writev)
 {
 	if (!wa_conn_none() && wa_current_traced())
 		wa_tx_enter(ctx, WA_SEND_WRITEV);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_writev")
-int wa_exit_writev(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(writev)
 {
 	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int wa_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(sendto)
 {
 	if (wa_conn_none() || !wa_current_traced())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int wa_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(sendmsg)
 {
 	if (wa_conn_none() || !wa_current_traced())
 		return 0;

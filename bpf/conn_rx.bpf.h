@@ -10,7 +10,7 @@
 
 #include "conn.bpf.h"
 
-static __always_inline int wa_rx_enter(struct trace_event_raw_sys_enter *ctx, __u16 syscall)
+static __always_inline int wa_rx_enter(struct wa_sys_ctx *ctx, __u16 syscall)
 {
 	if (wa_conn_none() || !wa_current_traced() || !wa_conn_lookup(ctx->args[0]))
 		return 0;
@@ -96,26 +96,19 @@ static __always_inline int wa_rx_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int wa_enter_read(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_READ); }
+WA_SYSCALL_ENTER(read) { return wa_rx_enter(ctx, WA_RECV_READ); }
 
-SEC("tracepoint/syscalls/sys_exit_read")
-int wa_exit_read(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(read) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int wa_enter_recvfrom(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_RECVFROM); }
+WA_SYSCALL_ENTER(recvfrom) { return wa_rx_enter(ctx, WA_RECV_RECVFROM); }
 
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int wa_exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(recvfrom) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int wa_enter_recvmsg(struct trace_event_raw_sys_enter *ctx) { return wa_rx_enter(ctx, WA_RECV_RECVMSG); }
+WA_SYSCALL_ENTER(recvmsg) { return wa_rx_enter(ctx, WA_RECV_RECVMSG); }
 
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int wa_exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(recvmsg) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
 
-SEC("tracepoint/syscalls/sys_enter_close")
-int wa_enter_close(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(close)
 {
 	if (wa_conn_none() || !wa_current_traced())
 		return 0;
@@ -249,8 +242,7 @@ static __always_inline void wa_listen_record(__u16 type, long ret, __u32 fd, __u
 	wa_submit(r, type);
 }
 
-SEC("tracepoint/syscalls/sys_exit_listen")
-int wa_exit_listen(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(listen)
 {
 	struct wa_pending *p = wa_pending_get(WA_K_LISTEN);
 	if (!p)
@@ -270,10 +262,8 @@ static __always_inline int wa_accept_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept")
-int wa_exit_accept(struct trace_event_raw_sys_exit *ctx) { return wa_accept_exit(ctx->ret); }
+WA_SYSCALL_EXIT(accept) { return wa_accept_exit(ctx->ret); }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int wa_exit_accept4(struct trace_event_raw_sys_exit *ctx) { return wa_accept_exit(ctx->ret); }
+WA_SYSCALL_EXIT(accept4) { return wa_accept_exit(ctx->ret); }
 
 #endif

@@ -37,29 +37,25 @@ static __always_inline void wa_open_enter(int dirfd, __u64 path, __u64 flags, __
 	p->args[3] = mode;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int wa_enter_openat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(openat)
 {
 	wa_open_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int wa_enter_open(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(open)
 {
 	wa_open_enter(AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int wa_enter_creat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(creat)
 {
 	wa_open_enter(AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int wa_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(openat2)
 {
 	if (!wa_current_traced())
 		return 0;
@@ -101,6 +97,29 @@ struct {
 	__type(key, __u32);
 	__type(value, struct wa_name_key);
 } wa_name_scratch SEC(".maps");
+
+/* Filesystems (superblock s_dev) holding any sensitive identity. The ancestry
+ * walk follows d_parent, which never leaves a superblock, so an open on any
+ * other filesystem (/dev, /proc, tmpfs, a build tree's own mount) cannot be
+ * sensitive: one lookup instead of the walk. The loader sets
+ * wa_sensitive_devs_full when this map had no room (then every open walks). */
+#define WA_SENSITIVE_DEVS 64
+volatile __u32 wa_sensitive_devs_full;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WA_SENSITIVE_DEVS);
+	__type(key, __u32);
+	__type(value, __u8);
+} wa_sensitive_devs SEC(".maps");
+
+static __always_inline bool wa_sensitive_fs(struct file *f)
+{
+	if (wa_sensitive_devs_full)
+		return true;
+	__u32 dev = BPF_CORE_READ(f, f_path.dentry, d_sb, s_dev);
+	return bpf_map_lookup_elem(&wa_sensitive_devs, &dev) != NULL;
+}
 
 static __always_inline bool wa_child_named(const struct wa_inode_key *parent, struct dentry *child)
 {
@@ -169,7 +188,7 @@ static __always_inline int wa_open_exit(long ret)
 		if (how_user)
 			flags |= WA_F_USER_MEMORY;
 	}
-	if (!type && f && wa_sensitive_count && wa_is_sensitive(f))
+	if (!type && f && wa_sensitive_count && wa_sensitive_fs(f) && wa_is_sensitive(f))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	else if (!type && !f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
 		/* A denied read has no file to identify: the path as asked for (user
@@ -217,14 +236,10 @@ static __always_inline int wa_open_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int wa_exit_openat(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int wa_exit_openat2(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_open")
-int wa_exit_open(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_creat")
-int wa_exit_creat(struct trace_event_raw_sys_exit *ctx) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(openat) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(openat2) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(open) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(creat) { return wa_open_exit(ctx->ret); }
 
 /* unlink and rename: built at exit from the names as given, anchored at
  * their dirfd (the directories still exist; the names may not). */
@@ -242,15 +257,13 @@ static __always_inline void wa_save_path_args(int dirfd, __u64 path, int dirfd2,
 	p->args[4] = flags;
 }
 
-SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int wa_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(unlinkat)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], 0, 0, ctx->args[2], WA_K_UNLINK);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_unlink")
-int wa_enter_unlink(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(unlink)
 {
 	wa_save_path_args(AT_FDCWD, ctx->args[0], 0, 0, 0, WA_K_UNLINK);
 	return 0;
@@ -279,27 +292,22 @@ static __always_inline int wa_unlink_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_unlinkat")
-int wa_exit_unlinkat(struct trace_event_raw_sys_exit *ctx) { return wa_unlink_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_unlink")
-int wa_exit_unlink(struct trace_event_raw_sys_exit *ctx) { return wa_unlink_exit(ctx->ret); }
+WA_SYSCALL_EXIT(unlinkat) { return wa_unlink_exit(ctx->ret); }
+WA_SYSCALL_EXIT(unlink) { return wa_unlink_exit(ctx->ret); }
 
-SEC("tracepoint/syscalls/sys_enter_renameat2")
-int wa_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(renameat2)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4], WA_K_RENAME);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_renameat")
-int wa_enter_renameat(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(renameat)
 {
 	wa_save_path_args(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], 0, WA_K_RENAME);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_rename")
-int wa_enter_rename(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(rename)
 {
 	wa_save_path_args(AT_FDCWD, ctx->args[0], AT_FDCWD, ctx->args[1], 0, WA_K_RENAME);
 	return 0;
@@ -331,11 +339,8 @@ static __always_inline int wa_rename_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_renameat2")
-int wa_exit_renameat2(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_renameat")
-int wa_exit_renameat(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
-SEC("tracepoint/syscalls/sys_exit_rename")
-int wa_exit_rename(struct trace_event_raw_sys_exit *ctx) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(renameat2) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(renameat) { return wa_rename_exit(ctx->ret); }
+WA_SYSCALL_EXIT(rename) { return wa_rename_exit(ctx->ret); }
 
 #endif

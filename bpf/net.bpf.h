@@ -120,8 +120,7 @@ static __always_inline int wa_sockaddr_exit(long ret, __u32 kind, __u16 type)
 
 WA_SAVE_ENTER(connect, WA_K_CONNECT, 3)
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int wa_exit_connect(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(connect)
 {
 	struct wa_pending *p = wa_pending_get(WA_K_CONNECT);
 	if (p) {
@@ -137,8 +136,7 @@ int wa_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 WA_SAVE_ENTER(bind, WA_K_BIND, 3)
 
-SEC("tracepoint/syscalls/sys_exit_bind")
-int wa_exit_bind(struct trace_event_raw_sys_exit *ctx) { return wa_sockaddr_exit(ctx->ret, WA_K_BIND, WA_EV_BIND); }
+WA_SYSCALL_EXIT(bind) { return wa_sockaddr_exit(ctx->ret, WA_K_BIND, WA_EV_BIND); }
 
 /*
  * A datagram is DNS when it goes to port 53: by explicit address, or over a
@@ -207,8 +205,7 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 	wa_output(d, sizeof(*d) + n, WA_EV_DNS);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int wa_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(sendto)
 {
 	if (!wa_current_traced())
 		return 0;
@@ -218,8 +215,7 @@ int wa_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int wa_enter_write(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(write)
 {
 	if (!wa_current_traced())
 		return 0;
@@ -240,8 +236,7 @@ static __always_inline void wa_dns_msghdr(int fd, const struct user_msghdr *um, 
 	wa_dns_capture(fd, m.msg_name, m.msg_namelen, iov.iov_base, iov.iov_len, syscall);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int wa_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(sendmsg)
 {
 	if (!wa_current_traced())
 		return 0;
@@ -251,8 +246,7 @@ int wa_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 }
 
 /* sendmmsg: glibc sends the A and AAAA queries as a pair; look at two */
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int wa_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+WA_SYSCALL_ENTER(sendmmsg)
 {
 	if (!wa_current_traced())
 		return 0;

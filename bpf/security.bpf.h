@@ -8,7 +8,7 @@
 #define WA_K_SETID 20  /* pending.old_ids + args[5] = which syscall */
 #define WA_K_PTRACE 21
 
-static __always_inline void wa_setid_enter(struct trace_event_raw_sys_enter *ctx, __u32 which, int nargs)
+static __always_inline void wa_setid_enter(struct wa_sys_ctx *ctx, __u32 which, int nargs)
 {
 	if (!wa_current_traced())
 		return;
@@ -63,14 +63,12 @@ static __always_inline int wa_setid_exit(long ret)
 }
 
 #define WA_SETID_PROGS(name, which, n)                                                 \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                  \
-	int wa_enter_##name(struct trace_event_raw_sys_enter *ctx)                    \
+	WA_SYSCALL_ENTER(name)                                                        \
 	{                                                                             \
 		wa_setid_enter(ctx, which, n);                                          \
 		return 0;                                                             \
 	}                                                                             \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                   \
-	int wa_exit_##name(struct trace_event_raw_sys_exit *ctx) { return wa_setid_exit(ctx->ret); }
+	WA_SYSCALL_EXIT(name) { return wa_setid_exit(ctx->ret); }
 
 WA_SETID_PROGS(setuid, WA_SETID_SETUID, 1)
 WA_SETID_PROGS(setreuid, WA_SETID_SETREUID, 2)
@@ -81,8 +79,7 @@ WA_SETID_PROGS(setresgid, WA_SETID_SETRESGID, 3)
 
 WA_SAVE_ENTER(ptrace, WA_K_PTRACE, 4)
 
-SEC("tracepoint/syscalls/sys_exit_ptrace")
-int wa_exit_ptrace(struct trace_event_raw_sys_exit *ctx)
+WA_SYSCALL_EXIT(ptrace)
 {
 	struct wa_pending *p = wa_pending_get(WA_K_PTRACE);
 	if (!p)

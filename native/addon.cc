@@ -2,21 +2,19 @@
 // Node front end of the loader: a Sensor object whose poll thread hands JS
 // one ArrayBuffer of raw records per batch, plus the wire-layout table.
 #include <napi.h>
-
 #include <memory>
 #include <string>
-#include <vector>
-#include <thread>
-#include <vector>
-
+#include "addon_hooks.h"
 #include "addon_loss.h"
+#include "addon_uprobe.h"
 #include "batcher.h"
+#include "flock.h"
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
+#include "peercred.h"
 #include "sdnotify.h"
 #include "source_hash.h"
-
 namespace {
 
 struct BatchMsg {
@@ -65,6 +63,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("armSpawn", &Sensor::ArmSpawn),
                            InstanceMethod("disarmSpawn", &Sensor::DisarmSpawn),
                            InstanceMethod("setTraceAll", &Sensor::SetTraceAll),
+                           InstanceMethod("hooks", &Sensor::Hooks),
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
                            InstanceMethod("addSensitiveName", &Sensor::AddSensitiveName),
@@ -122,6 +121,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       throw e;
     }
     poller_->Attach(loader_);
+    WaUprobeExpose(env, info.This().As<Napi::Object>(), loader_);
   }
 
   ~Sensor() override {
@@ -190,7 +190,8 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
 
   Napi::Value ArmSpawn(const Napi::CallbackInfo& info) {
     Check(info);
-    wa_loader_arm_spawn(loader_, Pid(info));
+    int rc = wa_loader_arm_spawn(loader_, Pid(info));
+    if (rc) throw Napi::Error::New(info.Env(), std::string("armSpawn: cannot attach the syscall hooks: ") + strerror(-rc));
     return info.Env().Undefined();
   }
 
@@ -202,16 +203,19 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
 
   Napi::Value SetTraceAll(const Napi::CallbackInfo& info) {
     Check(info);
-    wa_loader_set_trace_all(loader_, info[0].ToBoolean().Value());
+    int rc = wa_loader_set_trace_all(loader_, info[0].ToBoolean().Value());
+    if (rc) throw Napi::Error::New(info.Env(), std::string("setTraceAll: cannot attach the syscall hooks: ") + strerror(-rc));
     return info.Env().Undefined();
   }
+
+  Napi::Value Hooks(const Napi::CallbackInfo& info) { Check(info); return HooksCall(info, loader_); }
+
+  static uint64_t U64(const Napi::Value& v) { bool lossless = true; return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : uint64_t(v.As<Napi::Number>().Int64Value()); }
 
   // addSensitive(kernelDev: number, inode: bigint)
   Napi::Value AddSensitive(const Napi::CallbackInfo& info) {
     Check(info);
-    bool lossless = true;
-    uint64_t ino = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(&lossless)
-                                      : uint64_t(info[1].As<Napi::Number>().Int64Value());
+    uint64_t ino = U64(info[1]);
     int rc = wa_loader_add_sensitive(loader_, info[0].As<Napi::Number>().Uint32Value(), ino);
     if (rc) throw Napi::Error::New(info.Env(), std::string("addSensitive: ") + strerror(-rc));
     return info.Env().Undefined();
@@ -220,9 +224,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   // addSensitiveName(parentKernelDev: number, parentInode: bigint, name: string)
   Napi::Value AddSensitiveName(const Napi::CallbackInfo& info) {
     Check(info);
-    bool lossless = true;
-    uint64_t ino = info[1].IsBigInt() ? info[1].As<Napi::BigInt>().Uint64Value(&lossless)
-                                      : uint64_t(info[1].As<Napi::Number>().Int64Value());
+    uint64_t ino = U64(info[1]);
     std::string name = info[2].As<Napi::String>().Utf8Value();
     int rc = wa_loader_add_sensitive_name(loader_, info[0].As<Napi::Number>().Uint32Value(), ino, name.c_str());
     if (rc) throw Napi::Error::New(info.Env(), std::string("addSensitiveName: ") + strerror(-rc));
@@ -248,11 +250,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     return arr;
   }
 
-  Napi::Value ClearSensitive(const Napi::CallbackInfo& info) {
-    Check(info);
-    wa_loader_clear_sensitive(loader_);
-    return info.Env().Undefined();
-  }
+  Napi::Value ClearSensitive(const Napi::CallbackInfo& info) { Check(info); wa_loader_clear_sensitive(loader_); return info.Env().Undefined(); }
 
   // Works after close too: the counters are frozen when the loader goes.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -285,8 +283,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       final_supp_.clear();
       return arr;
     }
-    bool lossless = true;
-    uint64_t cutoff = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
+    uint64_t cutoff = info[0].IsBigInt() ? U64(info[0]) : 0;
     std::vector<SuppRow> rows;
     int rc = wa_loader_sweep_suppress(loader_, cutoff, CollectSupp, &rows);
     if (rc < 0) throw Napi::Error::New(info.Env(), std::string("sweepSuppressed: ") + strerror(-rc));
@@ -398,7 +395,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  WaRegisterPeerCred(env, exports);
   RegisterLedgerHash(env, exports);
+  WaRegisterFlock(env, exports);
   return exports;
 }
 

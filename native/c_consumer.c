@@ -49,7 +49,8 @@ static int cmd_drain(struct wa_loader *l, char **argv, int prefill)
 	int go[2];
 	if (pipe(go))
 		return 1;
-	wa_loader_arm_spawn(l, getpid());
+	if (wa_loader_arm_spawn(l, getpid()))
+		return 1;
 	double t0 = now_s();
 	pid_t pid = fork();
 	if (pid == 0) {

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <pthread.h>
 #include <unistd.h>
 #include <sys/random.h>
 #include <bpf/bpf.h>
@@ -19,6 +18,7 @@
 #include <bpf/btf.h>
 #include "loader.h"
 #include "loader_int.h"
+#include "uprobe_attach.h"
 
 #define WA_VLOG_SIZE (256 * 1024)
 
@@ -241,20 +241,7 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 		seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 	l->skel->bss->wa_hash_seed = seed;
 
-	for (int i = 0; i < l->nprogs; i++) {
-		struct wa_prog_status *st = &l->progs[i];
-		if (!st->loaded)
-			continue;
-		p = bpf_object__find_program_by_name(l->skel->obj, st->name);
-		struct bpf_link *link = bpf_program__attach(p);
-		if (!link) {
-			st->error = -errno;
-			snprintf(st->reason, sizeof(st->reason), "attach failed: %s", strerror(errno));
-			continue;
-		}
-		l->links[i] = link;
-		st->attached = 1;
-	}
+	wa_hooks_attach_all(l, !o.trace_all && !o.eager_hooks);
 
 	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.wa_events), (ring_buffer_sample_fn)fn, ctx, NULL);
 	if (!l->rb) {
@@ -276,122 +263,6 @@ const struct wa_prog_status *wa_loader_prog(const struct wa_loader *l, int i)
 	return i >= 0 && i < l->nprogs ? &l->progs[i] : NULL;
 }
 
-int wa_loader_add_root(struct wa_loader *l, uint32_t tgid)
-{
-	struct wa_traced v = { .root_pid = tgid, .depth = 0 };
-	return bpf_map__update_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), BPF_ANY);
-}
-
-int wa_loader_remove(struct wa_loader *l, uint32_t tgid)
-{
-	return bpf_map__delete_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), 0);
-}
-
-int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid)
-{
-	struct wa_traced v;
-	return bpf_map__lookup_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), 0) == 0;
-}
-
-void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid)
-{
-	__atomic_store_n(&l->skel->bss->wa_spawn_parent, parent_tgid, __ATOMIC_SEQ_CST);
-}
-
-uint32_t wa_loader_disarm_spawn(struct wa_loader *l)
-{
-	return __atomic_exchange_n(&l->skel->bss->wa_spawn_parent, 0, __ATOMIC_SEQ_CST);
-}
-
-void wa_loader_set_trace_all(struct wa_loader *l, int on) { l->skel->bss->wa_trace_all = on ? 1 : 0; }
-
-struct wa_inode_key_u {
-	uint64_t ino;
-	uint32_t dev;
-	uint32_t pad;
-};
-
-/* OR `bits` into an identity's value (file.bpf.h: 1 = sensitive itself,
- * 2 = has sensitive children by name); -E2BIG when the map is full. */
-static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits)
-{
-	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
-	uint8_t v = 0;
-	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, 0);
-	v |= bits;
-	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, BPF_ANY);
-	if (!rc)
-		l->skel->bss->wa_sensitive_count++;
-	return rc;
-}
-
-int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
-{
-	return sensitive_set_bits(l, kdev, ino, 1);
-}
-
-int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint64_t parent_ino, const char *name)
-{
-	struct {
-		struct wa_inode_key_u parent;
-		char name[64]; /* WA_SENSITIVE_NAME in file.bpf.h */
-	} k;
-	memset(&k, 0, sizeof(k));
-	k.parent.ino = parent_ino;
-	k.parent.dev = parent_kdev;
-	snprintf(k.name, sizeof(k.name), "%s", name);
-	uint8_t one = 1;
-	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive_names, &k, sizeof(k), &one, 1, BPF_ANY);
-	return rc ? rc : sensitive_set_bits(l, parent_kdev, parent_ino, 2);
-}
-
-static void clear_map(int fd, size_t key_size)
-{
-	char k[256], next[256];
-	if (key_size > sizeof(k))
-		return;
-	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
-		memcpy(k, next, key_size);
-		bpf_map_delete_elem(fd, k);
-	}
-}
-
-void wa_loader_clear_sensitive(struct wa_loader *l)
-{
-	l->skel->bss->wa_sensitive_count = 0;
-	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive), sizeof(struct wa_inode_key_u));
-	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
-}
-
-int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max)
-{
-	int idx = -1;
-	for (int i = 0; i < l->nprogs; i++)
-		if (!strcmp(l->progs[i].name, "wa_identity_iter"))
-			idx = i;
-	if (idx < 0 || !l->links[idx])
-		return -ENOTSUP;
-	int fd = bpf_iter_create(bpf_link__fd(l->links[idx]));
-	if (fd < 0)
-		return -errno;
-	int n = 0;
-	for (;;) {
-		struct wa_identity row;
-		ssize_t got = read(fd, &row, sizeof(row));
-		if (got == 0)
-			break;
-		if (got != (ssize_t)sizeof(row)) {
-			n = got < 0 ? -errno : -EIO;
-			break;
-		}
-		if (n < max)
-			rows[n] = row;
-		n++;
-	}
-	close(fd);
-	return n;
-}
-
 void wa_loader_inject_poll_errors(struct wa_loader *l, int n, int err)
 {
 	__atomic_store_n(&l->inject_poll_err, err, __ATOMIC_SEQ_CST);
@@ -404,6 +275,7 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 		__atomic_fetch_sub(&l->inject_poll_n, 1, __ATOMIC_SEQ_CST);
 		return -l->inject_poll_err;
 	}
+	wa_loader_hooks_idle(l, 0);
 	int n = ring_buffer__poll(l->rb, timeout_ms);
 	if (n < 0 && n != -EINTR)
 		return n;
@@ -415,42 +287,14 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 }
 
 
-static void *destroy_link(void *link)
-{
-	bpf_link__destroy(link);
-	return NULL;
-}
-
-/* Each tracepoint detach waits out an RCU grace period; one after another that
- * is seconds for ~40 programs. Detached from parallel threads the waits overlap. */
-static void destroy_links(struct wa_loader *l)
-{
-	pthread_t th[WA_MAX_PROGS];
-	int started[WA_MAX_PROGS] = { 0 };
-	for (int i = 0; i < l->nprogs; i++) {
-		if (!l->links[i])
-			continue;
-		started[i] = pthread_create(&th[i], NULL, destroy_link, l->links[i]) == 0;
-		if (!started[i])
-			bpf_link__destroy(l->links[i]);
-		l->links[i] = NULL;
-	}
-	for (int i = 0; i < l->nprogs; i++)
-		if (started[i])
-			pthread_join(th[i], NULL);
-}
-
-void wa_loader_detach(struct wa_loader *l)
-{
-	if (l)
-		destroy_links(l);
-}
-
 void wa_loader_close(struct wa_loader *l)
 {
 	if (!l)
 		return;
-	destroy_links(l);
+	wa_loader_detach(l);
+	wa_uprobe_forget(l);
+	if (l->hooks_init)
+		pthread_mutex_destroy(&l->hooks_mu);
 	if (l->rb)
 		ring_buffer__free(l->rb);
 	if (l->skel)

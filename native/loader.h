@@ -29,6 +29,9 @@ struct wa_loader_opts {
 	int64_t budget_events;
 	uint64_t budget_window_ns; /* 0 = WA_DEFAULT_BUDGET_WINDOW_NS */
 	uint32_t ring_share_pct;   /* 0 = WA_DEFAULT_RING_SHARE_PCT */
+	/* keep the syscall hooks attached for the sensor's life even in targeted
+	 * mode (the default attaches them only while a traced tree exists) */
+	int eager_hooks;
 };
 
 #define WA_DEFAULT_BUDGET 1024
@@ -67,14 +70,36 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 int wa_loader_prog_count(const struct wa_loader *l);
 const struct wa_prog_status *wa_loader_prog(const struct wa_loader *l, int i);
 
+/* Adding a root and arming a spawn attach the syscall hooks first (both
+ * return -errno, and change nothing, when that fails): the new process
+ * cannot act before its hooks are live. */
 int wa_loader_add_root(struct wa_loader *l, uint32_t tgid);
 int wa_loader_remove(struct wa_loader *l, uint32_t tgid);
 int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid);
 /* the next process forked by parent_tgid becomes a traced root, before it runs */
-void wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid);
-/* still armed (nonzero) when no fork consumed it; disarms in the same step */
+int wa_loader_arm_spawn(struct wa_loader *l, uint32_t parent_tgid);
+/* still armed (nonzero) when no fork consumed it; disarms in the same step.
+ * Call it after the fork: until then the hooks stay attached for the spawn. */
 uint32_t wa_loader_disarm_spawn(struct wa_loader *l);
-void wa_loader_set_trace_all(struct wa_loader *l, int on);
+int wa_loader_set_trace_all(struct wa_loader *l, int on);
+
+/* Syscall hooks in targeted mode (native/loader_hooks.c): attached while a
+ * traced tree exists, a spawn is armed or a holder holds them; detached by
+ * wa_loader_hooks_idle (every poll runs it, at most once per 50 ms; force
+ * skips that limit) once none of those is true. Returns 1 when it detached. */
+#define WA_LOADER_LAZY_HOOKS 1
+int wa_loader_hooks_idle(struct wa_loader *l, int force);
+int wa_loader_hooks_attach(struct wa_loader *l);
+/* on: one more holder (attaches now); off: one fewer. A resident sensor
+ * holds them while agents come and go, so none pays an attach. */
+int wa_loader_hooks_hold(struct wa_loader *l, int on);
+struct wa_hooks_state {
+	int attached;       /* the dispatchers are attached now */
+	int lazy;           /* targeted mode, attached only while wanted */
+	int held;           /* holders */
+	uint64_t detaches;  /* idle detaches so far */
+};
+void wa_loader_hooks_state(struct wa_loader *l, struct wa_hooks_state *out);
 /* sensitive set: kernel dev_t (MKDEV(major, minor) = major << 20 | minor) + inode */
 int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino);
 void wa_loader_clear_sensitive(struct wa_loader *l);

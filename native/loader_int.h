@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The loader's state, shared by loader.c (load, attach, poll, close) and
- * loader_stats.c (counters and the loss-accounting maps). */
+/* The loader's state, shared by loader.c (load, poll, close), loader_hooks.c
+ * (attach, lazy syscall hooks, traced roots), loader_maps.c (traced and
+ * sensitive sets) and loader_stats.c (counters and the loss-accounting maps). */
 #ifndef WA_LOADER_INT_H
 #define WA_LOADER_INT_H
 
+#include <pthread.h>
+#include <stdint.h>
 #include <bpf/libbpf.h>
 #include "loader.h"
 #include "witness.skel.h"
@@ -20,6 +23,20 @@ struct wa_loader {
 	void *ctx;
 	int ncpus;
 	int inject_poll_n, inject_poll_err;
+	/* syscall hooks (loader_hooks.c); hooks_mu guards all of these */
+	pthread_mutex_t hooks_mu;
+	int hooks_init;     /* hooks_mu initialised */
+	int hooks_lazy;     /* targeted mode: dispatchers attached only while wanted */
+	int hooks_on;       /* dispatchers attached now */
+	int hooks_hold;     /* holders keeping them attached (wa_loader_hooks_hold) */
+	int hooks_final;    /* wa_loader_detach ran: never attach again */
+	int spawn_pending;  /* armed and not yet disarmed */
+	int disp[2];        /* progs[] index of the sys_enter / sys_exit dispatcher */
+	uint64_t hooks_detaches;
+	uint64_t hooks_checked_ns;
 };
+
+/* loader_hooks.c: installs handlers, attaches the rest (at open) */
+void wa_hooks_attach_all(struct wa_loader *l, int lazy);
 
 #endif

@@ -157,8 +157,8 @@ int t_run_act(struct wa_loader *l, int traced, struct t_run *r, const char *cons
 
 	memset(r, 0, sizeof(*r));
 	fflush(NULL);
-	if (traced)
-		wa_loader_arm_spawn(l, getpid());
+	if (traced && wa_loader_arm_spawn(l, getpid()))
+		return -EIO;
 	pid_t pid = fork();
 	if (pid < 0) {
 		wa_loader_disarm_spawn(l);

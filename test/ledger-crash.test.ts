@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionWriter, verifyPath, writeKeyPair, loadPublicKey } from '../src/ledger/index.js';
+import { acquireFileLock } from '../src/ledger/state.js';
 import { buildLedgerForChildren } from './helpers/ledger-build.js';
 import { eventLine, readLines, tempDir } from './helpers/ledger-fixtures.js';
 
@@ -96,7 +97,8 @@ describe('crash safety', () => {
     const w = await SessionWriter.create({ dir, stateDir, signKey: key, command: ['x'], checkpointEveryEvents: 10, checkpointEverySeconds: 0 });
     for (let i = 0; i < 30; i++) w.append(eventLine(i));
     w.checkpoint();
-    // Simulate a crash (no close) followed by someone cutting sealed records.
+    // Simulate a crash (no close: the kernel drops the dead writer's flock) followed by someone cutting sealed records.
+    (w as unknown as { unlock(): void }).unlock();
     const events = path.join(dir, 'events.ndjson');
     fs.truncateSync(events, fs.statSync(events).size - 500);
     await expect(SessionWriter.create({ dir, stateDir, signKey: key, command: ['x'] })).rejects.toThrow(/sealed history is missing/);
@@ -147,8 +149,7 @@ describe('crash safety', () => {
     };
     await close(1);
     // Hold the host-ledger lock so the child stalls right before appending its row, then kill it.
-    const lock = path.join(stateDir, 'ledger.lock');
-    fs.writeFileSync(lock, String(process.pid));
+    const releaseLock = acquireFileLock(path.join(stateDir, 'ledger.lock'));
     const modUrl = pathToFileURL(path.join(built, 'ledger', 'index.js')).href;
     const code = `const { SessionWriter } = await import(process.argv[1]);
       const w = await SessionWriter.create({ stateDir: process.argv[2], signKeyPath: process.argv[3], command: ['orphan'], checkpointEverySeconds: 0 });
@@ -159,7 +160,7 @@ describe('crash safety', () => {
     await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
-    fs.rmSync(lock);
+    releaseLock();
     const pub = loadPublicKey(keys.publicPath);
     const before = await verifyPath(stateDir, { pinned: pub });
     expect(before.failure?.reason).toMatch(/not in the host ledger/);

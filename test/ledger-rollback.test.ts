@@ -135,7 +135,8 @@ describe('rollback and truncation are findings', () => {
     const w = await SessionWriter.create({ stateDir, command: ['killed'], checkpointEveryEvents: 3, checkpointEverySeconds: 0 });
     for (let i = 0; i < 7; i++) w.append(eventLine(i));
     (w as unknown as { log: { flush(): void } }).log.flush();
-    // kill -9: no close; a dead pid in the writer lock.
+    // kill -9: no close; the kernel drops a killed writer's flock (released here), its lock file names a dead pid.
+    (w as unknown as { unlock(): void }).unlock();
     fs.writeFileSync(path.join(w.dir, 'writer.lock'), String(deadPid()));
     expectMismatch(await verifyPath(stateDir, { pinned: pub }), /session .* is unclosed: last checkpoint #\d+ at tree size \d+ .*its writer \(pid \d+\) is gone: killed or crashed before closing/);
     await runSession(stateDir);

@@ -19,7 +19,8 @@ describe('a failing sink never takes the witness down', () => {
 
   it('daemon: the ledger sink says how long it has been failing, and a success resets it', () => {
     let fail = true;
-    const writer = { append: () => { if (fail) throw new Error('EIO'); return 0; } } as unknown as DaemonWriter;
+    let writerFailingMs = 0;
+    const writer = { append: () => { if (fail) throw new Error('EIO'); return 0; }, failingForMs: () => writerFailingMs } as unknown as DaemonWriter;
     const sink = new LedgerSink(writer);
     expect(sink.failingForMs()).toBe(0);
     sink.write({} as never, 'x');
@@ -29,5 +30,8 @@ describe('a failing sink never takes the witness down', () => {
     fail = false;
     sink.write({} as never, 'y');
     expect(sink.failingForMs(t + 61_000)).toBe(0);
+    // the writer's own outage counts even when no line arrived since its disk failed
+    writerFailingMs = 70_000;
+    expect(sink.failingForMs(t + 61_000)).toBe(70_000);
   });
 });

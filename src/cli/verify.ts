@@ -6,11 +6,18 @@ import { findLocalHostKey } from '../ledger/local-key.js';
 import { run as runPeriod, wantsPeriod } from './verify-period.js';
 import { verifyPath, type VerifyOptions, type VerifyReport } from '../ledger/verify.js';
 
-/** Exit codes: 0 verified with a pinned key, 1 mismatch, 2 usage, 3 verified but the signer was not pinned. */
+/**
+ * Exit codes: 0 verified with a pinned key, 1 mismatch, 2 usage, 3 verified
+ * but the signer was not pinned, 4 verified with a pinned key but the record
+ * has write outages (`ledger.gap`: records the ledger says it could not
+ * write). 3 wins over 4 (authorship unproven is the weaker result); the GAP
+ * lines are printed either way.
+ */
 export const EXIT_VERIFIED = 0;
 export const EXIT_MISMATCH = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNPINNED = 3;
+export const EXIT_GAPS = 4;
 
 /** What a verification without a pinned key cannot prove (printed on stdout, in --json as `notProven`). */
 export const UNPINNED_NOT_PROVEN = 'UNPINNED: not proven who signed: without a pinned key every signature is checked only against the key the ledger names itself, '
@@ -81,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   const bar = json ? undefined : progressBar();
   if (bar) opts.onProgress = bar;
   const report = pubkeyPath ? await verifyPath(target, opts) : await verifyWithDefaultPin(target, opts);
-  const code = !report.verified ? EXIT_MISMATCH : report.signerPinned ? EXIT_VERIFIED : EXIT_UNPINNED;
+  const code = !report.verified ? EXIT_MISMATCH : !report.signerPinned ? EXIT_UNPINNED : (report.gaps?.length ?? 0) > 0 ? EXIT_GAPS : EXIT_VERIFIED;
   const privileged = agentWasPrivileged(target);
   if (privileged) process.stderr.write(ROOT_AGENT_NOTE);
   const unclosed = unclosedNote(target);
@@ -104,7 +111,7 @@ function verifiedText(report: VerifyReport): string {
     : report.kind === 'daemon' ? `, ${report.segments} segments` : '';
   let out = `VERIFIED ${report.kind} ${report.path}: ${report.records} records, ${report.checkpoints} checkpoints${extra}, root ${report.rootHash} (${report.mode}, ${signer})\n`;
   for (const o of report.open ?? []) out += `OPEN ${o}: still being written; its sealed part was checked\n`;
-  for (const g of report.gaps ?? []) out += `GAP ${g.log}: ${g.records} records not written from ${g.from} to ${g.to} (${g.cause})\n`;
+  for (const g of report.gaps ?? []) out += `GAP ${g.log}: ${g.records} records not written from ${g.from} to ${g.to} (${g.cause}); the ledger recorded this outage itself\n`;
   if (!report.signerPinned) out += `${UNPINNED_NOT_PROVEN}\n`;
   return out;
 }

@@ -101,6 +101,8 @@ export const daemonConfigSchema = z.strictObject({
   manifest: absolutePath.optional(),
   /** Unix socket where `witness scope` opens and closes scopes. */
   scopeSocket: absolutePath.optional(),
+  /** Unix socket where `witness run` asks the daemon to trace its agent (docs/resident.md); false: none. */
+  residentSocket: z.union([absolutePath, z.literal(false)]).optional(),
   heartbeat: duration.default(10_000),
   sensor: sensorSchema.default({}),
   store: storeSchema.default(storeSchema.parse({})),

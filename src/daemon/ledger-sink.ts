@@ -51,7 +51,8 @@ export class LedgerSink implements Sink {
 
   /** How long the ledger has been failing (0 while healthy): past a bound the daemon stops petting the watchdog. */
   failingForMs(now = Date.now()): number {
-    return this.failingSinceMs === null ? 0 : now - this.failingSinceMs;
+    // the writer knows even when no line arrived since its disk failed
+    return Math.max(this.failingSinceMs === null ? 0 : now - this.failingSinceMs, this.writer.failingForMs(now));
   }
 
   stats(): { written: number; dropped: number } {

@@ -16,7 +16,7 @@ export const CHECKPOINT_PREDICATE_TYPE = 'https://agent-witness.dev/ledger/check
 /** Subject digest key: the RFC 9162 tree head is not a digest of file bytes, so it gets its own name. */
 export const TREE_HEAD_DIGEST = 'rfc9162_sha256';
 
-export type CheckpointReason = 'count' | 'time' | 'window' | 'shutdown' | 'restart' | 'append' | 'rotate';
+export type CheckpointReason = 'count' | 'time' | 'window' | 'shutdown' | 'restart' | 'append' | 'rotate' | 'gap';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const counterMap = z.record(z.string(), z.number());
@@ -25,7 +25,7 @@ export const checkpointPredicateSchema = z.object({
   log: z.enum(['session', 'global', 'daemon']),
   log_id: z.string().min(1),
   index: z.number().int().nonnegative(),
-  reason: z.enum(['count', 'time', 'window', 'shutdown', 'restart', 'append', 'rotate']),
+  reason: z.enum(['count', 'time', 'window', 'shutdown', 'restart', 'append', 'rotate', 'gap']),
   tree_size: z.number().int().nonnegative(),
   root_hash: hex64,
   chain_head: hex64,

@@ -2,6 +2,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError } from '../errors.js';
+import { log } from '../log.js';
 import type { Attributes } from '../events/envelope.js';
 import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
@@ -16,6 +17,8 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadOrCreateHostKey } from './session.js';
 import { segmentTail } from './segment-tail.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
+import { isIoFault, LedgerOutage } from './outage.js';
+import { pruneSealedSegments, type RetentionPolicy } from './retention.js';
 
 export interface DaemonWriterOptions {
   stateDir?: string;
@@ -34,6 +37,10 @@ export interface DaemonWriterOptions {
   sealCrashed?: boolean;
   /** Set when this writer only resumes a crashed epoch to seal it: who sealed it. */
   sealedBy?: string;
+  /** After a write failure (disk full, EIO), retry the disk this often (default 1000 ms; src/ledger/outage.ts). */
+  retryIntervalMs?: number;
+  /** Retention of sealed segments (src/ledger/retention.ts); default none. */
+  retention?: RetentionPolicy;
 }
 
 /** Written into an epoch dir once its last segment is sealed and recorded: nothing left to seal there. */
@@ -66,6 +73,12 @@ export class DaemonWriter {
   private closed = false;
   /** Crashed logs this writer sealed before it opened (named in its first record). */
   sealedOnStart: string[] = [];
+  /** A disk failure in progress: appends refused and counted, the disk retried, the gap recorded on resume. */
+  readonly outage: LedgerOutage;
+  /** A sealed segment whose host-ledger row could not be appended (the disk failed): appended on resume. */
+  private unrecorded: DaemonSegmentRow | null = null;
+  /** The segment `log` writes (this.segment moves first while a rotation opens the next one). */
+  private logSegment = 0;
 
   private constructor(
     readonly dir: string,
@@ -74,7 +87,9 @@ export class DaemonWriter {
     private readonly key: KeyObject,
     private readonly opts: DaemonWriterOptions,
     private readonly unlock: () => void,
-  ) {}
+  ) {
+    this.outage = new LedgerOutage(dir, opts.retryIntervalMs ?? 1000, () => this.resume());
+  }
 
   static async create(opts: DaemonWriterOptions = {}): Promise<DaemonWriter> {
     const stateDir = resolveStateDir(opts.stateDir);
@@ -99,12 +114,18 @@ export class DaemonWriter {
       unlock();
       throw e;
     }
+    w.retain();
     const maxSec = opts.segmentMaxSeconds ?? 3600;
-    if (maxSec > 0) w.timer = setInterval(() => { if (Date.now() - w.openedAt >= maxSec * 1000 && w.log.size > 0) w.rotate(); }, Math.min(maxSec * 1000, 1000)).unref();
+    if (maxSec > 0) {
+      w.timer = setInterval(() => {
+        if (w.outage.failing || w.closed || Date.now() - w.openedAt < maxSec * 1000 || w.log.size === 0) return;
+        try { w.guard(() => w.rotate()); } catch { /* a disk failure: the outage has it */ }
+      }, Math.min(maxSec * 1000, 1000)).unref();
+    }
     return w;
   }
 
-  private openSegment(n: number, prev: { root: string; chainHead: string; checkpointSha: string } | null): void {
+  private openSegment(n: number, prev: { root: string; chainHead: string; checkpointSha: string } | null, resuming = false): void {
     this.segment = n;
     this.openedAt = Date.now();
     this.log = new LedgerLog({
@@ -115,13 +136,16 @@ export class DaemonWriter {
       logId: `${this.epochId}/${n}`,
       key: this.key,
       onSealed: continuityHook(this.stateDir),
+      onBackgroundFailure: (e) => { if (isIoFault(e) && !this.outage.failing) this.fault(e); },
       ...(this.opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: this.opts.checkpointEveryEvents }),
       ...(this.opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: this.opts.checkpointEverySeconds }),
       ...(this.opts.flushIntervalMs !== undefined && { flushIntervalMs: this.opts.flushIntervalMs }),
     });
     const rec = this.log.recovered;
+    this.logSegment = n;
+    if (resuming) this.outage.measured(String(n), rec?.seq ?? 0, rec?.lost.file ?? null);
     if (!rec || rec.seq === 0) {
-      this.appendControl('sensor.start', {
+      this.writeControl('sensor.start', {
         'witness.daemon.epoch': this.epochId,
         'witness.ledger.segment': n,
         'witness.ledger.prev_segment_root': prev?.root ?? null,
@@ -132,13 +156,65 @@ export class DaemonWriter {
         'witness.sensor.boot_id': sensorBootId(),
       });
     }
-    if (rec || this.opts.sealedBy) this.recordRestart(n, rec);
+    if (!resuming && (rec || this.opts.sealedBy)) this.recordRestart(n, rec);
+  }
+
+  /**
+   * An I/O failure (disk full, EIO): abandon the log as it is on disk and
+   * start the outage (refuse appends, retry every retryIntervalMs). Other
+   * errors pass through unchanged.
+   */
+  private fault(e: unknown): unknown {
+    if (!isIoFault(e) || this.outage.failing) return e;
+    const size = this.log.size;
+    this.log.abandon();
+    return this.outage.fail(e, String(this.logSegment), size);
+  }
+
+  private guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (e) {
+      throw this.fault(e);
+    }
+  }
+
+  /**
+   * One retry of the disk: the failed segment is reopened as after a crash
+   * (torn tail cut off), or, when it was sealed before the failure, its row
+   * appended and the next segment opened; then the `ledger.gap` record is
+   * appended and sealed by a `gap` checkpoint. Throws while the disk fails.
+   */
+  private resume(): void {
+    try {
+      if (this.unrecorded) {
+        appendGlobalRow(this.stateDir, this.key, this.unrecorded, notePendingRow(this.stateDir, this.unrecorded));
+        this.unrecorded = null;
+      }
+      const n = this.segment;
+      const exists = fs.existsSync(path.join(this.dir, segmentEventsFile(n)));
+      const tail = exists ? segmentTail(this.dir, n) : null;
+      if (tail?.sealedBy === 'rotate') {
+        this.outage.measuredSealed();
+        this.openSegment(n + 1, tail.link, true);
+      } else {
+        // not there: the failure was opening it, after the previous one was sealed (nothing in flight)
+        if (!exists) this.outage.measuredSealed();
+        this.openSegment(n, n > 0 ? segmentTail(this.dir, n - 1).link : null, true);
+      }
+      this.writeControl('ledger.gap', { ...this.outage.gapAttributes(), 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
+      this.log.checkpoint('gap');
+    } catch (e) {
+      this.log.abandon();
+      throw e;
+    }
+    this.outage.ended();
   }
 
   /** The chain resumes after a crash: say where, what was lost, and who resumed it. */
   private recordRestart(n: number, rec: RecoveredLog | null): void {
     this.log.markRestart();
-    this.appendControl('sensor.restart', {
+    this.writeControl('sensor.restart', {
       'witness.daemon.epoch': this.epochId,
       'witness.ledger.segment': n,
       ...(rec ? restartAttributes(rec, this.log.restartCount) : { 'witness.ledger.restart_count': this.log.restartCount, 'witness.ledger.lost_bytes': 0 }),
@@ -152,20 +228,39 @@ export class DaemonWriter {
 
   get currentSegment(): number { return this.segment; }
 
-  /** Hot path, as SessionWriter.append; rotates when the segment is full. */
+  /**
+   * Hot path, as SessionWriter.append; rotates when the segment is full.
+   * During a disk outage throws E_IO at once (the record counted in the gap).
+   */
   append(eventLine: string): number {
-    const seq = this.log.append(eventLine);
-    if (this.log.bytesWritten >= (this.opts.segmentMaxBytes ?? 64 * 1024 * 1024)) this.rotate();
-    return seq;
+    if (this.outage.failing) throw this.outage.refuse();
+    return this.guard(() => {
+      const seq = this.log.append(eventLine);
+      if (this.log.bytesWritten >= (this.opts.segmentMaxBytes ?? 64 * 1024 * 1024)) this.rotate();
+      return seq;
+    });
   }
 
   appendControl(event: EventName, attributes: Attributes): number {
+    if (this.outage.failing) throw this.outage.refuse();
+    return this.guard(() => this.writeControl(event, attributes));
+  }
+
+  /** The writer's own records (start, restart, gap, stop): straight to the log, also while resuming. */
+  private writeControl(event: EventName, attributes: Attributes): number {
     return this.log.append(JSON.stringify({ time: nowRfc3339(), event, attributes }));
   }
 
-  updateCounters(counters: Record<string, number>, drops: Record<string, number>): void { this.log.setCounters(counters, drops); }
+  /** Ignored during an outage: the caller sends fresh counters again after it. */
+  updateCounters(counters: Record<string, number>, drops: Record<string, number>): void { if (!this.outage.failing) this.log.setCounters(counters, drops); }
 
-  checkpoint(reason: CheckpointReason = 'window'): void { this.log.checkpoint(reason); }
+  checkpoint(reason: CheckpointReason = 'window'): void {
+    if (this.outage.failing) throw new WitnessError('E_IO', 'ledger is not writable (outage in progress); no checkpoint', { file: this.dir });
+    this.guard(() => this.log.checkpoint(reason));
+  }
+
+  /** How long the disk has been failing this writer (0 while healthy). */
+  failingForMs(now = Date.now()): number { return this.outage.failingForMs(now); }
 
   private seal(reason: 'rotate' | 'shutdown'): { root: string; chainHead: string; checkpointSha: string } {
     const checkpointSha = this.log.checkpoint(reason);
@@ -182,23 +277,50 @@ export class DaemonWriter {
       final_checkpoint_sha256: checkpointSha,
       key_id: this.log.keyIdHex,
     };
+    // Kept until the row is in: a disk failure from here on leaves a sealed segment the resume records.
+    this.unrecorded = row;
     appendGlobalRow(this.stateDir, this.key, row, notePendingRow(this.stateDir, row));
+    this.unrecorded = null;
     if (reason === 'shutdown') fs.writeFileSync(path.join(this.dir, EPOCH_DONE_FILE), `${checkpointSha}\n`, { mode: 0o600 });
     return sealed;
   }
 
-  /** Seals the current segment and starts the next. */
+  /** Seals the current segment and starts the next; then retention may prune old sealed segments. */
   rotate(): void {
     this.openSegment(this.segment + 1, this.seal('rotate'));
+    this.retain();
   }
 
+  /** Retention pass (after each rotation and at start); a failure is logged, never fails the append that rotated. */
+  retain(): void {
+    if (!this.opts.retention) return;
+    try {
+      pruneSealedSegments(this.stateDir, this.key, this.opts.retention);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'ledger retention failed; retrying at the next rotation');
+    }
+  }
+
+  /**
+   * Seals the epoch. During an outage, one last retry first; if the disk
+   * still fails the epoch stays unsealed (the lock released, so the next
+   * start seals it and records the lost tail) and E_IO is thrown.
+   */
   async close(counters: Record<string, number> = {}, drops: Record<string, number> = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.appendControl('sensor.stop', { 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
-    this.log.setCounters(counters, drops);
-    this.seal('shutdown');
-    this.unlock();
+    try {
+      if (this.outage.failing) this.outage.retry();
+      if (this.outage.failing) throw this.outage.giveUp();
+      this.guard(() => {
+        this.writeControl('sensor.stop', { 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
+        this.log.setCounters(counters, drops);
+        this.seal('shutdown');
+      });
+    } finally {
+      this.outage.stop();
+      this.unlock();
+    }
   }
 }

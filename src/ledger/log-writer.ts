@@ -40,6 +40,8 @@ export interface LedgerLogOptions {
   recordFormat?: 1 | 2;
   /** Called with each sealed checkpoint line (durable by then): the state dir's continuity log takes it as a leaf. */
   onSealed?: (checkpointLine: Buffer) => void;
+  /** Called when a timer's flush or checkpoint fails (the writer's outage starts then, not at the next append). */
+  onBackgroundFailure?: (err: Error) => void;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -148,6 +150,7 @@ export class LedgerLog {
     } catch (e) {
       this.failure = e as Error;
       log.error({ err: e, file: this.eventsPath }, 'ledger background flush/checkpoint failed');
+      this.opts.onBackgroundFailure?.(e as Error);
     }
   }
 
@@ -286,6 +289,20 @@ export class LedgerLog {
     h.seal();
     this.lastSealMs = Date.now();
     return this.prevCheckpointSha;
+  }
+
+  /**
+   * After a write failure: stops timers and closes the files without
+   * flushing, fsyncing or sealing (the disk is failing). What reached the
+   * disk is recovered by the next writer on these files (src/ledger/outage.ts).
+   */
+  abandon(): void {
+    if (this.closed) return;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.pendingLen = 0;
+    for (const fd of [this.eventsFd, this.checkpointsFd]) { try { fs.closeSync(fd); } catch { /* already failing */ } }
+    this.closed = true;
   }
 
   /** Stops timers and closes the files. Call checkpoint('shutdown') first to seal the tail. */

@@ -14,6 +14,7 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
+import { isIoFault, LedgerOutage } from './outage.js';
 import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -45,6 +46,8 @@ export interface SessionWriterOptions {
   startAttributes?: Attributes;
   /** Ledger record form (src/ledger/record.ts); default 2, 1 only to test reading old ledgers. */
   recordFormat?: 1 | 2;
+  /** After a write failure (disk full, EIO), retry the disk this often (default 1000 ms; src/ledger/outage.ts). */
+  retryIntervalMs?: number;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -94,15 +97,22 @@ function writeFileDurably(file: string, data: string): void {
  */
 export class SessionWriter {
   private closed = false;
+  private log!: LedgerLog;
+  /** A disk failure in progress: appends refused and counted, the disk retried, the gap recorded on resume. */
+  readonly outage: LedgerOutage;
 
   private constructor(
     readonly dir: string,
     readonly stateDir: string,
     readonly sessionId: string,
-    private readonly log: LedgerLog,
+    private readonly newLog: () => LedgerLog,
     private readonly open: OpenState,
     private readonly unlock: () => void,
-  ) {}
+    retryIntervalMs: number,
+  ) {
+    this.outage = new LedgerOutage(dir, retryIntervalMs, () => this.resume());
+    this.log = newLog();
+  }
 
   static async create(opts: SessionWriterOptions): Promise<SessionWriter> {
     const stateDir = resolveStateDir(opts.stateDir);
@@ -139,7 +149,8 @@ export class SessionWriter {
       };
       writeFileDurably(openPath, JSON.stringify(open));
     }
-    const log = new LedgerLog({
+    let writer: SessionWriter | null = null;
+    const newLog = (): LedgerLog => new LedgerLog({
       dir,
       eventsFile: SESSION_EVENTS_FILE,
       checkpointsFile: SESSION_CHECKPOINTS_FILE,
@@ -147,12 +158,14 @@ export class SessionWriter {
       logId: open.session_id,
       key,
       onSealed: continuityHook(stateDir),
+      onBackgroundFailure: (e) => { if (writer && isIoFault(e) && !writer.outage.failing) writer.fault(e); },
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
       ...(opts.recordFormat !== undefined && { recordFormat: opts.recordFormat }),
     });
-    const writer = new SessionWriter(dir, stateDir, open.session_id, log, open, unlock);
+    writer = new SessionWriter(dir, stateDir, open.session_id, newLog, open, unlock, opts.retryIntervalMs ?? 1000);
+    const log = writer.log;
     if (log.recovered) writer.recordRestart();
     else writer.appendControl('sensor.start', {
       'witness.session.id': open.session_id,
@@ -181,30 +194,73 @@ export class SessionWriter {
   get eventsPath(): string { return this.log.eventsPath; }
   get size(): number { return this.log.size; }
 
-  /** Hot path: one exported event's exact NDJSON line, without the newline. */
+  /**
+   * Hot path: one exported event's exact NDJSON line, without the newline.
+   * During a disk outage throws E_IO at once (the record counted in the gap).
+   */
   append(eventLine: string): number {
-    return this.log.append(eventLine);
+    if (this.outage.failing) throw this.outage.refuse();
+    return this.guard(() => this.log.append(eventLine));
   }
 
   /** A control-plane record (sensor.start/stop/drops, findings, scope changes) in the envelope format. */
   appendControl(event: EventName, attributes: Attributes): number {
-    return this.log.append(JSON.stringify({ time: nowRfc3339(), event, attributes }));
+    if (this.outage.failing) throw this.outage.refuse();
+    return this.guard(() => this.log.append(JSON.stringify({ time: nowRfc3339(), event, attributes })));
   }
 
-  /** Latest per-stage counters; they ride in every later checkpoint. */
+  /** Latest per-stage counters; they ride in every later checkpoint (ignored during an outage: the next call brings them). */
   updateCounters(counters: Record<string, number>, drops: Record<string, number>): void {
-    this.log.setCounters(counters, drops);
+    if (!this.outage.failing) this.log.setCounters(counters, drops);
   }
 
   /** Seal now (e.g. at a pulse window close). */
   checkpoint(reason: CheckpointReason = 'window'): void {
-    this.log.checkpoint(reason);
+    if (this.outage.failing) throw new WitnessError('E_IO', 'session ledger is not writable (outage in progress); no checkpoint', { file: this.dir });
+    this.guard(() => this.log.checkpoint(reason));
+  }
+
+  /** An I/O failure: abandon the log as it is on disk and start the outage (src/ledger/outage.ts). */
+  private fault(e: unknown): unknown {
+    if (!isIoFault(e) || this.outage.failing) return e;
+    const size = this.log.size;
+    this.log.abandon();
+    return this.outage.fail(e, 'session', size);
+  }
+
+  private guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (e) {
+      throw this.fault(e);
+    }
+  }
+
+  /** One retry: reopen the log as after a crash (torn tail cut off), append the `ledger.gap` record, seal it. */
+  private resume(): void {
+    try {
+      this.log = this.newLog();
+      this.outage.measured('session', this.log.recovered?.seq ?? 0, this.log.recovered?.lost.file ?? null);
+      this.log.append(JSON.stringify({ time: nowRfc3339(), event: 'ledger.gap', attributes: { ...this.outage.gapAttributes(), 'witness.session.id': this.sessionId } }));
+      this.log.checkpoint('gap');
+    } catch (e) {
+      this.log.abandon();
+      throw e;
+    }
+    this.outage.ended();
   }
 
   /** Final checkpoint, session.json, host ledger row. */
   async close(summary: SessionSummary): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // An outage: one last retry; while the disk still fails the session stays unclosed (the next writer seals it).
+    if (this.outage.failing) this.outage.retry();
+    this.outage.stop();
+    if (this.outage.failing) {
+      this.unlock();
+      throw this.outage.giveUp();
+    }
     this.appendControl('sensor.stop', {
       'witness.session.id': this.sessionId,
       'process.exit.code': summary.exitCode,

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError } from '../errors.js';
+import { tryLock } from './flock.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/agent-witness';
 export const GLOBAL_EVENTS_FILE = 'ledger.ndjson';
@@ -32,14 +33,46 @@ export function ensurePrivateDir(dir: string): void {
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 function sleepMs(ms: number): void { Atomics.wait(sleeper, 0, 0, ms); }
 
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+const READ_ONLY = new Set(['EACCES', 'EROFS', 'EPERM']);
+
+/**
+ * Opens (creating, 0600) a lock file. Never follows a symlink. A state dir
+ * copied read-only can still be locked through an existing lock file opened
+ * read-only (flock needs no write access).
+ */
+function openLockFile(lockPath: string): { fd: number; writable: boolean } {
+  try {
+    return { fd: fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600), writable: true };
+  } catch (e) {
+    if (READ_ONLY.has((e as NodeJS.ErrnoException).code ?? '')) {
+      try { return { fd: fs.openSync(lockPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW), writable: false }; } catch { /* fall through: report the first error */ }
+    }
+    throw new WitnessError('E_IO', `cannot open lock file (${(e as Error).message})`, { file: lockPath, cause: e });
+  }
+}
+
+/** The pid a holder wrote into its lock file: for messages only, never to decide who holds it. */
+function lockOwner(lockPath: string): number | null {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch { return null; }
+}
+
+/** Best effort: who holds the lock, for `lock held by pid …` and verify's OPEN lines. A full disk leaves it empty, harmlessly. */
+function notePid(fd: number): void {
+  try {
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, String(process.pid), 0);
+  } catch { /* informational only */ }
 }
 
 /**
- * Exclusive lock via O_EXCL lock file holding the owner's pid. A lock whose
- * owner died (kill -9) is taken over, so a crashed writer never wedges the
- * host ledger. Synchronous on purpose: the critical section is a few ms.
+ * Exclusive flock(2) on a kept lock file (src/ledger/flock.ts). The kernel
+ * drops the lock when its holder dies (kill -9 included), so there is no
+ * stale lock to take over and nothing is ever unlinked: unlinking a lock
+ * file races with a waiter that has it open. Synchronous on purpose: the
+ * critical sections are a few ms.
  */
 export function withFileLock<T>(lockPath: string, fn: () => T, timeoutMs = 15_000): T {
   const release = acquireFileLock(lockPath, timeoutMs);
@@ -53,74 +86,77 @@ export function withFileLock<T>(lockPath: string, fn: () => T, timeoutMs = 15_00
 /** withFileLock's acquisition, for a critical section that spans awaits: returns the release function. */
 export function acquireFileLock(lockPath: string, timeoutMs = 15_000): () => void {
   const deadline = Date.now() + timeoutMs;
-  let fd: number | undefined;
-  while (fd === undefined) {
-    try {
-      fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-      try {
-        fs.writeSync(fd, String(process.pid));
-      } catch (e) {
-        // (disk full): never leave a lock that names nobody behind
-        fs.closeSync(fd);
-        fs.rmSync(lockPath, { force: true });
-        throw new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
-      }
-    } catch (e) {
-      if (e instanceof WitnessError) throw e;
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
-      let owner = NaN;
-      let ageMs = 0;
-      try { owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10); ageMs = Date.now() - fs.statSync(lockPath).mtimeMs; } catch { /* vanished or half-written */ }
-      // A dead owner's lock, or one left empty (its writer died between create and write) for a while, is taken over.
-      if ((Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) || (Number.isNaN(owner) && ageMs > 2000)) {
-        try { fs.unlinkSync(lockPath); } catch { /* someone else took it over */ }
-        continue;
-      }
-      if (Date.now() > deadline) throw new WitnessError('E_IO', `lock held by pid ${owner} for over ${timeoutMs} ms`, { file: lockPath });
+  const { fd, writable } = openLockFile(lockPath);
+  try {
+    while (!tryLock(fd)) {
+      if (Date.now() > deadline) throw new WitnessError('E_IO', `lock held${ownerText(lockPath)} for over ${timeoutMs} ms`, { file: lockPath });
       sleepMs(5);
     }
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e instanceof WitnessError ? e : new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
   }
-  const held = fd;
+  if (writable) notePid(fd);
+  let released = false;
   return () => {
-    fs.closeSync(held);
-    fs.unlinkSync(lockPath);
+    if (released) return;
+    released = true;
+    fs.closeSync(fd); // drops the flock; the file stays
   };
+}
+
+function ownerText(lockPath: string): string {
+  const pid = lockOwner(lockPath);
+  return pid === null ? '' : ` by pid ${pid}`;
 }
 
 /**
  * A lock held for a writer's lifetime (one writer per log). Returns the
- * release function. A lock left by a killed writer is taken over.
+ * release function. Fails at once when another live writer holds it; a
+ * killed writer's lock is already gone (the kernel released it).
  */
 export function holdFileLock(lockPath: string): () => void {
-  for (;;) {
-    try {
-      const fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      return () => { try { fs.unlinkSync(lockPath); } catch { /* already gone */ } };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
-      let owner = NaN;
-      try { owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10); } catch { /* vanished */ }
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && pidAlive(owner)) {
-        throw new WitnessError('E_LEDGER', `another writer (pid ${owner}) holds this log`, { file: lockPath });
-      }
-      try { fs.unlinkSync(lockPath); } catch { /* raced */ }
+  const { fd } = openLockFile(lockPath);
+  // A moment's grace: writerState() probes with a shared lock for microseconds.
+  const deadline = Date.now() + 250;
+  try {
+    while (!tryLock(fd)) {
+      if (Date.now() > deadline) throw new WitnessError('E_LEDGER', `another writer${ownerText(lockPath)} holds this log`, { file: lockPath });
+      sleepMs(5);
     }
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e instanceof WitnessError ? e : new WitnessError('E_IO', `cannot take lock (${(e as Error).message})`, { file: lockPath, cause: e });
   }
+  notePid(fd);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    fs.closeSync(fd);
+  };
 }
 
 export const WRITER_LOCK_FILE = 'writer.lock';
 
 /**
- * Whether a log's writer is still running: the pid in its `writer.lock`.
- * A lock whose pid is gone (kill -9, crash) or no lock at all means nobody
- * will seal the log but a restart. (A pid reused by an unrelated process
- * reads as alive: the log is then reported open, never wrongly sealed.)
+ * Whether a log's writer is still running: whether anyone holds the flock
+ * on its `writer.lock` (probed with a non-blocking shared lock). A writer
+ * that was killed or crashed holds nothing, whatever pid its file names;
+ * the pid is reported for messages only.
  */
 export function writerState(dir: string): { pid: number | null; alive: boolean } {
-  let pid = NaN;
-  try { pid = Number.parseInt(fs.readFileSync(path.join(dir, WRITER_LOCK_FILE), 'utf8'), 10); } catch { /* no lock */ }
-  if (!Number.isInteger(pid) || pid <= 0) return { pid: null, alive: false };
-  return { pid, alive: pidAlive(pid) };
+  const lockPath = path.join(dir, WRITER_LOCK_FILE);
+  let fd: number;
+  try {
+    fd = fs.openSync(lockPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch {
+    return { pid: null, alive: false }; // no lock file: no writer ever held it
+  }
+  try {
+    const free = tryLock(fd, true);
+    return { pid: lockOwner(lockPath), alive: !free };
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -9,6 +9,9 @@ const NEEDLE = Buffer.from('"event":"ledger.gap"');
  * The write outages a log recorded about itself (`ledger.gap` records, see
  * docs/ledger.md §5): what verify lists next to VERIFIED, so a gap is never
  * mistaken for a quiet period. A substring scan: gap records are rare.
+ * A retry that wrote its gap record but failed to seal it is followed by
+ * another record of the same outage (same log, same start): the last one,
+ * which has the final end and counts, stands for it.
  */
 export function collectGaps(eventsFile: string, logName: string): GapReport[] {
   let buf: Buffer;
@@ -31,5 +34,7 @@ export function collectGaps(eventsFile: string, logName: string): GapReport[] {
       });
     } catch { /* an event that merely mentions the string */ }
   }
-  return out;
+  const last = new Map<string, GapReport>();
+  for (const g of out) last.set(g.from, g);
+  return [...last.values()];
 }

@@ -54,16 +54,32 @@ export interface NativeSensorOptions {
 
 export interface DropperRow { pid: number; comm: string; count: number }
 
+/** Where the syscall hooks stand (native/loader_hooks.c). */
+export interface HooksState {
+  /** the sys_enter/sys_exit dispatchers are attached now */
+  attached: boolean;
+  /** targeted mode: attached only while a traced tree exists, a spawn is armed or someone holds them */
+  lazy: boolean;
+  /** holders (hooks('hold') minus hooks('release')) */
+  held: number;
+  /** idle detaches so far */
+  detaches: number;
+}
+
 export interface NativeSensor {
   capabilities(): ProgramStatus[];
   start(): void;
   addRoot(pid: number): void;
   remove(pid: number): void;
   isTraced(pid: number): boolean;
+  /** attaches the syscall hooks first; throws when they cannot attach (nothing armed) */
   armSpawn(parentPid: number): void;
   /** disarms; returns the pid that was still armed, 0 when a fork consumed it */
   disarmSpawn(): number;
   setTraceAll(on: boolean): void;
+  /** hold: keep the syscall hooks attached (attaches now); release: drop one hold;
+   * idle: detach now if nothing needs them; no op: just report */
+  hooks(op?: 'hold' | 'release' | 'idle'): HooksState;
   addSensitive(kernelDev: number, inode: bigint): void;
   clearSensitive(): void;
   /** a sensitive name under a directory (its kernel identity): matches whatever inode later holds the name */
@@ -75,6 +91,8 @@ export interface NativeSensor {
   dropsByProcess(max?: number): DropperRow[];
   /** every repeat counter; those idle since before the cutoff are deleted (after close: the final sweep, once) */
   sweepSuppressed(deleteBeforeNs: bigint): SuppressRow[];
+  /** --tls-metadata: the TLS uprobes on one ELF file (native/uprobe_attach.c); never after close() */
+  attachTlsUprobes(path: string): { attached: number; error: number; functions: { func: string; error: number }[] };
   /** test hook: the next n polls fail with -errno */
   injectPollErrors(n: number, errno: number): void;
   close(): Promise<void>;
@@ -86,6 +104,8 @@ export interface NativeModule {
   sourceHash: string;
   wireVersion: number;
   clockOffsets(): { bootNs: bigint; realNs: bigint };
+  /** SO_PEERCRED of a connected Unix socket (native/peercred.cc); absent in an addon built before it */
+  peerCred?(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** Package root: this file is src/sensor/ or dist/sensor/, two levels down. */

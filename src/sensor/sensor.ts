@@ -3,7 +3,7 @@ import { WitnessError } from '../errors.js';
 import { decodeBatch } from './decode.js';
 import { checkBtf, checkPrivileges, ensureTracefs } from './host.js';
 import { log } from '../log.js';
-import { loadNative, type DropperRow, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
+import { loadNative, type DropperRow, type HooksState, type NativeModule, type NativeSensor, type NativeStats, type ProgramStatus } from './native.js';
 import { bootToEpochOffsetNs, type BootClock } from './ndjson.js';
 import { DEFAULT_SENSITIVE, expandHome } from './sensitive.js';
 import { registerSensitive, type SensitiveRegistration } from './sensitive-set.js';
@@ -13,6 +13,8 @@ import { deniedReadFilter } from './sensitive.js';
 
 export interface SensorOptions {
   onEvent: (ev: SensorEvent) => void;
+  /** each raw batch (the addon's framing) before it is decoded: the daemon's resident socket routes from it */
+  onRawBatch?: (batch: ArrayBuffer) => void;
   /** malformed wire records: counted always, reported here when given */
   onDecodeError?: (err: WitnessError) => void;
   traceAll?: boolean;
@@ -34,6 +36,9 @@ export interface SensorOptions {
   ringSharePct?: number;
   /** how often repeat counters are summarised into `suppressed` events, default 1000 ms */
   suppressSweepMs?: number;
+  /** keep the syscall hooks attached for the sensor's life (a resident sensor serving many runs);
+   * default: in targeted mode they are attached only while a traced tree exists */
+  holdHooks?: boolean;
   /** the poll thread gave up (the sensor is blind from here on); default: logged as an error */
   onFatal?: (err: WitnessError) => void;
 }
@@ -108,6 +113,7 @@ export class WitnessSensor {
         else log.error({ err: err.message }, 'sensor blind');
         return;
       }
+      opts.onRawBatch?.(ab);
       const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;
@@ -136,6 +142,7 @@ export class WitnessSensor {
       throw new WitnessError('E_KERNEL',
         `core probes did not attach: ${missing.map((p) => `${p.name} (${p.reason})`).join('; ')}; see \`witness probe\``);
     }
+    if (opts.holdHooks) native.hooks('hold');
     const reg = registerSensitive(native, sensitivePaths);
     const summarizer = new SuppressionSummarizer({ budget, windowNs: windowMs * 1e6 });
     self = new WitnessSensor(native, mod, reg, summarizer, opts.onEvent, windowMs * 1e6);
@@ -195,6 +202,14 @@ export class WitnessSensor {
   }
 
   addRoot(pid: number): void { this.native.addRoot(pid); }
+
+  /**
+   * The syscall hooks (attached while a traced tree exists, in targeted
+   * mode): 'hold' keeps them attached until the matching 'release' — a
+   * resident sensor holds them while agents come and go, so no run pays an
+   * attach — and 'idle' detaches them now if nothing needs them.
+   */
+  hooks(op?: 'hold' | 'release' | 'idle'): HooksState { return this.native.hooks(op); }
   isTraced(pid: number): boolean { return this.native.isTraced(pid); }
 
   stats(): SensorStats {

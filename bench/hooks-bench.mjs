@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// What the syscall hooks cost processes nobody traces, and what they cost to
+// detach — this tree's design against another revision's, in one run.
+//
+//   node bench/hooks-bench.mjs                 this tree only
+//   BENCH_COMPARE_REV=<rev> node bench/...     also <rev> (its bpf/ + native/
+//                                              built into /tmp), runs interleaved
+//   BENCH_ROUNDS (default 5), BENCH_EVENTS (default 1000000), BENCH_RO_PATH
+//   (default /etc/hostname: read-only opens on the filesystem that holds
+//   /etc/shadow, so the sensitive walk cannot be skipped by filesystem)
+//
+// Every figure is a ratio to the bare storm measured in the same process in
+// between (bench/hooks-cost.c); `uptime` is printed before and after because
+// this machine is shared and a busy neighbour moves every number.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROUNDS = process.env.BENCH_ROUNDS ?? '5';
+const N = process.env.BENCH_EVENTS ?? '1000000';
+const RO = process.env.BENCH_RO_PATH ?? '/etc/hostname';
+const rev = process.env.BENCH_COMPARE_REV;
+const out = join(root, 'build-c');
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
+const inc = sh('bash', [join(root, 'scripts/build-deps.sh'), '--print-include']).trim();
+const libs = sh('bash', [join(root, 'scripts/build-deps.sh'), '--print-libs']).trim().split(/\s+/);
+
+mkdirSync(out, { recursive: true });
+sh('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' }); // gen/ skeleton up to date
+sh('cc', ['-O2', '-o', join(out, 'open-storm'), join(root, 'bench/open-storm.c')]);
+
+/** hooks-cost linked against the loader and BPF object of `tree` (gen/ under it) */
+function buildHarness(tree, gen, name) {
+  const loaders = ['loader.c', 'loader_hooks.c', 'loader_maps.c', 'loader_stats.c']
+    .map((f) => join(tree, 'native', f)).filter((f) => { try { sh('test', ['-f', f]); return true; } catch { return false; } });
+  const bin = join(out, name);
+  sh('cc', ['-O2', '-w', `-I${inc}`, `-I${gen}`, `-I${join(tree, 'native')}`, '-o', bin, join(root, 'bench/hooks-cost.c'), ...loaders, ...libs, '-lpthread']);
+  return bin;
+}
+
+const designs = [{ name: 'this tree', bin: buildHarness(root, join(root, 'gen'), 'hooks-cost') }];
+if (rev) {
+  const tree = join('/tmp', `witness-bench-${rev}`);
+  rmSync(tree, { recursive: true, force: true });
+  mkdirSync(tree, { recursive: true });
+  execFileSync('sh', ['-c', `git -C "${root}" archive "${rev}" bpf native scripts | tar -x -C "${tree}"`]);
+  sh('bash', [join(tree, 'scripts/build-bpf.sh'), join(tree, 'gen')], { env: { ...process.env, LIBBPF_INCLUDE: join(root, 'deps/out/include') }, stdio: 'ignore' });
+  designs.push({ name: `rev ${rev}`, bin: buildHarness(tree, join(tree, 'gen'), 'hooks-cost-rev') });
+}
+
+const load = () => sh('uptime', []).trim().replace(/^.*load/, 'load');
+const before = load();
+const results = designs.map((d) => ({ ...d, runs: [] }));
+// interleaved: one round of each design at a time, so drift hits both alike
+for (let r = 0; r < Number(ROUNDS); r++) {
+  for (const d of results) d.runs.push(JSON.parse(sh(d.bin, ['1', N, join(out, 'open-storm'), RO])));
+}
+const after = load();
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const lines = [`hooks bench: ${N} open+close per storm, ${ROUNDS} rounds (medians), read-only path ${RO}`, `  ${before}  (before)`];
+for (const d of results) {
+  const m = (k) => med(d.runs.map((x) => x[k]));
+  lines.push(`  ${d.name}:`,
+    `    untraced storm, no traced tree      ${m('idle_x').toFixed(3)}x bare (${m('bare_s').toFixed(3)} s bare)`,
+    `    untraced storm, traced tree present ${m('tree_x').toFixed(3)}x bare`,
+    `    traced read-only storm              ${m('traced_ro_x').toFixed(3)}x bare (${m('bare_ro_s').toFixed(3)} s bare)`,
+    `    sensor open (load + attach)         ${m('open_s').toFixed(3)} s`,
+    `    sensor close (detach + free)        ${m('close_s').toFixed(3)} s`,
+    `    syscall hooks attach / idle detach  ${(m('attach_s') * 1e3).toFixed(2)} ms / ${(m('detach_s') * 1e3).toFixed(2)} ms (0: always attached)`);
+}
+lines.push(`  ${after}  (after)`);
+process.stdout.write(`${lines.join('\n')}\n`);

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Syscall hooks behind two dispatchers. Every syscall handler is a tp_btf
+ * program on sys_enter or sys_exit that is loaded but never attached itself:
+ * the loader puts it in a program array under its syscall number, and the
+ * dispatchers (boundary.bpf.h) tail-call into it. Two raw-tracepoint links
+ * instead of ~56 syscall tracepoints, because detaching a syscall tracepoint
+ * waits out an RCU-tasks grace period under a kernel-wide mutex (~30 ms each,
+ * ~1.9 s for all of them on the reference host), while detaching a raw
+ * tracepoint link takes ~1 ms: only then can the loader attach the syscall
+ * hooks while a traced tree exists and detach them when none is left
+ * (native/loader_hooks.c).
+ *
+ * A handler sees the syscall's arguments as the registers the kernel used
+ * (x86_64 order di, si, dx, r10, r8, r9) in a wa_sys_ctx, the same shape the
+ * syscall tracepoints gave (ctx->args[], ctx->ret), so the handlers' bodies
+ * did not change.
+ */
+#ifndef WA_SYSCALL_BPF_H
+#define WA_SYSCALL_BPF_H
+
+#ifndef __TARGET_ARCH_x86
+#error "syscall.bpf.h: argument registers and syscall numbers are x86_64's; add this architecture's"
+#endif
+
+#define WA_SYS_NR_MAX 512 /* program array slots: x86_64 syscall numbers are below this */
+
+struct wa_sys_ctx {
+	__u64 args[6];
+	long ret;
+};
+
+/* syscall number -> handler (filled by the loader from its name table) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, WA_SYS_NR_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} wa_sys_enter_tab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, WA_SYS_NR_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} wa_sys_exit_tab SEC(".maps");
+
+#define TS_COMPAT 0x0002 /* x86 thread_info.status: in a 32-bit syscall */
+
+/* A 32-bit (ia32) syscall uses another number table and other registers; the
+ * syscall tracepoints ignored those (the kernel reports no syscall number for
+ * them), and so do the dispatchers rather than misread them. */
+static __always_inline bool wa_sys_compat(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return t->thread_info.status & TS_COMPAT;
+}
+
+/* WA_SYSCALL_ENTER(openat) { body using ctx->args[] } defines wa_enter_openat */
+#define WA_SYSCALL_ENTER(name)                                                    \
+	static __always_inline int wa_enter_##name##_body(struct wa_sys_ctx *ctx);   \
+	SEC("tp_btf/sys_enter")                                                      \
+	int BPF_PROG(wa_enter_##name, struct pt_regs *regs, long id)                 \
+	{                                                                            \
+		struct wa_sys_ctx c;                                                 \
+		c.args[0] = regs->di;                                                \
+		c.args[1] = regs->si;                                                \
+		c.args[2] = regs->dx;                                                \
+		c.args[3] = regs->r10;                                               \
+		c.args[4] = regs->r8;                                                \
+		c.args[5] = regs->r9;                                                \
+		c.ret = 0;                                                           \
+		return wa_enter_##name##_body(&c);                                   \
+	}                                                                            \
+	static __always_inline int wa_enter_##name##_body(struct wa_sys_ctx *ctx)
+
+/* WA_SYSCALL_EXIT(openat) { body using ctx->ret } defines wa_exit_openat */
+#define WA_SYSCALL_EXIT(name)                                                     \
+	static __always_inline int wa_exit_##name##_body(struct wa_sys_ctx *ctx);    \
+	SEC("tp_btf/sys_exit")                                                       \
+	int BPF_PROG(wa_exit_##name, struct pt_regs *regs, long ret)                 \
+	{                                                                            \
+		struct wa_sys_ctx c = {};                                            \
+		c.ret = ret;                                                         \
+		return wa_exit_##name##_body(&c);                                    \
+	}                                                                            \
+	static __always_inline int wa_exit_##name##_body(struct wa_sys_ctx *ctx)
+
+#endif

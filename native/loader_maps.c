@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loader's map plumbing: the traced set as user space sees it, the
+ * sensitive set (identities and names), and the kernel's view of our own
+ * fds. Adding a traced root lives in loader_hooks.c: it must attach the
+ * syscall hooks first.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+#include "loader_int.h"
+
+int wa_loader_remove(struct wa_loader *l, uint32_t tgid)
+{
+	return bpf_map__delete_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), 0);
+}
+
+int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid)
+{
+	struct wa_traced v;
+	return bpf_map__lookup_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), 0) == 0;
+}
+
+struct wa_inode_key_u {
+	uint64_t ino;
+	uint32_t dev;
+	uint32_t pad;
+};
+
+/* OR `bits` into an identity's value (file.bpf.h: 1 = sensitive itself,
+ * 2 = has sensitive children by name); -E2BIG when the map is full. */
+static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits)
+{
+	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
+	uint8_t v = 0, one = 1;
+	/* its filesystem first: from here on opens there walk (file.bpf.h), so
+	 * none can skip the walk once the identity below is in */
+	if (bpf_map__update_elem(l->skel->maps.wa_sensitive_devs, &kdev, sizeof(kdev), &one, 1, BPF_ANY))
+		l->skel->bss->wa_sensitive_devs_full = 1;
+	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, 0);
+	v |= bits;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, BPF_ANY);
+	if (!rc)
+		l->skel->bss->wa_sensitive_count++;
+	return rc;
+}
+
+int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+{
+	return sensitive_set_bits(l, kdev, ino, 1);
+}
+
+int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint64_t parent_ino, const char *name)
+{
+	struct {
+		struct wa_inode_key_u parent;
+		char name[64]; /* WA_SENSITIVE_NAME in file.bpf.h */
+	} k;
+	memset(&k, 0, sizeof(k));
+	k.parent.ino = parent_ino;
+	k.parent.dev = parent_kdev;
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	uint8_t one = 1;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive_names, &k, sizeof(k), &one, 1, BPF_ANY);
+	return rc ? rc : sensitive_set_bits(l, parent_kdev, parent_ino, 2);
+}
+
+static void clear_map(int fd, size_t key_size)
+{
+	char k[256], next[256];
+	if (key_size > sizeof(k))
+		return;
+	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
+		memcpy(k, next, key_size);
+		bpf_map_delete_elem(fd, k);
+	}
+}
+
+void wa_loader_clear_sensitive(struct wa_loader *l)
+{
+	l->skel->bss->wa_sensitive_count = 0;
+	l->skel->bss->wa_sensitive_devs_full = 0;
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_devs), sizeof(uint32_t));
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive), sizeof(struct wa_inode_key_u));
+	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
+}
+
+int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max)
+{
+	int idx = -1;
+	for (int i = 0; i < l->nprogs; i++)
+		if (!strcmp(l->progs[i].name, "wa_identity_iter"))
+			idx = i;
+	if (idx < 0 || !l->links[idx])
+		return -ENOTSUP;
+	int fd = bpf_iter_create(bpf_link__fd(l->links[idx]));
+	if (fd < 0)
+		return -errno;
+	int n = 0;
+	for (;;) {
+		struct wa_identity row;
+		ssize_t got = read(fd, &row, sizeof(row));
+		if (got == 0)
+			break;
+		if (got != (ssize_t)sizeof(row)) {
+			n = got < 0 ? -errno : -EIO;
+			break;
+		}
+		if (n < max)
+			rows[n] = row;
+		n++;
+	}
+	close(fd);
+	return n;
+}
