@@ -84,7 +84,7 @@ async function fullPath() {
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
   const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
-    { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
+    { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state'), WITNESS_RESIDENT: 'off' } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
   const delivered = await countIn(out, '"event":"file.write"');
   const ledger = await countIn(join(session, 'events.ndjson'), '"event":"file.write"');
@@ -177,7 +177,7 @@ function workloads() {
 // ---- 3. witness run -- /bin/true ---------------------------------------------------------
 
 function runTrue() {
-  const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') };
+  const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT: 'off' };
   return {
     node: timed(process.execPath, ['-e', '0']).seconds,
     run: timed(process.execPath, [witness, 'run', ...AGENT, '--no-ledger', '--', '/bin/true'], { env }).seconds,
@@ -187,10 +187,24 @@ function runTrue() {
 
 // ---- run everything, print one table -------------------------------------------------------
 //
-// The resident sensor (issue 12 item 3) adds its variant here: a function that
-// times `witness run -- /bin/true` through a running daemon and returns wall
-// seconds, or null while there is no daemon path to measure.
-const daemonTrueHook = { measure: null };
+// `witness run -- /bin/true` through a running daemon (the resident sensor,
+// docs/resident.md): a daemon of our own, on a socket of our own, nothing exported.
+async function startResidentDaemon() {
+  const dir = join(tmp, 'resident');
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, 'resident.sock');
+  const config = join(dir, 'witness.json');
+  writeFileSync(config, JSON.stringify({ stateDir: join(dir, 'state'), residentSocket: socket, scopeSocket: join(dir, 'scope.sock'), store: { enabled: false }, pulse: { enabled: false } }));
+  const d = spawn(process.execPath, [witness, 'daemon', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  d.stderr.on('data', (b) => { err += b; });
+  for (let i = 0; i < 300 && !err.includes('daemon started') && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!err.includes('daemon started')) { d.kill('SIGKILL'); return null; }
+  return {
+    env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT_SOCKET: socket },
+    stop: async () => { d.kill('SIGTERM'); await new Promise((r) => (d.exitCode !== null ? r() : d.once('exit', r))); },
+  };
+}
 
 const lines = [];
 const say = (s) => { lines.push(s); process.stderr.write(`${s}\n`); };
@@ -201,7 +215,7 @@ const rows = [];
 for (let i = 0; i < RUNS; i++) {
   const row = {};
   await settle(); const b = timed(storm, [String(N)]); row.bare = b.seconds; row.bareCpu = b.cpu;
-  await settle(); row.fixed = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') } });
+  await settle(); row.fixed = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT: 'off' } });
   await settle(); row.c = cConsumer();
   await settle(); row.full = await fullPath();
   if (haveBpftrace) { await settle(); row.bt = bpftraceStorm(); }
@@ -260,11 +274,15 @@ if (WORKLOADS) {
 }
 
 const tr = [];
-for (let i = 0; i < RUNS; i++) {
-  await settle();
-  const r = runTrue();
-  if (daemonTrueHook.measure) { await settle(); r.daemon = await daemonTrueHook.measure({ root, tmp, witness, AGENT, timed }); }
-  tr.push(r);
+// the standalone runs must not find a daemon (they would use it): WITNESS_RESIDENT=off
+for (let i = 0; i < RUNS; i++) { await settle(); tr.push(runTrue()); }
+const resident = await startResidentDaemon();
+if (resident) {
+  try {
+    for (const r of tr) { await settle(); r.daemon = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: resident.env }).seconds; }
+  } finally {
+    await resident.stop();
+  }
 }
 const nodeS = median(tr.map((r) => r.node));
 const plus = (s) => `+${((s - nodeS) * 1000).toFixed(0)} ms`;
@@ -272,7 +290,7 @@ say(`| \`witness run --no-ledger -- /bin/true\` | ${median(tr.map((r) => r.run))
 say(`| \`witness run -- /bin/true\` (ledger on) | ${median(tr.map((r) => r.runLedger)).toFixed(3)} s | ${plus(median(tr.map((r) => r.runLedger)))} | bare node | |`);
 const dS = tr.every((r) => typeof r.daemon === 'number') ? median(tr.map((r) => r.daemon)) : null;
 say(dS === null
-  ? '| `witness run -- /bin/true` through the resident daemon | not measured: no daemon path yet (daemonTrueHook in bench/path-bench.mjs) | | | |'
+  ? '| `witness run -- /bin/true` through the resident daemon | not measured: the daemon did not start | | | |'
   : `| \`witness run -- /bin/true\` through the resident daemon | ${dS.toFixed(3)} s | ${plus(dS)} | bare node | |`);
 say('');
 say(`load average at end ${load()} (the machine is shared: compare ratios within this run only)`);
