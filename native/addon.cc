@@ -6,6 +6,7 @@
 #include <string>
 #include "addon_hooks.h"
 #include "addon_loss.h"
+#include "addon_uprobe.h"
 #include "batcher.h"
 #include "flock.h"
 #include "layout.h"
@@ -120,6 +121,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       throw e;
     }
     poller_->Attach(loader_);
+    WaUprobeExpose(env, info.This().As<Napi::Object>(), loader_);
   }
 
   ~Sensor() override {

@@ -14,6 +14,7 @@ import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
+import { TlsMetadata } from '../sensor/tls-run.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
@@ -25,7 +26,7 @@ import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 import { ResidentSensor, type ResidentOutcome } from './run-resident.js';
 
-const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--no-resident]\n' +
+const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--no-resident] [--tls-metadata [--tls-content]]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
@@ -84,10 +85,17 @@ async function settleExecutable(exe: { path?: string; sha256?: string; hash_stat
   return sha !== null ? { ...exe, sha256: sha, hash_status: 'ok' } : { ...exe, hash_status: 'unavailable' };
 }
 
+function tlsFlags(flags: Record<string, unknown>): { metadata: boolean; content: boolean } {
+  const metadata = flags['tls-metadata'] === true;
+  const content = flags['tls-content'] === true;
+  if (content && !metadata) throw new WitnessError('E_CONFIG', '--tls-content needs --tls-metadata', { file: 'witness run', field: '--tls-content' });
+  return { metadata, content };
+}
+
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
-    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'no-resident'],
+    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'no-resident', 'tls-metadata', 'tls-content'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
       'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
   }, 'run');
@@ -125,7 +133,10 @@ export async function run(rawArgv: string[]): Promise<number> {
   // A running daemon's sensor traces the agent when it will (docs/resident.md); else this run loads its own.
   let onSensorEvent: (ev: SensorEvent) => void = () => {};
   const onDecodeError = (err: WitnessError): void => log.warn({ err: err.message }, 'malformed wire record');
-  const residentOff = flags['no-resident'] === true ? '--no-resident' : process.env.WITNESS_RESIDENT === 'off' ? 'WITNESS_RESIDENT=off' : null;
+  // --tls-metadata: OpenSSL uprobes, metadata only; --tls-content adds content (docs/privacy.md).
+  // The uprobes are this run's own: it loads its own sensor.
+  const tlsMeta = tlsFlags(flags);
+  const residentOff = flags['no-resident'] === true ? '--no-resident' : tlsMeta.metadata ? '--tls-metadata' : process.env.WITNESS_RESIDENT === 'off' ? 'WITNESS_RESIDENT=off' : null;
   const resident: ResidentOutcome = residentOff !== null ? { sensor: null, reason: residentOff } : await ResidentSensor.connect({
     onEvent: (ev) => onSensorEvent(ev), onDecodeError,
     ...(budgetEvents !== undefined ? { budgetEvents } : {}),
@@ -161,7 +172,8 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
+  let tls: TlsMetadata | null = null;
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []), tls: { keepContent: tlsMeta.content } });
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
@@ -169,6 +181,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   onSensorEvent = (ev: SensorEvent) => {
     // attribution (agent, scope, container, executable hash) and findings ride on each envelope
     // network depth (TLS hello, names on connects, llm.call) sits before attribution
+    tls?.onEvent(ev);
     const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
     for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
       // the root's executable as hashed at its exec, before emit may compact the record
@@ -192,6 +205,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     onEvent: onSensorEvent,
     onDecodeError,
   });
+  if (tlsMeta.metadata && sensor instanceof WitnessSensor) tls = new TlsMetadata(sensor.native, emit);
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 
   enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit });
@@ -239,7 +253,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   const cgroupRemoved = leaveRunning && survivors.length > 0 ? false : removeRunCgroup(cgroup);
   if (!cgroupRemoved) log.warn({ cgroup }, 'run cgroup left in place (processes left running)');
   clearInterval(beat);
+  tls?.close();
   const stats = await sensor.close();
+  for (const [src, env] of net.tls.flushAll()) for (const x of enricher.enrich(src, env)) emit(x);
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
   emit(withNet(heartbeat(sensor, new Date(), stats), net));

@@ -91,6 +91,8 @@ export interface NativeSensor {
   dropsByProcess(max?: number): DropperRow[];
   /** every repeat counter; those idle since before the cutoff are deleted (after close: the final sweep, once) */
   sweepSuppressed(deleteBeforeNs: bigint): SuppressRow[];
+  /** --tls-metadata: the TLS uprobes on one ELF file (native/uprobe_attach.c); never after close() */
+  attachTlsUprobes(path: string): { attached: number; error: number; functions: { func: string; error: number }[] };
   /** test hook: the next n polls fail with -errno */
   injectPollErrors(n: number, errno: number): void;
   close(): Promise<void>;
