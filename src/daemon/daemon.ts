@@ -153,7 +153,10 @@ export class WitnessDaemon {
       if (scopeServer) closers.push(async () => { await scopeServer.close(); });
       let resident: ResidentServer | null = null;
       const sensor = WitnessSensor.open({
-        onEvent: (ev) => pipeline.onSensorEvent(ev),
+        onEvent: (ev) => {
+          pipeline.onSensorEvent(ev);
+          if (ev.kind === 'suppressed') resident?.onSuppressed(ev);
+        },
         onRawBatch: (ab) => {
           try { resident?.onRawBatch(ab); } catch (err) { log.error({ err: (err as Error).message }, 'resident routing failed on a batch'); }
         },
