@@ -25,6 +25,7 @@ import { parseArgs, str } from './args.js';
 import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 import { ResidentSensor, type ResidentOutcome } from './run-resident.js';
+import { cachedHasher } from './run-hash-cache.js';
 
 const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--no-resident] [--tls-metadata [--tls-content]]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
@@ -208,7 +209,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   if (tlsMeta.metadata && sensor instanceof WitnessSensor) tls = new TlsMetadata(sensor.native, emit);
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 
-  enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit });
+  // the parent chain's executables (node, the shell) were hashed by the previous run: reuse its digests
+  const hashCache = cachedHasher(ledger?.stateDir ?? resolveStateDir());
+  enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit, hasher: hashCache.hasher });
   enricher.registry.addListener((kind, scope) => emit(scopeEnvelope(kind, scope)));
 
   // The child's stdout must not mix into an NDJSON stdout: send it to stderr then.
@@ -269,6 +272,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   for (const [src, env] of net.tls.flushAll()) for (const x of enricher.enrich(src, env)) emit(x);
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
+  hashCache.save();
   emit(withNet(heartbeat(sensor, new Date(), stats), net));
   // The sensor is closed, so nothing upstream can suffer now: wait for the
   // reader as any Unix writer would (a reader that went away ends it at once).
