@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import { WitnessError } from '../errors.js';
-import { FRAME_JSON, FrameReader, jsonFrame, residentSocketPath, type EndAnswer, type HelloAnswer } from '../daemon/resident-protocol.js';
+import { decodeEvent, FRAME_JSON, FrameReader, jsonFrame, residentSocketPath, type EndAnswer, type HelloAnswer } from '../daemon/resident-protocol.js';
 import { kindName } from '../daemon/resident-router.js';
 import { log } from '../log.js';
 import { decodeBatch } from '../sensor/decode.js';
@@ -10,7 +10,7 @@ import { loadNative } from '../sensor/native.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { deniedReadFilter, expandHome } from '../sensor/sensitive.js';
 import type { SensorStats } from '../sensor/sensor.js';
-import type { SensorEvent } from '../sensor/types.js';
+import type { SensorEvent, SuppressedEvent } from '../sensor/types.js';
 
 /**
  * `witness run` through a running daemon (docs/resident.md): the daemon's
@@ -139,6 +139,7 @@ export class ResidentSensor implements SpawnTracer {
     for (const f of frames) {
       if (f.kind !== FRAME_JSON) { this.onRecords(f.records); continue; }
       if (f.json.op === 'end') this.endAnswer = f.json as unknown as EndAnswer;
+      else if (f.json.op === 'event') this.onSummary(decodeEvent<SuppressedEvent>(f.json.event));
       else this.replies.shift()?.(f.json);
     }
   }
@@ -162,6 +163,15 @@ export class ResidentSensor implements SpawnTracer {
     }, this.opts.onDecodeError);
     c.decoded += r.events;
     c.decodeErrors += r.errors;
+  }
+
+  /** The tree's repeats its budget counted instead of writing, as the daemon summarised them. */
+  private onSummary(ev: SuppressedEvent): void {
+    if (ev?.kind !== 'suppressed') return;
+    const c = this.counts;
+    c.kernelSuppressed[ev.suppressedKind] = (c.kernelSuppressed[ev.suppressedKind] ?? 0) + ev.count;
+    c.suppressedSummarized[ev.suppressedKind] = (c.suppressedSummarized[ev.suppressedKind] ?? 0) + ev.count;
+    this.opts.onEvent(ev);
   }
 
   private async ask(obj: Record<string, unknown>, what: string): Promise<void> {

@@ -159,6 +159,7 @@ export class WitnessDaemon {
         onEvent: (ev) => {
           tls?.onEvent(ev);
           pipeline.onSensorEvent(ev);
+          if (ev.kind === 'suppressed') resident?.onSuppressed(ev);
         },
         onRawBatch: (ab) => {
           try { resident?.onRawBatch(ab); } catch (err) { log.error({ err: (err as Error).message }, 'resident routing failed on a batch'); }

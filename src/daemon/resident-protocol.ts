@@ -16,7 +16,8 @@ import { WitnessError } from '../errors.js';
  * client → daemon: {op:"hello", wire, source}  {op:"trace", guardian, sensitive}
  *                  {op:"root", pid}            {op:"end"}
  * daemon → client: {ok:true, ...} / {ok:false, error:{code, message}} for each
- *                  request; RECORDS frames after "root"; a last
+ *                  request; RECORDS frames after "root"; {op:"event", event} for the
+ *                  tree's `suppressed` summaries (made from kernel counters, not records); a last
  *                  {op:"end", routed, sent, dropped, ...} before it hangs up.
  */
 
@@ -58,6 +59,16 @@ export interface EndAnswer {
   host_kernel_drops: number;
   /** the guardian's exit record closed the stream (false: the wait timed out) */
   barrier: boolean;
+}
+
+/** A sensor event that is not a wire record (a `suppressed` summary) as JSON: bigints as {"$n":"123"}. */
+export function encodeEvent(ev: object): unknown {
+  return JSON.parse(JSON.stringify(ev, (_k, v: unknown) => (typeof v === 'bigint' ? { $n: v.toString() } : v)));
+}
+
+export function decodeEvent<T>(obj: unknown): T {
+  return JSON.parse(JSON.stringify(obj), (_k, v: unknown) => (
+    v !== null && typeof v === 'object' && Object.keys(v).length === 1 && typeof (v as { $n?: unknown }).$n === 'string' ? BigInt((v as { $n: string }).$n) : v)) as T;
 }
 
 export function jsonFrame(obj: unknown): Buffer {

@@ -81,6 +81,11 @@ export class ResidentRouter {
     if (f && f.readUInt32LE(FRAME_HEADER + FORK_CHILD) === pid) t.deliver({ bytes: f, byType: new Map([[EV_FORK, 1]]) });
   }
 
+  /** The session a pid (live or exited) belongs to. */
+  targetOf(pid: number): RouteTarget | undefined {
+    return this.live.get(pid) ?? this.exited.get(pid);
+  }
+
   /** A tree's pid, live or exited, is in some session. */
   isMember(pid: number): boolean {
     return this.live.has(pid) || this.exited.has(pid);

@@ -4,8 +4,9 @@ import { dirname } from 'node:path';
 import { WitnessError } from '../errors.js';
 import { log } from '../log.js';
 import type { WitnessSensor } from '../sensor/sensor.js';
+import type { SuppressedEvent } from '../sensor/types.js';
 import {
-  FRAME_JSON, FrameReader, jsonFrame, recordsFrameHead,
+  FRAME_JSON, FrameReader, encodeEvent, jsonFrame, recordsFrameHead,
   type EndAnswer, type HelloAnswer, type ResidentError, type ResidentErrorCode,
 } from './resident-protocol.js';
 import { kindName, ResidentRouter, type RouteTarget, type RoutedBatch } from './resident-router.js';
@@ -66,6 +67,8 @@ class Session implements RouteTarget {
   readonly sent = new Map<number, number>();
   readonly dropped = new Map<number, number>();
   kernelDropsAtStart = 0;
+  /** `suppressed` summaries sent */
+  summaries = 0;
   private barrierSeen = false;
   private onBarrier: (() => void) | null = null;
 
@@ -83,6 +86,12 @@ class Session implements RouteTarget {
     if (full) return;
     this.sock.write(recordsFrameHead(b.bytes.length));
     this.sock.write(b.bytes);
+  }
+
+  /** a `suppressed` summary of a tree process: the repeats its budget counted instead of writing */
+  deliverEvent(ev: SuppressedEvent): void {
+    this.summaries++;
+    if (!this.sock.destroyed) this.sock.write(jsonFrame({ op: 'event', event: encodeEvent(ev) }));
   }
 
   onGuardianExit(): void {
@@ -151,6 +160,12 @@ export class ResidentServer {
     this.server = undefined;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     try { unlinkSync(this.opts.path); } catch { /* already gone */ }
+  }
+
+  /** The daemon's `suppressed` summaries: a tree process's go to its session too. */
+  onSuppressed(ev: SuppressedEvent): void {
+    const t = this.router.targetOf(ev.pid);
+    if (t instanceof Session) t.deliverEvent(ev);
   }
 
   /** The daemon's raw batches, before decoding. */
@@ -238,6 +253,8 @@ export class ResidentServer {
   private async end(sock: Socket, s: Session): Promise<void> {
     // Host-wide tracing puts the guardian's exit on the wire after every record of its tree.
     const barrier = this.opts.traceAll ? await s.barrier(this.opts.barrierTimeoutMs ?? 2000) : (await sleep(this.opts.barrierTimeoutMs ?? 100), false);
+    // the repeat counters the tree's budget kept: summarised now, while its pids still route here
+    try { this.opts.sensor.sweepSuppressed(); } catch (err) { log.warn({ err: (err as Error).message }, 'resident: suppressed sweep failed'); }
     this.router.remove(s);
     const st = this.opts.sensor.stats();
     // every kind the sensor counts, as its own drop table has them (zero included), so a session's record reads the same

@@ -155,6 +155,26 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     }
   });
 
+  it('a flooding tree: every write is a record or a counted repeat in its own session (nothing lost on the stream)', async () => {
+    const n = 3000; // far past the daemon's default budget of 1024 per window for one path
+    const r = await run(process.execPath, [BIN, 'run', '--user', 'nobody', '--session-dir', join(dir, 'sf'), '--out', join(dir, 'flood.ndjson'), '--',
+      '/bin/bash', '-c', `for ((i = 0; i < ${n}; i++)); do : > ${work}/flood; done`], env());
+    expect(r.code, r.stderr).toBe(0);
+    const sf = JSON.parse(readFileSync(join(dir, 'sf', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
+    expect(sf.agent['witness.sensor.resident_pid']).toBe(daemon.pid);
+    const ev = lines(join(dir, 'flood.ndjson'));
+    const writes = ev.filter((e) => e.event === 'file.write' && e.attributes['file.path'] === `${work}/flood`).length;
+    const repeats = ev.filter((e) => e.event === 'sensor.suppressed' && e.attributes['witness.suppressed.kind'] === 'file_write')
+      .reduce((a, e) => a + (e.attributes['witness.suppressed.count'] as number), 0);
+    expect(repeats, 'the budget must have counted repeats for this test to mean anything').toBeGreaterThan(0);
+    expect(writes + repeats).toBe(n);
+    const beat = ev.filter((e) => e.event === 'sensor.heartbeat').at(-1)!.attributes;
+    expect(beat['witness.suppressed.file_write']).toBe(repeats);
+    expect(beat['witness.drops.total']).toBe(0);
+    const emitted = Object.entries(beat).filter(([k]) => k.startsWith('witness.kernel.emitted.')).reduce((a, [, v]) => a + (v as number), 0);
+    expect(emitted).toBe((beat['witness.decoded'] as number) + (beat['witness.drops.user'] as number));
+  });
+
   it('falls back to its own sensor when no daemon listens', async () => {
     const r = await run(process.execPath, [BIN, 'run', '--user', 'nobody', '--session-dir', join(dir, 'sc'), '--out', join(dir, 'c.ndjson'), '--', ...tree()],
       env({ WITNESS_RESIDENT_SOCKET: join(dir, 'nobody-here.sock'), WITNESS_LOG_LEVEL: 'debug' }));
