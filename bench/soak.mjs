@@ -29,6 +29,8 @@ mkdirSync(out);
 const config = join(tmp, 'witness.json');
 writeFileSync(config, JSON.stringify({
   stateDir: join(tmp, 'state'),
+  scopeSocket: join(tmp, 'scope.sock'),
+  residentSocket: join(tmp, 'resident.sock'),
   heartbeat: '10s',
   // every event through every stage: the soak measures the pipeline, not the fairness budget
   sensor: { budgetEvents: 0 },

@@ -131,7 +131,7 @@ describe.skipIf(suite.skip)('I/O faults on the state dir (real tmpfs and ext4: E
       + `(${gaps.map((g) => `${g['witness.ledger.gap.refused']} refused + ${g['witness.ledger.gap.lost_in_flight']} in flight, ${g['witness.ledger.gap.retries']} retries`).join('; ')})\n`);
   }, 60_000);
 
-  it('EIO (ext4 shut down under the writer): outage, refused and counted; close leaves it unsealed; after the remount the next start seals it and verify passes', async () => {
+  it('EIO (ext4 shut down under the writer): outage, refused and counted; close leaves it unsealed; after the remount the next start seals it and records the gap; verify passes', async () => {
     const img = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'witness-eio-')), 'img');
     mounts.push(path.dirname(img));
     fs.writeFileSync(img, '');
@@ -141,6 +141,10 @@ describe.skipIf(suite.skip)('I/O faults on the state dir (real tmpfs and ext4: E
     execFileSync('mount', ['-o', 'loop', img, mnt]);
     mounts.unshift(mnt); // unmounted before the image's dir is removed
     const stateDir = path.join(mnt, 'state');
+    // the runtime dir (a tmpfs under systemd) keeps the outage off the failing disk
+    const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-eio-run-'));
+    mounts.push(runtime);
+    process.env.WITNESS_RUNTIME_DIR = runtime;
     const pub = crypto.createPublicKey(loadOrCreateHostKey(stateDir));
     const w = await DaemonWriter.create({ stateDir, segmentMaxBytes: 8 << 20, segmentMaxSeconds: 0, checkpointEveryEvents: 100, checkpointEverySeconds: 0, flushIntervalMs: 0, retryIntervalMs: 30 });
     for (let i = 0; i < 1000; i++) w.append(line(i));
@@ -154,21 +158,29 @@ describe.skipIf(suite.skip)('I/O faults on the state dir (real tmpfs and ext4: E
     await new Promise((r) => setTimeout(r, 200)); // retries fail: EIO
     expect(w.outage.failing).toBe(true);
     // closing while it still fails: unsealed, and the count of what was not written goes to the log (stderr), not lost
-    await expect(w.close()).rejects.toThrow(/not writable since .*\(EIO.*; \d+ records not written, not recorded in the ledger/);
+    await expect(w.close()).rejects.toThrow(/not writable since .*\(EIO.*; \d+ records not written, kept in the runtime dir: the next writer of this log records it/);
     // the disk comes back (what systemd's restart of the daemon would find after a repair)
     execFileSync('umount', [mnt]);
     execFileSync('mount', ['-o', 'loop', img, mnt]);
     const next = await DaemonWriter.create({ stateDir, segmentMaxSeconds: 0, checkpointEverySeconds: 0 });
     expect(next.sealedOnStart).toEqual([`daemon/${w.epochId}`]);
     await next.close();
+    delete process.env.WITNESS_RUNTIME_DIR;
     const r = await verifyPath(stateDir, { pinned: pub });
     expect(r.failure).toBeUndefined();
+    // the outage the killed writer could not write is in the ledger now, recorded by its successor
+    expect(r.gaps).toHaveLength(1);
+    expect(r.gaps![0]!.cause).toMatch(/^EIO/);
+    expect(r.gaps![0]!.records).toBeGreaterThanOrEqual(thrown);
+    // exactly: every record offered is in the ledger or in the gap (refused, or accepted in memory and lost)
+    expect(testRecords(w.dir).length + r.gaps![0]!.records).toBe(5000);
+    expect(fs.readdirSync(runtime)).toEqual([]);
     // everything sealed before the failure survived
     expect(testRecords(w.dir).slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     const restart = listSegments(w.dir).flatMap((n) => readLines(path.join(w.dir, `segment-${String(n).padStart(6, '0')}.ndjson`)).map((l) => JSON.parse(l).event))
       .filter((e) => e.event === 'sensor.restart');
     expect(restart).toHaveLength(1);
     expect(restart[0].attributes['witness.daemon.sealed_by']).toBe(`daemon/${next.epochId}`);
-    process.stderr.write(`EIO: ${thrown} appends refused; sealed by the next start, restart at seq ${restart[0].attributes['witness.ledger.resumed_at_seq']}\n`);
+    process.stderr.write(`EIO: ${thrown} appends refused; sealed by the next start, restart at seq ${restart[0].attributes['witness.ledger.resumed_at_seq']}, gap of ${r.gaps![0]!.records} records\n`);
   }, 60_000);
 });

@@ -17,7 +17,7 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadOrCreateHostKey } from './session.js';
 import { segmentTail } from './segment-tail.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
-import { isIoFault, LedgerOutage } from './outage.js';
+import { isIoFault, LedgerOutage, takeUnrecordedOutage } from './outage.js';
 import { pruneSealedSegments, type RetentionPolicy } from './retention.js';
 
 export interface DaemonWriterOptions {
@@ -213,6 +213,9 @@ export class DaemonWriter {
 
   /** The chain resumes after a crash: say where, what was lost, and who resumed it. */
   private recordRestart(n: number, rec: RecoveredLog | null): void {
+    // an outage the crashed writer could not record (killed by the watchdog, or closed while the disk failed)
+    const gap = takeUnrecordedOutage(this.dir, { log: String(n), seq: rec?.seq ?? 0 });
+    if (gap) this.writeControl('ledger.gap', { ...gap, 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': n } as Attributes);
     this.log.markRestart();
     this.writeControl('sensor.restart', {
       'witness.daemon.epoch': this.epochId,

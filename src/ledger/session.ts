@@ -14,7 +14,7 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
-import { isIoFault, LedgerOutage } from './outage.js';
+import { isIoFault, LedgerOutage, takeUnrecordedOutage } from './outage.js';
 import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -181,6 +181,9 @@ export class SessionWriter {
 
   private recordRestart(): void {
     const rec = this.log.recovered!;
+    // an outage the crashed writer could not record (closed or killed while the disk failed)
+    const gap = takeUnrecordedOutage(this.dir, { log: 'session', seq: rec.seq });
+    if (gap) this.log.append(JSON.stringify({ time: nowRfc3339(), event: 'ledger.gap', attributes: { ...gap, 'witness.session.id': this.sessionId } }));
     this.log.markRestart();
     this.appendControl('sensor.restart', {
       'witness.session.id': this.sessionId,
