@@ -57,6 +57,9 @@ export class ResidentSensor implements SpawnTracer {
   private replies: ((m: Record<string, unknown>) => void)[] = [];
   private endAnswer: EndAnswer | null = null;
   private broken: string | null = null;
+  private ending = false;
+  /** the stream broke before this run asked to end it (the daemon stopped or died) */
+  onBroken: (why: string) => void = () => {};
   private readonly closed: Promise<void>;
   private denied: (path: string) => boolean = () => false;
   private sensitive: string[] = [];
@@ -71,6 +74,7 @@ export class ResidentSensor implements SpawnTracer {
     sock.on('error', (err) => { this.broken ??= err.message; });
     sock.once('close', () => {
       if (!this.endAnswer) this.broken ??= 'the daemon closed the stream before the end';
+      if (!this.endAnswer && !this.ending) this.onBroken(this.broken ?? 'closed');
       for (const r of this.replies.splice(0)) r({ ok: false, error: { code: 'internal', message: this.broken ?? 'closed' } });
     });
     if (firstFrames.length > 0) this.onData(firstFrames);
@@ -219,6 +223,7 @@ export class ResidentSensor implements SpawnTracer {
 
   /** Ends the session once the tree is done: the daemon sends what is left, then its counts. */
   async close(): Promise<SensorStats> {
+    this.ending = true;
     if (!this.sock.destroyed) {
       this.sock.write(jsonFrame({ op: 'end' }));
       await this.closed;

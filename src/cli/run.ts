@@ -219,6 +219,15 @@ export async function run(rawArgv: string[]): Promise<number> {
     // a witness killed early still leaves a signed start of the session
     onPid: (pid) => { rootPid = pid; openScope(pid); ledger?.checkpoint('time'); },
   });
+  let endedUnobserved = false;
+  // Nothing observes the tree once the daemon's stream breaks: end it, as the guardian does when the witness dies.
+  if (resident.sensor) {
+    resident.sensor.onBroken = (why) => {
+      endedUnobserved = true;
+      process.stderr.write(`witness run: the daemon's stream broke (${why}); ending the agent's tree, it must not run on unobserved\n`);
+      void agent.finish('kill');
+    };
+  }
   let scopeToolCall: string | undefined;
   const openScope = (pid: number): void => {
     if (scopeRun === undefined) return;
@@ -238,7 +247,9 @@ export async function run(rawArgv: string[]): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
   const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
 
-  const result = await agent.rootExit;
+  const exited = await agent.rootExit;
+  // a tree ended because nothing observed it any more: SIGKILL is what happened to it, whatever the guardian reported
+  const result: typeof exited = endedUnobserved ? { code: null, signal: 'SIGKILL' } : exited;
   // the root's exit record may still be in flight; give it a moment, not forever
   await within(rootExitSeen, 500);
   // Descendants that outlive the root stay traced until they exit, up to --linger; then they are named and ended.

@@ -241,4 +241,24 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
       child.kill('SIGKILL');
     }
   });
+
+  // last: it stops the suite's daemon
+  it('ends the tree when the daemon stops mid-run, and the record says the stream broke', async () => {
+    const out = join(dir, 'broken.ndjson');
+    const started = Date.now();
+    const pending = run(process.execPath, [BIN, 'run', '--user', 'nobody', '--no-ledger', '--out', out, '--', '/bin/sleep', '30'], env());
+    // the agent has exec'd once its exec record reached the output
+    for (let i = 0; i < 200 && !(existsSync(out) && readFileSync(out, 'utf8').includes('"process.exec"')); i++) await new Promise((r) => setTimeout(r, 50));
+    const exec = lines(out).find((e) => e.event === 'process.exec')!;
+    expect(exec, 'the agent never showed up through the daemon').toBeDefined();
+    daemon.kill('SIGTERM');
+    const r = await pending;
+    expect(Date.now() - started).toBeLessThan(25_000); // not the sleep's 30 s: the tree was ended
+    expect(r.code).toBe(137); // SIGKILL
+    expect(r.stderr).toContain("the daemon's stream broke");
+    const pid = exec.attributes['process.pid'] as number;
+    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
+    const beat = lines(out).filter((e) => e.event === 'sensor.heartbeat').at(-1)!.attributes;
+    expect(beat['witness.loss.resident_stream_broken']).toBe(1);
+  });
 });
