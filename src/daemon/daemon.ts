@@ -19,6 +19,7 @@ import { loadNative } from '../sensor/native.js';
 import type { ProviderRule } from '../sensor/llm.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
+import { TlsMetadata } from '../sensor/tls-run.js';
 import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '../store/db.js';
 import { attributionHooks } from './attribution.js';
 import type { AttributionHooks, HookContext, ScopeServerHandle } from './hooks.js';
@@ -147,13 +148,16 @@ export class WitnessDaemon {
       const clock: BootClock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
       const ctx: HookContext = { emit: (e) => pipeline.emit(e), clock, store, env };
       const enricher = await hooks.createEnricher(config, ctx);
-      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config));
+      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config),
+        { keepContent: config.sensor.tlsContent === true });
       closers.push(async () => { await enricher.close?.(); });
       const scopeServer = await hooks.startScopeServer(config, enricher, ctx);
       if (scopeServer) closers.push(async () => { await scopeServer.close(); });
       let resident: ResidentServer | null = null;
+      let tls: TlsMetadata | null = null; // sensor.tlsMetadata: OpenSSL uprobes (docs/privacy.md)
       const sensor = WitnessSensor.open({
         onEvent: (ev) => {
+          tls?.onEvent(ev);
           pipeline.onSensorEvent(ev);
           if (ev.kind === 'suppressed') resident?.onSuppressed(ev);
         },
@@ -177,7 +181,8 @@ export class WitnessDaemon {
         sensitivePaths: sensitivePathsFor(config),
       });
       const daemon = new WitnessDaemon(config, dir, sensor, pipeline, store, storeSink, fileSink, scopeServer);
-      closers.push(async () => { await sensor.close(); });
+      closers.push(async () => { tls?.close(); await sensor.close(); });
+      if (config.sensor.tlsMetadata === true) tls = new TlsMetadata(sensor.native, (e) => pipeline.emit(e));
       const extra = new ExtraSensitive(sensor, () => expandHome(sensitivePathsFor(config)));
       daemon.extraSensitive = extra;
       resident = await startResident(config, sensor, extra, env);

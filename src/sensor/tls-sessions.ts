@@ -40,6 +40,8 @@ interface Dir { callLen: number; seen: number }
 interface Session {
   pid: number;
   proto: 'h1' | 'h2' | 'other' | null;
+  /** the client's first bytes while too few to tell the protocol */
+  pending: Uint8Array | null;
   last: TlsDataEvent;
   tx: Dir;
   rx: Dir;
@@ -54,6 +56,7 @@ interface Session {
 const MAX_H1_QUEUE = 64;
 const MAX_H2_STREAMS = 256;
 const REQUEST_START = /^[A-Z]{3,12} /;
+const PREFACE_START = 'PRI * HTTP/2.0';
 
 export class TlsSessions {
   readonly stats: TlsStats = { records: 0, bytes: 0, exchanges: 0, sessionsEvicted: 0, exchangesEvicted: 0, notHttp: 0, failed: {} };
@@ -96,8 +99,16 @@ export class TlsSessions {
       d.seen = 0;
     }
     if (ev.callOff > d.seen) this.gap(s, ev.direction, ev.callOff - d.seen);
-    if (s.proto === null) this.choose(s, ev.bytes);
-    this.feed(s, ev.direction, ev.bytes);
+    if (s.proto === null && ev.direction === 'tx') {
+      const head = s.pending ? Buffer.concat([s.pending, ev.bytes]) : ev.bytes;
+      if (!this.choose(s, head)) s.pending = head;
+      else {
+        s.pending = null;
+        this.feed(s, 'tx', head);
+      }
+    } else if (s.proto !== null) {
+      this.feed(s, ev.direction, ev.bytes);
+    }
     d.seen = ev.callOff + ev.bytes.length;
     if (ev.truncated && d.seen < d.callLen) {
       this.gap(s, ev.direction, d.callLen - d.seen);
@@ -135,15 +146,17 @@ export class TlsSessions {
       this.closeSession(old, 'evicted');
     }
     const s: Session = {
-      pid: ev.pid, proto: null, last: ev, tx: { callLen: 0, seen: 0 }, rx: { callLen: 0, seen: 0 },
+      pid: ev.pid, proto: null, pending: null, last: ev, tx: { callLen: 0, seen: 0 }, rx: { callLen: 0, seen: 0 },
       txParser: null, rxParser: null, h1: [], h2: new Map(), out: [], clock,
     };
     this.sessions.set(key, s);
     return s;
   }
 
-  private choose(s: Session, first: Uint8Array): void {
+  /** false: too few bytes yet to tell (the client's first call may be tiny) */
+  private choose(s: Session, first: Uint8Array): boolean {
     const head = Buffer.from(first.subarray(0, 24)).toString('latin1');
+    if (head.length < 24 && (PREFACE_START.startsWith(head) || /^[A-Z]{0,12}$/.test(head))) return false;
     if (head.startsWith('PRI ')) {
       s.proto = 'h2';
       s.txParser = new Http2Parser(true, this.h2Handler(s, 'tx'));
@@ -156,6 +169,7 @@ export class TlsSessions {
       s.proto = 'other';
       this.stats.notHttp++;
     }
+    return true;
   }
 
   private feed(s: Session, dir: 'tx' | 'rx', b: Uint8Array): void {
