@@ -90,6 +90,15 @@ describe('resident router', () => {
     expect(r.isMember(401)).toBe(false);
   });
 
+  it('never hands a session the daemon\'s TLS plaintext records (a run asks for those with --tls-metadata, standalone)', () => {
+    const r = new ResidentRouter();
+    const t = target(700);
+    r.addGuardian(t);
+    r.setRoot(t, 701);
+    r.route(batch(frame(L.WA_EV_TLS_DATA, 701), frame(WRITE, 701)));
+    expect(t.got).toEqual([[WRITE, 701]]);
+  });
+
   it('keeps two sessions apart and forgets one on remove', () => {
     const r = new ResidentRouter();
     const a = target(500);

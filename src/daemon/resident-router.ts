@@ -24,6 +24,9 @@ const PID = L['wa_hdr.pid'];
 const FORK_CHILD = L['wa_fork.child_pid'];
 const EV_FORK = L.WA_EV_FORK;
 const EV_EXIT = L.WA_EV_EXIT;
+/** plaintext from the daemon's TLS uprobes (sensor.tlsMetadata): a run gets it only by asking for
+ * --tls-metadata, and such a run loads its own sensor, so no session ever carries it */
+const EV_TLS_DATA = L.WA_EV_TLS_DATA;
 /** exited members a session remembers (late records) before the oldest are forgotten */
 const EXITED_MAX = 65_536;
 
@@ -130,7 +133,9 @@ export class ResidentRouter {
         }
       } else {
         const t = this.live.get(pid) ?? this.exited.get(pid);
-        if (t) {
+        if (t && type === EV_TLS_DATA) {
+          // not this run's to see (docs/privacy.md): skipped before any count, as a standalone run never emits it
+        } else if (t) {
           take(t, off, framed, type);
           if (type === EV_EXIT && this.live.get(pid) === t) this.retire(pid, t);
         } else if (type === EV_EXIT) {
