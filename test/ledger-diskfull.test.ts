@@ -127,6 +127,10 @@ describe.skipIf(suite.skip)('I/O faults on the state dir (real tmpfs and ext4: E
     expect(r.gaps!.length).toBe(gaps.length);
     expect(r.gaps![0]!.cause).toMatch(/^ENOSPC/);
     expect(r.gaps!.reduce((a, g) => a + g.records, 0)).toBe(counted);
+    // the epoch dir alone lists the same gaps
+    const epoch = await verifyPath(w.dir, { pinned: pub });
+    expect(epoch.failure).toBeUndefined();
+    expect(epoch.gaps!.map((g) => g.records)).toEqual(r.gaps!.map((g) => g.records));
     process.stderr.write(`disk full: ${offered} offered, ${inLog.length} in the ledger, ${counted} counted in ${gaps.length} gap(s) `
       + `(${gaps.map((g) => `${g['witness.ledger.gap.refused']} refused + ${g['witness.ledger.gap.lost_in_flight']} in flight, ${g['witness.ledger.gap.retries']} retries`).join('; ')})\n`);
   }, 60_000);
