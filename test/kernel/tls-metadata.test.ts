@@ -7,6 +7,10 @@ import type { Envelope } from '../../src/events/envelope.js';
 import { netDerivedSchemas } from '../../src/events/schemas.js';
 import { NetDepth } from '../../src/sensor/netdepth.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
+import { WitnessSensor } from '../../src/sensor/sensor.js';
+import { createServer as createTlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { selfSignedCert } from '../helpers/netdepth.js';
 import { TlsMetadata } from '../../src/sensor/tls-run.js';
 import { kernelSuite, ofKind, SensorHarness, type TracedRun } from '../helpers/kernel.js';
 import { H2_CLIENT, HTTPS_CLIENT, loopbackServers, SECRET_ANSWER, SECRET_PROMPT, SECRET_QUERY, SECRET_TOKEN, type LoopbackServers } from '../helpers/tls-metadata.js';
@@ -58,7 +62,6 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
   afterAll(async () => {
     await servers?.close();
     await h?.close();
-    rmSync(DIR, { recursive: true, force: true });
   });
 
   it('arms node itself: SSL_write/SSL_read/_ex attached, with a probe row', () => {
@@ -142,5 +145,43 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
     await new Promise((res) => setTimeout(res, 200));
     expect(h.all.slice(seen).filter((e) => e.pid === child.pid)).toEqual([]);
     expect(servers.requests.length).toBeGreaterThanOrEqual(3); // it did reach the server
+  });
+});
+
+/** A traced client making CALLS SSL_writes of 16 KiB (two records each) into a loopback TLS sink. */
+const FLOOD_CLIENT = (port: number, calls: number): string => `
+const tls = require('tls');
+const s = tls.connect({ host: '127.0.0.1', port: ${port}, rejectUnauthorized: false }, async () => {
+  const buf = Buffer.alloc(16384, 0x41);
+  for (let i = 0; i < ${calls}; i++) await new Promise((r) => s.write(buf, r));
+  s.end();
+});
+s.on('error', (e) => { console.error(e.message); process.exitCode = 4; });`;
+
+describe.skipIf(skip)('--tls-metadata drop accounting on the real kernel', () => {
+  it('a ring too small for the plaintext: per kind emitted + dropped = the records the calls made, and emitted = delivered at close', async () => {
+    const CALLS = 150;
+    const { key, cert } = selfSignedCert('witness-flood');
+    const sinkServer = createTlsServer({ key, cert }, (c) => { c.resume(); c.on('error', () => {}); });
+    await new Promise<void>((r) => sinkServer.listen(0, '127.0.0.1', r));
+    const port = (sinkServer.address() as AddressInfo).port;
+    let seen = 0;
+    const sensor = WitnessSensor.open({ ringBytes: 64 << 10, autoStart: false, onEvent: (ev) => { if (ev.kind === 'tls_data') seen++; } });
+    try {
+      new TlsMetadata(sensor.native, () => {});
+      const child = sensor.spawnTraced(NODE, [script('flood.js', FLOOD_CLIENT(port, CALLS))], { stdio: 'ignore' });
+      const code = await new Promise<number | null>((res) => child.once('exit', res));
+      expect(code).toBe(0);
+      sensor.start();
+      const stats = await sensor.close();
+      expect(stats.kernelDropped.tls_data).toBeGreaterThan(0);
+      expect(stats.kernelEmitted.tls_data! + stats.kernelDropped.tls_data!).toBe(2 * CALLS);
+      expect(stats.delivered.tls_data).toBe(stats.kernelEmitted.tls_data);
+      expect(seen).toBe(stats.delivered.tls_data);
+      console.log(`tls_data: emitted ${stats.kernelEmitted.tls_data}, dropped ${stats.kernelDropped.tls_data}, delivered ${stats.delivered.tls_data} of ${2 * CALLS}`);
+    } finally {
+      sinkServer.close();
+      rmSync(DIR, { recursive: true, force: true });
+    }
   });
 });
