@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/events/envelope.js';
 import { netDerivedSchemas } from '../../src/events/schemas.js';
@@ -20,6 +20,22 @@ const NODE = process.execPath;
 const SECRETS = [SECRET_PROMPT, SECRET_ANSWER, SECRET_TOKEN, SECRET_QUERY];
 const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
 const DIR = mkdtempSync(join(tmpdir(), 'witness-tls-meta-'));
+
+/**
+ * `witness …` then the agent `NODE SCRIPT` as nobody. A quick-start node lives in the checkout's
+ * .node/, under root's 0700 home on a fresh host, where nobody cannot reach it: then the whole run
+ * is in a private mount namespace with the checkout bind-mounted on a directory in /tmp, and the
+ * agent runs the same node file from there (the same inode: its uprobes are the ones armed at start).
+ */
+function asNobodyCanReach(witness: string[], agentArgs: string[]): string[] {
+  if (!NODE.startsWith(`${PACKAGE_ROOT}/`)) return [...witness, NODE, ...agentArgs];
+  const mnt = mkdtempSync(join(tmpdir(), 'witness-tls-node-'));
+  MOUNTS.push(mnt);
+  const script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"';
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', PACKAGE_ROOT, mnt,
+    ...witness, join(mnt, relative(PACKAGE_ROOT, NODE)), ...agentArgs];
+}
+const MOUNTS: string[] = []; // bind targets, empty outside their namespaces: rmdir after the suite
 
 /** The client as a file: its text (with the secrets) must not ride in argv, which exec records. */
 function script(name: string, text: string): string {
@@ -62,6 +78,7 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
   afterAll(async () => {
     await servers?.close();
     await h?.close();
+    for (const m of MOUNTS) rmdirSync(m); // never recursive: it held a bind of the checkout (in its own namespace)
   });
 
   it('arms node itself: SSL_write/SSL_read/_ex attached, with a probe row', () => {
@@ -112,8 +129,9 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
     const state = mkdtempSync(join(tmpdir(), 'witness-tls-state-'));
     const out = join(DIR, 'out.ndjson');
     try {
-      const child = spawn(process.execPath, [BIN, 'run', '--tls-metadata', '--user', 'nobody', '--session-dir', join(state, 'session'), '--out', out, '--',
-        NODE, script('cli.js', HTTPS_CLIENT(servers.https))], { env: { ...process.env, WITNESS_STATE_DIR: state }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const [cmd, ...args] = asNobodyCanReach([process.execPath, BIN, 'run', '--tls-metadata', '--user', 'nobody', '--session-dir', join(state, 'session'), '--out', out, '--'],
+        [script('cli.js', HTTPS_CLIENT(servers.https))]);
+      const child = spawn(cmd!, args, { env: { ...process.env, WITNESS_STATE_DIR: state }, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
       const code = await new Promise<number | null>((res) => child.once('exit', res));
