@@ -56,8 +56,6 @@ static __always_inline __u32 wa_sysop_of(long nr)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(wa_sys_enter, struct pt_regs *regs, long id)
 {
-	if (wa_sys_compat())
-		return 0;
 	bpf_tail_call(ctx, &wa_sys_enter_tab, (__u32)id);
 	__u32 op = wa_sysop_of(id);
 	if (!op || !wa_current_traced())
@@ -360,8 +358,6 @@ static __always_inline int wa_sysop_exit(long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(wa_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (wa_sys_compat())
-		return 0;
 	long nr = regs->orig_ax;
 	bpf_tail_call(ctx, &wa_sys_exit_tab, (__u32)nr);
 	if (!wa_sysop_of(nr) || !wa_current_traced())

@@ -139,10 +139,13 @@ static __always_inline bool wa_is_traced(__u32 tgid)
 	return bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
 }
 
-/* The cheap gate every program runs first: before any other work or ring space. */
+/* The cheap gate every syscall handler runs first, before any other work or
+ * ring space: the caller is traced, and the syscall is a native one (ia32
+ * compat syscalls use other numbers and registers; syscall.bpf.h). The compat
+ * test comes second so that untraced processes never pay it. */
 static __always_inline bool wa_current_traced(void)
 {
-	return wa_is_traced(bpf_get_current_pid_tgid() >> 32);
+	return wa_is_traced(bpf_get_current_pid_tgid() >> 32) && !wa_sys_compat();
 }
 
 static __always_inline void wa_count(void *map, __u32 type)
@@ -301,17 +304,18 @@ static __always_inline struct wa_pending *wa_pending_save_args(__u32 kind, const
 		return 0;                                                  \
 	}
 
-/* fd -> struct file* through the current task's fd table */
+/* fd -> struct file* through the current task's fd table. Every caller is a
+ * BTF program, so the table is reached by direct loads (no helper call per
+ * step); only the slot itself is a probe read. */
 static __always_inline struct file *wa_fd_file(int fd)
 {
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	struct file **fds;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
 	struct file *f = NULL;
 
-	if (fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }

@@ -113,14 +113,6 @@ struct {
 	__type(value, __u8);
 } wa_sensitive_devs SEC(".maps");
 
-static __always_inline bool wa_sensitive_fs(struct file *f)
-{
-	if (wa_sensitive_devs_full)
-		return true;
-	__u32 dev = BPF_CORE_READ(f, f_path.dentry, d_sb, s_dev);
-	return bpf_map_lookup_elem(&wa_sensitive_devs, &dev) != NULL;
-}
-
 static __always_inline bool wa_child_named(const struct wa_inode_key *parent, struct dentry *child)
 {
 	__u32 zero = 0;
@@ -135,16 +127,21 @@ static __always_inline bool wa_child_named(const struct wa_inode_key *parent, st
 
 /* Is the opened file — its own inode, so a hard link matches — or one of its
  * ancestors in the sensitive set, or named as sensitive under a watched
- * ancestor? Identities are the kernel's (superblock s_dev, inode number). */
+ * ancestor? Identities are the kernel's (superblock s_dev, inode number).
+ * The superblock is the file's all the way up (d_parent stays in it), so its
+ * s_dev is read once, and decides first whether there is anything to walk. */
 static __always_inline bool wa_is_sensitive(struct file *f)
 {
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	struct dentry *child = NULL;
+	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
+	if (!wa_sensitive_devs_full && !bpf_map_lookup_elem(&wa_sensitive_devs, &dev))
+		return false;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < WA_SENSITIVE_ANCESTORS; i++) {
 		struct wa_inode_key k = {};
 		k.ino = BPF_CORE_READ(d, d_inode, i_ino);
-		k.dev = BPF_CORE_READ(d, d_sb, s_dev);
+		k.dev = dev;
 		__u8 *v = bpf_map_lookup_elem(&wa_sensitive, &k);
 		if (v && (*v & WA_SENS_SELF))
 			return true;
@@ -173,22 +170,18 @@ static __always_inline int wa_open_exit(long ret)
 
 	if (ret >= 0)
 		f = wa_fd_file(ret);
+	/* Decide first, from as little of the file as possible: most opens are
+	 * read-only and record nothing. The create/truncate bits are gone from
+	 * f_flags by now and come from the arguments. */
 	if (f) {
-		/* What the kernel opened, not what the arguments said: access mode and
-		 * status flags from the file, mode from its inode. The create/truncate
-		 * bits are gone from f_flags by now and come from the arguments. */
-		oflags = BPF_CORE_READ(f, f_flags) | (oflags & WA_OPEN_ONLY_FLAGS);
-		mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
 		if ((BPF_CORE_READ(f, f_mode) & FMODE_WRITE) || (oflags & (O_CREAT | O_TRUNC)))
 			type = WA_EV_FILE_WRITE;
-		if (how_user && (oflags & WA_OPEN_ONLY_FLAGS))
-			flags |= WA_F_USER_MEMORY;
 	} else if (oflags & WA_WRITE_FLAGS) {
 		type = WA_EV_FILE_WRITE;
 		if (how_user)
 			flags |= WA_F_USER_MEMORY;
 	}
-	if (!type && f && wa_sensitive_count && wa_sensitive_fs(f) && wa_is_sensitive(f))
+	if (!type && f && wa_sensitive_count && wa_is_sensitive(f))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	else if (!type && !f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
 		/* A denied read has no file to identify: the path as asked for (user
@@ -196,8 +189,16 @@ static __always_inline int wa_open_exit(long ret)
 		 * An attempt on the witness's own state is evidence, not noise. */
 		type = WA_EV_FILE_READ_SENSITIVE;
 	if (!type) {
-		wa_pending_drop();
+		p->kind = 0; /* wa_pending_drop, without looking the slot up again */
 		return 0;
+	}
+	if (f) {
+		/* what the kernel opened, not what the arguments said: access mode and
+		 * status flags from the file, mode from its inode */
+		oflags = BPF_CORE_READ(f, f_flags) | (oflags & WA_OPEN_ONLY_FLAGS);
+		mode = BPF_CORE_READ(f, f_inode, i_mode) & 07777;
+		if (how_user && (oflags & WA_OPEN_ONLY_FLAGS))
+			flags |= WA_F_USER_MEMORY;
 	}
 
 	struct wa_scratch *s = wa_scratch();

@@ -29,7 +29,7 @@ static __always_inline __u32 wa_filename_write(struct wa_scratch *s, int dfd, st
 
 static __always_inline int wa_io_uring_record(struct io_kiocb *req)
 {
-	if (!wa_current_traced())
+	if (!wa_is_traced(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	struct wa_scratch *s = wa_scratch();
 	if (!s)
@@ -119,7 +119,7 @@ static __always_inline int wa_io_uring_record(struct io_kiocb *req)
 SEC("tp_btf/io_uring_create")
 int BPF_PROG(wa_io_uring_create, int fd, void *ring, __u32 sq_entries, __u32 cq_entries, __u32 flags)
 {
-	if (!wa_current_traced())
+	if (!wa_is_traced(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	struct wa_io_uring *r = wa_reserve(sizeof(*r), WA_EV_IO_URING);
 	if (!r)

@@ -49,7 +49,9 @@ struct {
 
 /* A 32-bit (ia32) syscall uses another number table and other registers; the
  * syscall tracepoints ignored those (the kernel reports no syscall number for
- * them), and so do the dispatchers rather than misread them. */
+ * them), and so do the handlers rather than misread them: wa_current_traced()
+ * (common.bpf.h), every handler's gate, is false for them. Exit handlers gated
+ * on their pending slot find none, since their enter saved none. */
 static __always_inline bool wa_sys_compat(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();

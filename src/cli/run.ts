@@ -19,6 +19,8 @@ import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { parseDuration } from '../pulse/duration.js';
+import { HOUR_MS } from '../pulse/options.js';
+import { startWindowCheckpoints } from './run-windows.js';
 import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../sensor/guardian.js';
 import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
@@ -27,7 +29,7 @@ import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
 import { ResidentSensor, type ResidentOutcome } from './run-resident.js';
 import { cachedHasher } from './run-hash-cache.js';
 
-const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--no-resident] [--tls-metadata [--tls-content]]\n' +
+const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--window DURATION] [--no-resident] [--tls-metadata [--tls-content]]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
@@ -98,7 +100,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const { flags, rest } = parseArgs(argv, {
     booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'no-resident', 'tls-metadata', 'tls-content'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
-      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
+      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms', 'window'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
@@ -108,6 +110,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   const allowIoUring = flags['allow-io-uring'] === true;
   const leaveRunning = flags['leave-running'] === true;
   const lingerMs = str(flags, 'linger') !== undefined ? parseDuration(str(flags, 'linger')!, '--linger') : DEFAULT_LINGER_MS;
+  // the pulse window grid the session ledger checkpoints on (the daemon's default: 1 h)
+  const windowMs = str(flags, 'window') !== undefined ? parseDuration(str(flags, 'window')!, '--window') : HOUR_MS;
   if (plan.privileged) process.stderr.write('witness: WARNING: --as-root: the agent runs as root and could rewrite its own record; the session says so\n');
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
@@ -249,6 +253,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const forward = (sig: NodeJS.Signals): void => { agent.signal(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
   const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
+  const stopWindows = ledger ? startWindowCheckpoints(ledger, windowMs) : () => {};
 
   const exited = await agent.rootExit;
   // a tree ended because nothing observed it any more: SIGKILL is what happened to it, whatever the guardian reported
@@ -267,6 +272,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const cgroupRemoved = leaveRunning && survivors.length > 0 ? false : removeRunCgroup(cgroup);
   if (!cgroupRemoved) log.warn({ cgroup }, 'run cgroup left in place (processes left running)');
   clearInterval(beat);
+  stopWindows();
   tls?.close();
   const stats = await sensor.close();
   for (const [src, env] of net.tls.flushAll()) for (const x of enricher.enrich(src, env)) emit(x);

@@ -1,8 +1,9 @@
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { createConnection, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { WitnessError } from '../errors.js';
 import { log } from '../log.js';
+import { closeRootOnly, listenRootOnly } from '../scope/root-socket.js';
 import type { WitnessSensor } from '../sensor/sensor.js';
 import type { SuppressedEvent } from '../sensor/types.js';
 import {
@@ -131,35 +132,14 @@ export class ResidentServer {
 
   async start(): Promise<void> {
     const path = this.opts.path;
-    if (!existsSync(dirname(path))) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    await clearStale(path);
-    const server = createServer((sock) => this.accept(sock));
-    // 0600 from its first instant: the umask is restored in the same synchronous stretch as the bind
-    const old = process.umask(0o177);
-    let listening: Promise<void>;
-    try {
-      listening = new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(path, () => { server.off('error', reject); resolve(); });
-      });
-    } finally {
-      process.umask(old);
-    }
-    try { await listening; } catch (err) {
-      throw new WitnessError('E_IO', `cannot listen on the resident socket (${(err as Error).message})`, { file: path, cause: err });
-    }
-    chmodSync(path, 0o600);
-    chownSync(path, 0, 0);
-    server.on('error', (err) => log.error({ err: err.message, path }, 'resident socket error'));
-    this.server = server;
+    if (existsSync(dirname(path))) await clearStale(path);
+    this.server = await listenRootOnly(path, 'resident', (sock) => this.accept(sock));
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    try { unlinkSync(this.opts.path); } catch { /* already gone */ }
+    await closeRootOnly(server, this.sockets, this.opts.path);
   }
 
   /** The daemon's `suppressed` summaries: a tree process's go to its session too. */

@@ -159,24 +159,13 @@ export class DaemonWriter {
     if (!resuming && (rec || this.opts.sealedBy)) this.recordRestart(n, rec);
   }
 
-  /**
-   * An I/O failure (disk full, EIO): abandon the log as it is on disk and
-   * start the outage (refuse appends, retry every retryIntervalMs). Other
-   * errors pass through unchanged.
-   */
+  /** An I/O failure of the current segment starts the outage (LedgerOutage.faultOf); others pass through. */
   private fault(e: unknown): unknown {
-    if (!isIoFault(e) || this.outage.failing) return e;
-    const size = this.log.size;
-    this.log.abandon();
-    return this.outage.fail(e, String(this.logSegment), size);
+    return this.outage.faultOf(e, this.log, String(this.logSegment));
   }
 
   private guard<T>(work: () => T): T {
-    try {
-      return work();
-    } catch (e) {
-      throw this.fault(e);
-    }
+    return this.outage.guard(this.log, String(this.logSegment), work);
   }
 
   /**

@@ -275,6 +275,10 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       for (const o of orphans) fs.rmSync(o.file, { force: true });
       if (pendingNote) { fs.rmSync(pendingNote, { force: true }); releaseNote(pendingNote); }
       return { seq, checkpointSha256 };
+    } catch (e) {
+      // a disk failure: close() would flush and fsync again and throw over the real error; the next appender recovers the tail
+      log.abandon();
+      throw e;
     } finally {
       log.close();
     }

@@ -118,6 +118,26 @@ export class LedgerOutage {
     return new WitnessError('E_IO', `ledger is not writable since ${this.state.from} (${this.state.cause}); record counted in the gap`, { file: this.name, cause: err });
   }
 
+  /**
+   * An I/O failure (disk full, EIO) of `failing`: abandon that log as it is on disk and start the
+   * outage (refuse appends, retry every retryIntervalMs). Other errors pass through unchanged.
+   */
+  faultOf(e: unknown, failing: { readonly size: number; abandon(): void }, failedLog: string): unknown {
+    if (!isIoFault(e) || this.failing) return e;
+    const size = failing.size;
+    failing.abandon();
+    return this.fail(e, failedLog, size);
+  }
+
+  /** One write to `failing`; an I/O failure of it becomes the outage, thrown as its typed error. */
+  guard<T>(failing: { readonly size: number; abandon(): void }, failedLog: string, work: () => T): T {
+    try {
+      return work();
+    } catch (e) {
+      throw this.faultOf(e, failing, failedLog);
+    }
+  }
+
   /** One record the writer could not take: counted into the gap; returns the error to throw. */
   refuse(): WitnessError {
     const s = this.state!;

@@ -223,20 +223,13 @@ export class SessionWriter {
     this.guard(() => this.log.checkpoint(reason));
   }
 
-  /** An I/O failure: abandon the log as it is on disk and start the outage (src/ledger/outage.ts). */
+  /** An I/O failure of the log starts the outage (LedgerOutage.faultOf, src/ledger/outage.ts); others pass through. */
   private fault(e: unknown): unknown {
-    if (!isIoFault(e) || this.outage.failing) return e;
-    const size = this.log.size;
-    this.log.abandon();
-    return this.outage.fail(e, 'session', size);
+    return this.outage.faultOf(e, this.log, 'session');
   }
 
   private guard<T>(work: () => T): T {
-    try {
-      return work();
-    } catch (e) {
-      throw this.fault(e);
-    }
+    return this.outage.guard(this.log, 'session', work);
   }
 
   /** One retry: reopen the log as after a crash (torn tail cut off), append the `ledger.gap` record, seal it. */

@@ -1,12 +1,16 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/events/envelope.js';
 import { netDerivedSchemas } from '../../src/events/schemas.js';
 import { NetDepth } from '../../src/sensor/netdepth.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
+import { WitnessSensor } from '../../src/sensor/sensor.js';
+import { createServer as createTlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { selfSignedCert } from '../helpers/netdepth.js';
 import { TlsMetadata } from '../../src/sensor/tls-run.js';
 import { kernelSuite, ofKind, SensorHarness, type TracedRun } from '../helpers/kernel.js';
 import { H2_CLIENT, HTTPS_CLIENT, loopbackServers, SECRET_ANSWER, SECRET_PROMPT, SECRET_QUERY, SECRET_TOKEN, type LoopbackServers } from '../helpers/tls-metadata.js';
@@ -16,6 +20,22 @@ const NODE = process.execPath;
 const SECRETS = [SECRET_PROMPT, SECRET_ANSWER, SECRET_TOKEN, SECRET_QUERY];
 const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
 const DIR = mkdtempSync(join(tmpdir(), 'witness-tls-meta-'));
+
+/**
+ * `witness …` then the agent `NODE SCRIPT` as nobody. A quick-start node lives in the checkout's
+ * .node/, under root's 0700 home on a fresh host, where nobody cannot reach it: then the whole run
+ * is in a private mount namespace with the checkout bind-mounted on a directory in /tmp, and the
+ * agent runs the same node file from there (the same inode: its uprobes are the ones armed at start).
+ */
+function asNobodyCanReach(witness: string[], agentArgs: string[]): string[] {
+  if (!NODE.startsWith(`${PACKAGE_ROOT}/`)) return [...witness, NODE, ...agentArgs];
+  const mnt = mkdtempSync(join(tmpdir(), 'witness-tls-node-'));
+  MOUNTS.push(mnt);
+  const script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"';
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', PACKAGE_ROOT, mnt,
+    ...witness, join(mnt, relative(PACKAGE_ROOT, NODE)), ...agentArgs];
+}
+const MOUNTS: string[] = []; // bind targets, empty outside their namespaces: rmdir after the suite
 
 /** The client as a file: its text (with the secrets) must not ride in argv, which exec records. */
 function script(name: string, text: string): string {
@@ -58,7 +78,7 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
   afterAll(async () => {
     await servers?.close();
     await h?.close();
-    rmSync(DIR, { recursive: true, force: true });
+    for (const m of MOUNTS) rmdirSync(m); // never recursive: it held a bind of the checkout (in its own namespace)
   });
 
   it('arms node itself: SSL_write/SSL_read/_ex attached, with a probe row', () => {
@@ -109,8 +129,9 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
     const state = mkdtempSync(join(tmpdir(), 'witness-tls-state-'));
     const out = join(DIR, 'out.ndjson');
     try {
-      const child = spawn(process.execPath, [BIN, 'run', '--tls-metadata', '--user', 'nobody', '--session-dir', join(state, 'session'), '--out', out, '--',
-        NODE, script('cli.js', HTTPS_CLIENT(servers.https))], { env: { ...process.env, WITNESS_STATE_DIR: state }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const [cmd, ...args] = asNobodyCanReach([process.execPath, BIN, 'run', '--tls-metadata', '--user', 'nobody', '--session-dir', join(state, 'session'), '--out', out, '--'],
+        [script('cli.js', HTTPS_CLIENT(servers.https))]);
+      const child = spawn(cmd!, args, { env: { ...process.env, WITNESS_STATE_DIR: state }, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
       const code = await new Promise<number | null>((res) => child.once('exit', res));
@@ -142,5 +163,43 @@ describe.skipIf(skip)('--tls-metadata on the real kernel (OpenSSL uprobes in nod
     await new Promise((res) => setTimeout(res, 200));
     expect(h.all.slice(seen).filter((e) => e.pid === child.pid)).toEqual([]);
     expect(servers.requests.length).toBeGreaterThanOrEqual(3); // it did reach the server
+  });
+});
+
+/** A traced client making CALLS SSL_writes of 16 KiB (two records each) into a loopback TLS sink. */
+const FLOOD_CLIENT = (port: number, calls: number): string => `
+const tls = require('tls');
+const s = tls.connect({ host: '127.0.0.1', port: ${port}, rejectUnauthorized: false }, async () => {
+  const buf = Buffer.alloc(16384, 0x41);
+  for (let i = 0; i < ${calls}; i++) await new Promise((r) => s.write(buf, r));
+  s.end();
+});
+s.on('error', (e) => { console.error(e.message); process.exitCode = 4; });`;
+
+describe.skipIf(skip)('--tls-metadata drop accounting on the real kernel', () => {
+  it('a ring too small for the plaintext: per kind emitted + dropped = the records the calls made, and emitted = delivered at close', async () => {
+    const CALLS = 150;
+    const { key, cert } = selfSignedCert('witness-flood');
+    const sinkServer = createTlsServer({ key, cert }, (c) => { c.resume(); c.on('error', () => {}); });
+    await new Promise<void>((r) => sinkServer.listen(0, '127.0.0.1', r));
+    const port = (sinkServer.address() as AddressInfo).port;
+    let seen = 0;
+    const sensor = WitnessSensor.open({ ringBytes: 64 << 10, autoStart: false, onEvent: (ev) => { if (ev.kind === 'tls_data') seen++; } });
+    try {
+      new TlsMetadata(sensor.native, () => {});
+      const child = sensor.spawnTraced(NODE, [script('flood.js', FLOOD_CLIENT(port, CALLS))], { stdio: 'ignore' });
+      const code = await new Promise<number | null>((res) => child.once('exit', res));
+      expect(code).toBe(0);
+      sensor.start();
+      const stats = await sensor.close();
+      expect(stats.kernelDropped.tls_data).toBeGreaterThan(0);
+      expect(stats.kernelEmitted.tls_data! + stats.kernelDropped.tls_data!).toBe(2 * CALLS);
+      expect(stats.delivered.tls_data).toBe(stats.kernelEmitted.tls_data);
+      expect(seen).toBe(stats.delivered.tls_data);
+      console.log(`tls_data: emitted ${stats.kernelEmitted.tls_data}, dropped ${stats.kernelDropped.tls_data}, delivered ${stats.delivered.tls_data} of ${2 * CALLS}`);
+    } finally {
+      sinkServer.close();
+      rmSync(DIR, { recursive: true, force: true });
+    }
   });
 });
