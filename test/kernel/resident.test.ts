@@ -58,7 +58,9 @@ function session(dir: string): Record<string, unknown> {
   const agent = { ...(s.agent as Record<string, unknown>) };
   delete agent['witness.agent.cgroup']; // a fresh cgroup per run
   delete agent['witness.sensor.resident_pid'];
-  return { command: s.command, exit_code: s.exit_code, signal: s.signal, counters: s.counters, drops: s.drops, agent, executable: s.executable };
+  // the executable's path only: its digest needs the process alive when its exec record arrives, and the
+  // daemon's stream delivers ~20 ms later than a local ring, so a short-lived root is more often 'unavailable'
+  return { command: s.command, exit_code: s.exit_code, signal: s.signal, counters: s.counters, drops: s.drops, agent, executable: (s.executable as { path?: string }).path };
 }
 
 /** hello as a raw client; resolves with the daemon's first answer frame. */
