@@ -8,5 +8,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // `witness run` in tests loads its own sensor: a daemon some other suite (or helper) started
+    // must not capture it; test/kernel/resident.test.ts turns the resident path back on for its runs
+    env: { WITNESS_RESIDENT: 'off' },
   },
 });

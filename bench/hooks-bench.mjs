@@ -35,7 +35,7 @@ sh('cc', ['-O2', '-o', join(out, 'open-storm'), join(root, 'bench/open-storm.c')
 
 /** hooks-cost linked against the loader and BPF object of `tree` (gen/ under it) */
 function buildHarness(tree, gen, name) {
-  const loaders = ['loader.c', 'loader_hooks.c', 'loader_maps.c', 'loader_stats.c']
+  const loaders = ['loader.c', 'loader_hooks.c', 'loader_maps.c', 'loader_stats.c', 'uprobe_attach.c']
     .map((f) => join(tree, 'native', f)).filter((f) => { try { sh('test', ['-f', f]); return true; } catch { return false; } });
   const bin = join(out, name);
   sh('cc', ['-O2', '-w', `-I${inc}`, `-I${gen}`, `-I${join(tree, 'native')}`, '-o', bin, join(root, 'bench/hooks-cost.c'), ...loaders, ...libs, '-lpthread']);

@@ -7,7 +7,8 @@
 //      offline, git status + log over a tree, tar extraction) bare, with the sensor
 //      loaded but tracing nothing, host-wide (traceAll), and under bpftrace;
 //   3. `witness run -- /bin/true` against bare node.
-// Prints a table; asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS, BENCH_WORKLOADS=0.
+// Prints one table (and build-c/path-bench.md); asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS,
+// BENCH_WORKLOADS=0, BENCH_WORKLOAD_RUNS, BENCH_SETTLE_MS. The decode-only figures: npm run bench:decode.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
@@ -83,7 +84,7 @@ async function fullPath() {
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
   const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
-    { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state') } });
+    { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state'), WITNESS_RESIDENT: 'off' } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
   const delivered = await countIn(out, '"event":"file.write"');
   const ledger = await countIn(join(session, 'events.ndjson'), '"event":"file.write"');
@@ -176,7 +177,7 @@ function workloads() {
 // ---- 3. witness run -- /bin/true ---------------------------------------------------------
 
 function runTrue() {
-  const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') };
+  const env = { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT: 'off' };
   return {
     node: timed(process.execPath, ['-e', '0']).seconds,
     run: timed(process.execPath, [witness, 'run', ...AGENT, '--no-ledger', '--', '/bin/true'], { env }).seconds,
@@ -185,77 +186,114 @@ function runTrue() {
 }
 
 // ---- run everything, print one table -------------------------------------------------------
+//
+// `witness run -- /bin/true` through a running daemon (the resident sensor,
+// docs/resident.md): a daemon of our own, on a socket of our own, nothing exported.
+async function startResidentDaemon() {
+  const dir = join(tmp, 'resident');
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, 'resident.sock');
+  const config = join(dir, 'witness.json');
+  writeFileSync(config, JSON.stringify({ stateDir: join(dir, 'state'), residentSocket: socket, scopeSocket: join(dir, 'scope.sock'), store: { enabled: false }, pulse: { enabled: false } }));
+  const d = spawn(process.execPath, [witness, 'daemon', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  d.stderr.on('data', (b) => { err += b; });
+  for (let i = 0; i < 300 && !err.includes('daemon started') && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  if (!err.includes('daemon started')) { d.kill('SIGKILL'); return null; }
+  return {
+    env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT_SOCKET: socket },
+    stop: async () => { d.kill('SIGTERM'); await new Promise((r) => (d.exitCode !== null ? r() : d.once('exit', r))); },
+  };
+}
 
 const lines = [];
 const say = (s) => { lines.push(s); process.stderr.write(`${s}\n`); };
 const loadBefore = load();
-say(`path bench: ${N} write-opens per storm, ${RUNS} runs (medians); ${cpus().length} CPUs; load average at start ${loadBefore}`);
+process.stderr.write(`path bench: ${N} write-opens per storm, ${RUNS} runs (medians); ${cpus().length} CPUs; load average at start ${loadBefore}\n`);
 
 const rows = [];
 for (let i = 0; i < RUNS; i++) {
   const row = {};
   await settle(); const b = timed(storm, [String(N)]); row.bare = b.seconds; row.bareCpu = b.cpu;
-  await settle(); row.fixed = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true') } });
+  await settle(); row.fixed = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state-true'), WITNESS_RESIDENT: 'off' } });
   await settle(); row.c = cConsumer();
   await settle(); row.full = await fullPath();
   if (haveBpftrace) { await settle(); row.bt = bpftraceStorm(); }
+  row.load = load();
   rows.push(row);
-  process.stderr.write(`  run ${i + 1}: bare ${row.bare.toFixed(2)}s, C ${row.c.seconds.toFixed(2)}s, witness run ${row.full.seconds.toFixed(2)}s${row.bt ? `, bpftrace ${row.bt.seconds.toFixed(2)}s` : ''}; load ${load()}\n`);
+  process.stderr.write(`  run ${i + 1}: bare ${row.bare.toFixed(2)}s, C ${row.c.seconds.toFixed(2)}s, witness run ${row.full.seconds.toFixed(2)}s${row.bt ? `, bpftrace ${row.bt.seconds.toFixed(2)}s` : ''}; load ${row.load}\n`);
 }
 const med = (f) => median(rows.map(f));
+const sum = (f) => rows.reduce((a, r) => a + f(r), 0);
 const bareS = med((r) => r.bare);
+const bareCpu = med((r) => r.bareCpu);
 const cRate = med((r) => r.c.delivered / r.c.seconds);
 const fullRate = med((r) => r.full.delivered / r.full.seconds);
 // the C figure excludes loading and attaching; `witness run -- /bin/true` in the same run is that fixed cost for Node
 const fullNet = med((r) => r.full.delivered / Math.max(1e-3, r.full.seconds - r.fixed.seconds));
-const cpuPerM = (cpu, bare) => `${(((cpu - bare) / N) * 1e6).toFixed(2)} CPU s/M`;
-const sum = (f) => rows.reduce((a, r) => a + f(r), 0);
+const cpuPerM = (cpu) => `${(((cpu - bareCpu) / N) * 1e6).toFixed(2)} CPU s/M over bare`;
+const x = (v) => (Number.isFinite(v) ? v.toFixed(3) : '-');
+
+say(`npm run bench — ${N} write-opens per storm, ${RUNS} runs (medians), ${cpus().length} CPUs; load average ${loadBefore} at start (per run: ${rows.map((r) => r.load.split(' ')[0]).join(', ')})`);
 say('');
-const bareCpu = med((r) => r.bareCpu);
-say('| storm: kernel → consumer | rate (delivered/s) | × C consumer | CPU over bare storm | delivered of emitted | drops per stage |');
-say('|---|---|---|---|---|---|');
-say(`| bare storm (no sensor) | ${k(N / bareS)} opens | | ${bareCpu.toFixed(2)} CPU s | | |`);
-say(`| C consumer, ring 16 MiB, wakeup 256 KiB (counts only) | ${k(cRate)} | 1.000 | ${cpuPerM(med((r) => r.c.cpu), bareCpu)} | ${sum((r) => r.c.delivered)}/${RUNS * N} | kernel ${sum((r) => r.c.dropped)} |`);
-say(`| witness run --out F (NDJSON file + signed ledger), whole command | ${k(fullRate)} | ${(fullRate / cRate).toFixed(3)} | ${cpuPerM(med((r) => r.full.cpu), bareCpu)} | file ${sum((r) => r.full.delivered)}, ledger ${sum((r) => r.full.ledger)} /${RUNS * N} | kernel ${sum((r) => r.full.kernel)}, user ${sum((r) => r.full.user)}, output ${sum((r) => r.full.output)} |`);
-say(`| same, minus its fixed cost (\`witness run -- /bin/true\`, ${med((r) => r.fixed.seconds).toFixed(2)}s, same run) | ${k(fullNet)} | ${(fullNet / cRate).toFixed(3)} | | | |`);
+say('| measure | figure | ratio | ratio of | delivered / emitted, drops per stage |');
+say('|---|---|---|---|---|');
+say(`| storm, no sensor | ${k(N / bareS)} opens, ${bareCpu.toFixed(2)} CPU s | | | |`);
+say(`| storm → C consumer (ring 16 MiB, wakeup 256 KiB, counts only) | ${k(cRate)} delivered, ${cpuPerM(med((r) => r.c.cpu))} | 1.000 | C consumer | ${sum((r) => r.c.delivered)}/${RUNS * N}; kernel ${sum((r) => r.c.dropped)} |`);
+say(`| storm → \`witness run --out F\` (NDJSON file + signed ledger, same ring and wakeup), whole command | ${k(fullRate)} delivered, ${cpuPerM(med((r) => r.full.cpu))} | ${x(fullRate / cRate)} | C consumer | file ${sum((r) => r.full.delivered)}, ledger ${sum((r) => r.full.ledger)} of ${RUNS * N}; kernel ${sum((r) => r.full.kernel)}, user ${sum((r) => r.full.user)}, output ${sum((r) => r.full.output)} |`);
+say(`| same, minus its fixed cost (\`witness run -- /bin/true\` ${med((r) => r.fixed.seconds).toFixed(2)} s, same run) | ${k(fullNet)} | ${x(fullNet / cRate)} | C consumer | |`);
 if (haveBpftrace) {
   const btRate = med((r) => r.bt.delivered / r.bt.seconds);
-  say(`| bpftrace printf per event to a file | ${k(btRate)} | ${(btRate / cRate).toFixed(3)} | ${cpuPerM(med((r) => r.bt.cpu), bareCpu)} | ${sum((r) => r.bt.delivered)}/${RUNS * N} | lost ${sum((r) => r.bt.lost)} |`);
+  say(`| storm → bpftrace (Debian) printf per event to a file | ${k(btRate)} delivered, ${cpuPerM(med((r) => r.bt.cpu))} | ${x(btRate / cRate)} | C consumer | ${sum((r) => r.bt.delivered)}/${RUNS * N}; lost ${sum((r) => r.bt.lost)} |`);
+} else {
+  say('| storm → bpftrace | not installed (apt-get install bpftrace) | | | |');
 }
-say(`ledger: ${med((r) => r.full.bytesPerRecord).toFixed(0)} bytes per record on average (file.write records dominate)`);
+say(`| ledger bytes per record (file.write records dominate) | ${med((r) => r.full.bytesPerRecord).toFixed(0)} B | | | |`);
 
 if (WORKLOADS) {
   const w = workloads();
-  say('');
-  say('| workload (wall s, median) | bare | sensor loaded, nothing traced | × bare | host-wide (traceAll) | × bare | bpftrace host-wide opens | × bare |');
-  say('|---|---|---|---|---|---|---|---|');
   const wr = Number(process.env.BENCH_WORKLOAD_RUNS ?? 1);
   for (const [name, work] of Object.entries(w)) {
-    work(); // warm caches once
-    const b = []; const u = []; const h = []; const t = [];
-    for (let i = 0; i < wr; i++) {
-      await settle(); b.push(work().seconds);
-      await settle(); u.push((await withSensor(false, async () => work())).seconds);
-      await settle(); h.push((await withSensor(true, async () => work())).seconds);
-      if (haveBpftrace) { await settle(); t.push((await withBpftrace(async () => work())).seconds); }
+    try {
+      work(); // warm caches once
+      const b = []; const u = []; const h = []; const t = [];
+      for (let i = 0; i < wr; i++) {
+        await settle(); b.push(work().seconds);
+        await settle(); u.push((await withSensor(false, async () => work())).seconds);
+        await settle(); h.push((await withSensor(true, async () => work())).seconds);
+        if (haveBpftrace) { await settle(); t.push((await withBpftrace(async () => work())).seconds); }
+      }
+      const mb = median(b);
+      say(`| ${name}: sensor loaded, nothing traced | ${median(u).toFixed(2)} s (bare ${mb.toFixed(2)} s) | ${x(median(u) / mb)} | bare | |`);
+      say(`| ${name}: host-wide (traceAll, the daemon's mode) | ${median(h).toFixed(2)} s | ${x(median(h) / mb)} | bare | |`);
+      if (haveBpftrace) say(`| ${name}: bpftrace printing every open host-wide | ${median(t).toFixed(2)} s | ${x(median(t) / mb)} | bare | |`);
+    } catch (err) {
+      say(`| ${name} | not measured: ${String(err.message).split('\n')[0].slice(0, 120)} | | | |`);
     }
-    const [mb, mu, mh] = [median(b), median(u), median(h)];
-    const mt = haveBpftrace ? median(t) : NaN;
-    say(`| ${name} | ${mb.toFixed(2)} | ${mu.toFixed(2)} | ${(mu / mb).toFixed(3)} | ${mh.toFixed(2)} | ${(mh / mb).toFixed(3)} | ${haveBpftrace ? mt.toFixed(2) : '-'} | ${haveBpftrace ? (mt / mb).toFixed(3) : '-'} |`);
   }
 }
 
 const tr = [];
+// the standalone runs must not find a daemon (they would use it): WITNESS_RESIDENT=off
 for (let i = 0; i < RUNS; i++) { await settle(); tr.push(runTrue()); }
-say('');
-say('| `witness run -- /bin/true` | wall s (median) | over bare node |');
-say('|---|---|---|');
+const resident = await startResidentDaemon();
+if (resident) {
+  try {
+    for (const r of tr) { await settle(); r.daemon = timed(process.execPath, [witness, 'run', ...AGENT, '--', '/bin/true'], { env: resident.env }).seconds; }
+  } finally {
+    await resident.stop();
+  }
+}
 const nodeS = median(tr.map((r) => r.node));
-say(`| bare \`node -e 0\` | ${nodeS.toFixed(3)} | |`);
-say(`| witness run --no-ledger | ${median(tr.map((r) => r.run)).toFixed(3)} | +${((median(tr.map((r) => r.run)) - nodeS) * 1000).toFixed(0)} ms |`);
-say(`| witness run (ledger on) | ${median(tr.map((r) => r.runLedger)).toFixed(3)} | +${((median(tr.map((r) => r.runLedger)) - nodeS) * 1000).toFixed(0)} ms |`);
-say('| witness run with the daemon resident | not measured: the resident sensor (issue 12 item 3) is not built yet | |');
+const plus = (s) => `+${((s - nodeS) * 1000).toFixed(0)} ms`;
+say(`| \`witness run --no-ledger -- /bin/true\` | ${median(tr.map((r) => r.run)).toFixed(3)} s (bare \`node -e 0\` ${nodeS.toFixed(3)} s) | ${plus(median(tr.map((r) => r.run)))} | bare node | |`);
+say(`| \`witness run -- /bin/true\` (ledger on) | ${median(tr.map((r) => r.runLedger)).toFixed(3)} s | ${plus(median(tr.map((r) => r.runLedger)))} | bare node | |`);
+const dS = tr.every((r) => typeof r.daemon === 'number') ? median(tr.map((r) => r.daemon)) : null;
+say(dS === null
+  ? '| `witness run -- /bin/true` through the resident daemon | not measured: the daemon did not start | | | |'
+  : `| \`witness run -- /bin/true\` through the resident daemon | ${dS.toFixed(3)} s | ${plus(dS)} | bare node | |`);
 say('');
 say(`load average at end ${load()} (the machine is shared: compare ratios within this run only)`);
+mkdirSync(join(root, 'build-c'), { recursive: true });
 writeFileSync(join(root, 'build-c', 'path-bench.md'), `${lines.join('\n')}\n`);
 process.stdout.write(`${lines.join('\n')}\n`);

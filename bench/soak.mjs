@@ -29,6 +29,8 @@ mkdirSync(out);
 const config = join(tmp, 'witness.json');
 writeFileSync(config, JSON.stringify({
   stateDir: join(tmp, 'state'),
+  scopeSocket: join(tmp, 'scope.sock'),
+  residentSocket: join(tmp, 'resident.sock'),
   heartbeat: '10s',
   // every event through every stage: the soak measures the pipeline, not the fairness budget
   sensor: { budgetEvents: 0 },
@@ -121,7 +123,10 @@ say(`| daemon RSS max | ${Math.max(t0.rssMb, ...samples.map((s) => s.rssMb)).toF
 say(`| RSS slope, all ${samples.length} samples / second half | ${slope(samples).toFixed(2)} / ${slope(half).toFixed(2)} MiB per minute |`);
 say(`| daemon CPU | ${(((end.cpuS - t0.cpuS) / wallS) * 100).toFixed(0)}% of one core (${(end.cpuS - t0.cpuS).toFixed(1)} CPU s in ${wallS.toFixed(0)} s) |`);
 say(`| delivered rate (host-wide: includes other processes) | ${(records / wallS / 1e3).toFixed(1)}k records/s |`);
-say(`| kernel: emitted = delivered + dropped | ${emitted} = ${records} + ${kernelDrops} ${emitted === records + kernelDrops ? '(balances)' : '(DOES NOT BALANCE)'} |`);
+// the probes count a record as emitted once it is in the ring, and as dropped when the ring had no room:
+// attempts = emitted + dropped; every emitted record must reach user space (delivered)
+say(`| kernel: records attempted = into the ring + dropped (ring full) | ${emitted + kernelDrops} = ${emitted} + ${kernelDrops} (${((kernelDrops / (emitted + kernelDrops)) * 100).toFixed(2)}% dropped in the kernel) |`);
+say(`| ring: emitted = delivered | ${emitted} = ${records} ${emitted === records ? '(balances)' : '(DOES NOT BALANCE)'} |`);
 say(`| user space: delivered = decoded + user drops | ${records} = ${a['witness.decoded']} + ${userDrops} (decode errors ${a['witness.decode_errors']}) |`);
 say(`| pipeline: received, emitted (events + findings + control + pulse) | ${received}, ${stopped?.emitted ?? '?'} |`);
 for (const [name, st] of Object.entries(stopped?.sinks ?? {})) {

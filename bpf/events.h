@@ -36,6 +36,8 @@
 #define WA_STREAM_HEAD_WRITES 4 /* writes the head capture may span (a fragmented ClientHello) */
 #define WA_DNS_ANSWER_MAX 1232  /* bytes of a DNS answer captured (the EDNS0 size DNS flag day chose) */
 #define WA_UNIX_PATH_MAX 108    /* sun_path */
+#define WA_TLS_CHUNK_MAX 8192   /* plaintext bytes per tls_data record */
+#define WA_TLS_CHUNKS    8      /* records per SSL call (64 KiB); past that TRUNC_PAYLOAD */
 
 enum wa_event_type {
 	WA_EV_EXEC = 1,
@@ -58,6 +60,7 @@ enum wa_event_type {
 	WA_EV_UNIX_CONNECT = 39,
 	WA_EV_LISTEN = 40,
 	WA_EV_ACCEPT = 41,
+	WA_EV_TLS_DATA = 42,      /* plaintext an SSL_write / SSL_read moved (--tls-metadata only) */
 	/* Wave 2 numbering, reserved by area so parallel work never collides:
 	 *   14..29  the boundary: kill, io_uring, link/symlink, chmod, memfd,
 	 *           module load, bpf(), mount, namespaces
@@ -382,6 +385,23 @@ struct wa_listen {
 	__u16 protocol;
 	struct wa_sockaddr local;
 	struct wa_sockaddr peer;
+};
+
+enum wa_tls_fn { WA_TLS_WRITE = 1, WA_TLS_READ = 2, WA_TLS_WRITE_EX = 3, WA_TLS_READ_EX = 4 };
+
+/* TLS plaintext from the OpenSSL uprobes (bpf/ssl_uprobe.bpf.h), attached
+ * only with --tls-metadata: data[len] follows, the bytes [call_off,
+ * call_off + len) of what one call moved (call_len, from its return value),
+ * read from the caller's buffer after the call (user memory). User space
+ * keeps metadata only (docs/privacy.md). */
+struct wa_tls_data {
+	struct wa_hdr hdr;
+	__u64 ssl;           /* the SSL* : with pid it names the TLS connection */
+	__u32 len;           /* bytes in this record */
+	__u32 call_len;      /* bytes the call moved */
+	__u32 call_off;      /* offset of this record's first byte in them */
+	__u16 fn;            /* enum wa_tls_fn */
+	__u16 pad;
 };
 
 /* Value of the `traced` map, keyed by tgid. */

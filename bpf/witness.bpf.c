@@ -12,5 +12,6 @@
 #include "boundary.bpf.h"
 #include "io_uring.bpf.h"
 #include "identity.bpf.h"
+#include "ssl_uprobe.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -2,21 +2,19 @@
 // Node front end of the loader: a Sensor object whose poll thread hands JS
 // one ArrayBuffer of raw records per batch, plus the wire-layout table.
 #include <napi.h>
-
 #include <memory>
 #include <string>
-#include <vector>
-#include <thread>
 #include "addon_hooks.h"
 #include "addon_loss.h"
+#include "addon_uprobe.h"
 #include "batcher.h"
 #include "flock.h"
 #include "layout.h"
 #include "ledger_hash.h"
 #include "loader.h"
+#include "peercred.h"
 #include "sdnotify.h"
 #include "source_hash.h"
-
 namespace {
 
 struct BatchMsg {
@@ -123,6 +121,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       throw e;
     }
     poller_->Attach(loader_);
+    WaUprobeExpose(env, info.This().As<Napi::Object>(), loader_);
   }
 
   ~Sensor() override {
@@ -396,6 +395,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wireVersion", Napi::Number::New(env, WA_WIRE_VERSION));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  WaRegisterPeerCred(env, exports);
   RegisterLedgerHash(env, exports);
   WaRegisterFlock(env, exports);
   return exports;

@@ -28,6 +28,7 @@ const char* kEventNames[WA_EV_MAX] = {"none", "exec", "exit", "fork", "connect",
   kEventNames[WA_EV_UNIX_CONNECT] = "unix_connect";
   kEventNames[WA_EV_LISTEN] = "listen";
   kEventNames[WA_EV_ACCEPT] = "accept";
+  kEventNames[WA_EV_TLS_DATA] = "tls_data";
   return true;
 }();
 

@@ -18,6 +18,7 @@
 #include <bpf/btf.h>
 #include "loader.h"
 #include "loader_int.h"
+#include "uprobe_attach.h"
 
 #define WA_VLOG_SIZE (256 * 1024)
 
@@ -291,6 +292,7 @@ void wa_loader_close(struct wa_loader *l)
 	if (!l)
 		return;
 	wa_loader_detach(l);
+	wa_uprobe_forget(l);
 	if (l->hooks_init)
 		pthread_mutex_destroy(&l->hooks_mu);
 	if (l->rb)

@@ -30,6 +30,7 @@
 #include <bpf/libbpf.h>
 #include "loader.h"
 #include "loader_int.h"
+#include "uprobe_attach.h"
 
 #ifndef __x86_64__
 #error "loader_hooks.c: the handler table uses x86_64 syscall numbers (as bpf/syscall.bpf.h does)"
@@ -111,6 +112,11 @@ void wa_hooks_attach_all(struct wa_loader *l, int lazy)
 			continue;
 		int table;
 		int nr = handler_nr(st, &table);
+		if (nr < 0 && wa_uprobe_deferred(st->section)) { /* TLS uprobes: native/uprobe_attach.c, on demand */
+			st->skipped = 1;
+			snprintf(st->reason, sizeof(st->reason), "attached on demand to OpenSSL's SSL_write/SSL_read (--tls-metadata)");
+			continue;
+		}
 		if (nr < 0) {
 			attach_link(l, i);
 			continue;
@@ -284,6 +290,7 @@ void wa_loader_detach(struct wa_loader *l)
 {
 	if (!l)
 		return;
+	wa_uprobe_detach_all(l); /* the on-demand TLS uprobes go with the rest */
 	if (!l->hooks_init) {
 		destroy_links(l);
 		return;

@@ -33,6 +33,11 @@ describe('daemon config', () => {
     expect(c.ledger).toMatchObject({ enabled: true, maxBytes: 4 * 1024 ** 3, maxAge: 90 * 86_400_000, failureTimeout: 60_000 });
   });
 
+  it('sensor.tlsMetadata / tlsContent: booleans, content only with metadata', () => {
+    expect(parseConfig({ sensor: { tlsMetadata: true, tlsContent: true } }, 'c.json').sensor).toMatchObject({ tlsMetadata: true, tlsContent: true });
+    expect(failure(() => parseConfig({ sensor: { tlsContent: true } }, 'c.json')).message).toMatch(/tlsContent needs tlsMetadata/);
+  });
+
   it('an empty object is a valid config (store + pulse, no exporters)', () => {
     const c = parseConfig({}, 'x.json');
     expect(c.export).toEqual({});

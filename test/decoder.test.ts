@@ -8,7 +8,7 @@ import { batch, batchOf, execRecord, frame, HEADER, layoutTable, parseEventsHead
 const C = HEADER.constants as Record<string, number>;
 const WIRE_STRUCTS = ['wa_hdr', 'wa_exec', 'wa_exit', 'wa_fork', 'wa_sockaddr', 'wa_connect', 'wa_dns',
   'wa_file', 'wa_rename', 'wa_setid', 'wa_ptrace', 'wa_bind',
-  'wa_stream_head', 'wa_dns_answer', 'wa_conn_end', 'wa_unix_connect', 'wa_listen', 'wa_scope_overflow',
+  'wa_stream_head', 'wa_dns_answer', 'wa_conn_end', 'wa_unix_connect', 'wa_listen', 'wa_tls_data', 'wa_scope_overflow',
   // the boundary
   'wa_kill', 'wa_io_uring', 'wa_sysop'];
 /** Structs in events.h that never travel in a record. */

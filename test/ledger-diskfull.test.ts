@@ -63,7 +63,7 @@ function gapRecords(epochDir: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l).event).filter((e) => e.event === 'ledger.gap').map((e) => e.attributes as Record<string, unknown>));
 }
 
-describe.skipIf(suite.skip)('disk full on the state dir (real tmpfs, ENOSPC from the kernel)', () => {
+describe.skipIf(suite.skip)('I/O faults on the state dir (real tmpfs and ext4: ENOSPC and EIO from the kernel)', () => {
   it('records the gap, refuses and counts while full, resumes when space returns; verify passes and shows the gap', async () => {
     const mnt = smallTmpfs(2048);
     const stateDir = path.join(mnt, 'state');
@@ -127,7 +127,64 @@ describe.skipIf(suite.skip)('disk full on the state dir (real tmpfs, ENOSPC from
     expect(r.gaps!.length).toBe(gaps.length);
     expect(r.gaps![0]!.cause).toMatch(/^ENOSPC/);
     expect(r.gaps!.reduce((a, g) => a + g.records, 0)).toBe(counted);
+    // the epoch dir alone lists the same gaps
+    const epoch = await verifyPath(w.dir, { pinned: pub });
+    expect(epoch.failure).toBeUndefined();
+    expect(epoch.gaps!.map((g) => g.records)).toEqual(r.gaps!.map((g) => g.records));
     process.stderr.write(`disk full: ${offered} offered, ${inLog.length} in the ledger, ${counted} counted in ${gaps.length} gap(s) `
       + `(${gaps.map((g) => `${g['witness.ledger.gap.refused']} refused + ${g['witness.ledger.gap.lost_in_flight']} in flight, ${g['witness.ledger.gap.retries']} retries`).join('; ')})\n`);
+  }, 60_000);
+
+  it('EIO (ext4 shut down under the writer): outage, refused and counted; close leaves it unsealed; after the remount the next start seals it and records the gap; verify passes', async () => {
+    const img = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'witness-eio-')), 'img');
+    mounts.push(path.dirname(img));
+    fs.writeFileSync(img, '');
+    fs.truncateSync(img, 32 << 20);
+    execFileSync('mkfs.ext4', ['-q', '-F', img]);
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-eio-mnt-'));
+    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    mounts.unshift(mnt); // unmounted before the image's dir is removed
+    const stateDir = path.join(mnt, 'state');
+    // the runtime dir (a tmpfs under systemd) keeps the outage off the failing disk
+    const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-eio-run-'));
+    mounts.push(runtime);
+    process.env.WITNESS_RUNTIME_DIR = runtime;
+    const pub = crypto.createPublicKey(loadOrCreateHostKey(stateDir));
+    const w = await DaemonWriter.create({ stateDir, segmentMaxBytes: 8 << 20, segmentMaxSeconds: 0, checkpointEveryEvents: 100, checkpointEverySeconds: 0, flushIntervalMs: 0, retryIntervalMs: 30 });
+    for (let i = 0; i < 1000; i++) w.append(line(i));
+    w.checkpoint('window');
+    // FS_IOC_SHUTDOWN, NOLOGFLUSH: from now on every write and fsync on this file system is EIO
+    execFileSync('python3', ['-c', `import fcntl,os,struct; fcntl.ioctl(os.open(${JSON.stringify(mnt)}, os.O_RDONLY), 0x8004587d, struct.pack('I', 2))`]);
+    let thrown = 0;
+    for (let i = 1000; i < 5000; i++) { try { w.append(line(i)); } catch { thrown++; } }
+    expect(w.outage.failing).toBe(true);
+    expect(thrown).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 200)); // retries fail: EIO
+    expect(w.outage.failing).toBe(true);
+    // closing while it still fails: unsealed, and the count of what was not written goes to the log (stderr), not lost
+    await expect(w.close()).rejects.toThrow(/not writable since .*\(EIO.*; \d+ records not written, kept in the runtime dir: the next writer of this log records it/);
+    // the disk comes back (what systemd's restart of the daemon would find after a repair)
+    execFileSync('umount', [mnt]);
+    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    const next = await DaemonWriter.create({ stateDir, segmentMaxSeconds: 0, checkpointEverySeconds: 0 });
+    expect(next.sealedOnStart).toEqual([`daemon/${w.epochId}`]);
+    await next.close();
+    delete process.env.WITNESS_RUNTIME_DIR;
+    const r = await verifyPath(stateDir, { pinned: pub });
+    expect(r.failure).toBeUndefined();
+    // the outage the killed writer could not write is in the ledger now, recorded by its successor
+    expect(r.gaps).toHaveLength(1);
+    expect(r.gaps![0]!.cause).toMatch(/^EIO/);
+    expect(r.gaps![0]!.records).toBeGreaterThanOrEqual(thrown);
+    // exactly: every record offered is in the ledger or in the gap (refused, or accepted in memory and lost)
+    expect(testRecords(w.dir).length + r.gaps![0]!.records).toBe(5000);
+    expect(fs.readdirSync(runtime)).toEqual([]);
+    // everything sealed before the failure survived
+    expect(testRecords(w.dir).slice(0, 1000)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    const restart = listSegments(w.dir).flatMap((n) => readLines(path.join(w.dir, `segment-${String(n).padStart(6, '0')}.ndjson`)).map((l) => JSON.parse(l).event))
+      .filter((e) => e.event === 'sensor.restart');
+    expect(restart).toHaveLength(1);
+    expect(restart[0].attributes['witness.daemon.sealed_by']).toBe(`daemon/${next.epochId}`);
+    process.stderr.write(`EIO: ${thrown} appends refused; sealed by the next start, restart at seq ${restart[0].attributes['witness.ledger.resumed_at_seq']}, gap of ${r.gaps![0]!.records} records\n`);
   }, 60_000);
 });

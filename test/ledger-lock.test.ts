@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { noteHeld } from '../src/ledger/global.js';
 import { acquireFileLock, holdFileLock, writerState } from '../src/ledger/state.js';
 import { buildLedgerForChildren } from './helpers/ledger-build.js';
 import { tempDir } from './helpers/ledger-fixtures.js';
@@ -90,6 +91,24 @@ describe('ledger locks are flock locks: a killed holder leaves nothing stale', (
     release();
     expect(writerState(dir).alive).toBe(false);
     expect(fs.existsSync(lock)).toBe(true);
+  }, 60_000);
+
+  it('a pending host-ledger row is held by its live noter only: kill -9 frees it, a live pid in an unheld note does not hold it', async () => {
+    const stateDir = tempDir('lock-note');
+    roots.push(stateDir);
+    const modUrl = pathToFileURL(path.join(built, 'ledger', 'global.js')).href;
+    const row = { kind: 'session', session_id: 'held', dir: 'sessions/held' };
+    const code = `const m = await import(process.argv[1]);
+      process.stdout.write(m.notePendingRow(process.argv[2], JSON.parse(process.argv[3])) + '\\n'); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code, modUrl, stateDir, JSON.stringify(row)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.on('exit', r));
+    const note = (await new Promise<string>((r) => child.stdout.once('data', (d) => r(String(d))))).trim();
+    expect(noteHeld(note)).toBe(true);
+    child.kill('SIGKILL');
+    await exited;
+    expect(noteHeld(note)).toBe(false); // adoptable at once: its writer is gone
+    fs.writeFileSync(note, JSON.stringify({ pid: process.pid, row })); // a live pid, nobody holding it
+    expect(noteHeld(note)).toBe(false);
   }, 60_000);
 
   it('a lock file replaced by a symlink is refused, never followed', () => {

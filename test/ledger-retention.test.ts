@@ -102,9 +102,31 @@ describe('ledger retention prunes sealed segments only, and says so', () => {
     expect(r.pruned).toBe(res.pruned.length);
     // once sealed, the last one may go too, but the unfinished epoch keeps its newest segment
     cur.rotate();
+    cur.checkpoint(); // the new segment's first record is on disk
     const again = pruneSealedSegments(stateDir, key, { maxAgeMs: 1000 }, Date.now() + 10_000);
     expect(again.pruned.map((p) => p.segment)).toEqual([segsBefore[segsBefore.length - 1]]);
     await cur.close();
+    expect((await verifyPath(stateDir, { pinned: pub })).failure).toBeUndefined();
+  });
+
+  it('a crashed epoch whose newest segment is empty keeps the one before it, so its resume still links; verify passes', async () => {
+    const { stateDir, key, pub } = setup('ret-empty');
+    const w = await DaemonWriter.create({ stateDir, signKey: key, segmentMaxBytes: 20_000, segmentMaxSeconds: 0, checkpointEverySeconds: 0 });
+    for (let i = 0; i < 600; i++) w.append(eventLine(i));
+    w.rotate();
+    const newest = w.currentSegment;
+    // kill -9 right after the rotation, before the new segment's first write: an empty newest segment
+    (w as unknown as { log: { abandon(): void } }).log.abandon();
+    (w as unknown as { unlock(): void }).unlock();
+    fs.truncateSync(path.join(w.dir, segmentEventsFile(newest)), 0);
+    fs.rmSync(path.join(w.dir, segmentCheckpointsFile(newest)), { force: true });
+    const res = pruneSealedSegments(stateDir, key, { maxBytes: 1 });
+    expect(res.pruned.map((p) => p.segment)).not.toContain(newest - 1);
+    expect(fs.existsSync(path.join(w.dir, segmentEventsFile(newest - 1)))).toBe(true);
+    // the next start seals the crashed epoch (resuming its empty segment, linked to the one kept)
+    const next = await DaemonWriter.create({ stateDir, signKey: key, segmentMaxSeconds: 0, checkpointEverySeconds: 0 });
+    expect(next.sealedOnStart).toEqual([`daemon/${w.epochId}`]);
+    await next.close();
     expect((await verifyPath(stateDir, { pinned: pub })).failure).toBeUndefined();
   });
 

@@ -25,7 +25,11 @@ beforeAll(() => {
     .connect(T0 + 25 * HOUR + 5 * MINUTE, 'coder', '203.0.113.77', 8443, { 'tls.client.server_name': 'api.example.net' })
     .push(T0 + 25 * HOUR + 4 * MINUTE, 'dns.query', { 'witness.agent': 'coder', 'dns.question.name': HOSTILE })
     .push(T0 + 26 * HOUR, 'dns.query', { 'witness.agent': 'coder', 'dns.question.name': 'registry.npmjs.org' })
-    .push(T0 + 27 * HOUR, 'dns.query', { 'witness.agent': 'researcher', 'dns.question.name': 'a|b*c_[x](y).example' });
+    .push(T0 + 27 * HOUR, 'dns.query', { 'witness.agent': 'researcher', 'dns.question.name': 'a|b*c_[x](y).example' })
+    .push(T0 + 29 * HOUR + 10 * MINUTE, 'llm.call', {
+      'witness.agent': 'coder', 'network.peer.address': '203.0.113.50', 'network.peer.port': 443, 'witness.conn.tx_bytes': 321,
+      'witness.conn.rx_bytes': 4567, 'gen_ai.provider.name': 'anthropic', 'witness.llm.request_bytes': 321, 'witness.llm.response_bytes': 4567,
+    });
   store = openStore(join(dir, 'witness.db'));
   runEngine(store, sim.sorted(), { defaults: { quietThreshold: 1, quietWindows: 3 } }, T0 + 30 * HOUR);
   written = writeDigest(new PulseRepo(store), join(dir, 'digest'), T0 + 29 * HOUR, T0 + 30 * HOUR);
@@ -48,6 +52,7 @@ describe('operator digest', () => {
     expect(md).toContain('## Agent researcher');
     expect(md).toContain('203.0.113.77:8443 — first at 2026-11-02T01:05:00Z');
     expect(md).toContain('- api.example.net');
+    expect(md).toContain('| anthropic | 1 | 321 | 4567 |');
     expect(md).toContain('- \\<script\\>alert\\(1\\)\\</script\\>.evil.example');
     expect(md).toContain('- a\\|b\\*c\\_\\[x\\]\\(y\\).example');
     expect(md).toContain('| 6 | 0 | 0 | 0! | 0! | 9 |'); // quiet from 18:00, alert from the 3rd window, recovery at 22:00

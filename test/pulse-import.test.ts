@@ -20,7 +20,7 @@ function record(agent: string, hour: number): WindowRecord {
   return {
     agent, windowStart: T0 + hour * HOUR, windowEnd: T0 + (hour + 1) * HOUR, slot: hour % 24, status: 'ok', reasons: [],
     flows: 3, failedFlows: 0, externalFlows: 2, uniqueDestinations: 2, uniqueExternalDestinations: 1, firstSeen: [],
-    dnsNames: [], sniNames: [], execs: 0, fileWrites: 0, sensitiveReads: 0, findings: 0, drops: 0, heartbeats: 60,
+    dnsNames: [], sniNames: [], bytes: 0, llmProviders: [], execs: 0, fileWrites: 0, sensitiveReads: 0, findings: 0, drops: 0, heartbeats: 60,
     quietStreak: 0, alertActive: false,
   };
 }

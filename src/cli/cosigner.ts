@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { WitnessError } from '../errors.js';
+import { preloadFlock } from '../ledger/flock.js';
 import { CosignerServer } from '../cosigner/server.js';
 import { ALG_COSIGNATURE_V1, ALG_ED25519 } from '../ledger/note-keys.js';
 import { loadNoteSigner, loadVerifierKey, vkeyPathOf } from '../ledger/note-key-files.js';
@@ -64,7 +65,10 @@ async function serve(argv: string[]): Promise<number> {
     return k;
   });
   const stateDir = path.resolve(values.state!);
-  if (values.user && process.getuid?.() === 0) dropTo(values.user, stateDir);
+  if (values.user && process.getuid?.() === 0) {
+    preloadFlock(); // as root: the unprivileged user may not be able to read node_modules
+    dropTo(values.user, stateDir);
+  }
   const server = new CosignerServer({ stateDir, key, logs });
   const addr = await server.listen(host, port);
   // stdout carries data: the bound address, so a caller that asked for port 0 learns the port.

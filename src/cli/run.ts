@@ -14,17 +14,22 @@ import { heartbeat } from '../sensor/heartbeat.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { ProviderTable } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
+import { TlsMetadata } from '../sensor/tls-run.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
 import { takeWitnessFlags, WitnessPusher } from '../cosigner/push.js';
 import type { SensorEvent } from '../sensor/types.js';
 import { parseDuration } from '../pulse/duration.js';
+import { HOUR_MS } from '../pulse/options.js';
+import { startWindowCheckpoints } from './run-windows.js';
 import { GuardedAgent, makeRunCgroup, removeRunCgroup, shimPath } from '../sensor/guardian.js';
 import { openOutputFile } from '../ledger/safe-path.js';
 import { parseArgs, str } from './args.js';
 import { agentAttributes, planAgent } from './run-agent.js';
 import { outlivedEnvelope, treeSurvivors } from './run-linger.js';
+import { ResidentSensor, type ResidentOutcome } from './run-resident.js';
+import { cachedHasher } from './run-hash-cache.js';
 
-const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running]\n' +
+const USAGE = 'usage: witness run [--user USER[:GROUP] | --as-root] [--allow-io-uring] [--linger DURATION] [--leave-running] [--window DURATION] [--no-resident] [--tls-metadata [--tls-content]]\n' +
   '                   [--json] [--out FILE] [--heartbeat SECONDS] [--sign-key FILE] [--session-dir DIR]\n' +
   '                   [--track PATH[,PATH...]] [--no-ledger] [--manifest agents.json] [--witness URL=VKEYFILE ...]\n' +
   '                   [--scope-run R --scope-session S [--scope-tool-call T] [--scope-tool-name N]]\n' +
@@ -83,12 +88,19 @@ async function settleExecutable(exe: { path?: string; sha256?: string; hash_stat
   return sha !== null ? { ...exe, sha256: sha, hash_status: 'ok' } : { ...exe, hash_status: 'unavailable' };
 }
 
+function tlsFlags(flags: Record<string, unknown>): { metadata: boolean; content: boolean } {
+  const metadata = flags['tls-metadata'] === true;
+  const content = flags['tls-content'] === true;
+  if (content && !metadata) throw new WitnessError('E_CONFIG', '--tls-content needs --tls-metadata', { file: 'witness run', field: '--tls-content' });
+  return { metadata, content };
+}
+
 export async function run(rawArgv: string[]): Promise<number> {
   const { witnesses, argv } = takeWitnessFlags(rawArgv);
   const { flags, rest } = parseArgs(argv, {
-    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running'],
+    booleans: ['json', 'no-ledger', 'as-root', 'allow-io-uring', 'leave-running', 'no-resident', 'tls-metadata', 'tls-content'],
     strings: ['out', 'heartbeat', 'sign-key', 'session-dir', 'track', 'manifest', 'scope-run', 'scope-session',
-      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms'],
+      'scope-tool-call', 'scope-tool-name', 'user', 'linger', 'budget-events', 'budget-window-ms', 'window'],
   }, 'run');
   if (rest.length === 0) throw new WitnessError('E_CONFIG', `no command given\n${USAGE}`, { file: 'witness run', field: 'CMD' });
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
@@ -98,6 +110,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   const allowIoUring = flags['allow-io-uring'] === true;
   const leaveRunning = flags['leave-running'] === true;
   const lingerMs = str(flags, 'linger') !== undefined ? parseDuration(str(flags, 'linger')!, '--linger') : DEFAULT_LINGER_MS;
+  // the pulse window grid the session ledger checkpoints on (the daemon's default: 1 h)
+  const windowMs = str(flags, 'window') !== undefined ? parseDuration(str(flags, 'window')!, '--window') : HOUR_MS;
   if (plan.privileged) process.stderr.write('witness: WARNING: --as-root: the agent runs as root and could rewrite its own record; the session says so\n');
   const out = str(flags, 'out');
   const heartbeatSeconds = Number(str(flags, 'heartbeat') ?? 10);
@@ -121,7 +135,21 @@ export async function run(rawArgv: string[]): Promise<number> {
   const rootExitSeen = new Promise<void>((resolve) => { rootExited = resolve; });
   const exitedPids = new Set<number>();
   const cgroup = makeRunCgroup();
+  // A running daemon's sensor traces the agent when it will (docs/resident.md); else this run loads its own.
+  let onSensorEvent: (ev: SensorEvent) => void = () => {};
+  const onDecodeError = (err: WitnessError): void => log.warn({ err: err.message }, 'malformed wire record');
+  // --tls-metadata: OpenSSL uprobes, metadata only; --tls-content adds content (docs/privacy.md).
+  // The uprobes are this run's own: it loads its own sensor.
+  const tlsMeta = tlsFlags(flags);
+  const residentOff = flags['no-resident'] === true ? '--no-resident' : tlsMeta.metadata ? '--tls-metadata' : process.env.WITNESS_RESIDENT === 'off' ? 'WITNESS_RESIDENT=off' : null;
+  const resident: ResidentOutcome = residentOff !== null ? { sensor: null, reason: residentOff } : await ResidentSensor.connect({
+    onEvent: (ev) => onSensorEvent(ev), onDecodeError,
+    ...(budgetEvents !== undefined ? { budgetEvents } : {}),
+    ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
+  });
+  if (resident.sensor === null) log.debug({ reason: resident.reason }, 'no resident sensor: loading our own');
   const agentAttrs = agentAttributes(plan, allowIoUring, cgroup);
+  if (resident.sensor !== null) agentAttrs['witness.sensor.resident_pid'] = resident.sensor.daemon.daemon_pid;
 
   // The session ledger records every exported line byte for byte (docs/ledger.md).
   const ledger = flags['no-ledger'] === true ? null : await SessionWriter.create({
@@ -149,37 +177,45 @@ export async function run(rawArgv: string[]): Promise<number> {
     throw new WitnessError('E_CONFIG', '--scope-run and --scope-session go together', { file: 'witness run', field: scopeRun === undefined ? '--scope-run' : '--scope-session' });
   }
   let enricher: AttributionEnricher | undefined;
-  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []) });
+  let tls: TlsMetadata | null = null;
+  const net = new NetDepth({ providers: new ProviderTable(manifest?.llm_providers ?? []), tls: { keepContent: tlsMeta.content } });
 
   // The witness's own state is sensitive: every read the agent attempts is evidence.
   const ownPaths = [ledger?.stateDir ?? resolveStateDir(), ledger?.dir, str(flags, 'sign-key')].filter((p): p is string => p !== undefined);
-  const sensor = WitnessSensor.open({
-    sensitivePaths: [...manifestSensitivePaths(manifest), ...ownPaths],
+  const sensitivePaths = [...manifestSensitivePaths(manifest), ...ownPaths];
+  onSensorEvent = (ev: SensorEvent) => {
+    // attribution (agent, scope, container, executable hash) and findings ride on each envelope
+    // network depth (TLS hello, names on connects, llm.call) sits before attribution
+    tls?.onEvent(ev);
+    const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
+    for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
+      // the root's executable as hashed at its exec, before emit may compact the record
+      if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
+      emit(out);
+    }
+    if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
+    if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
+      rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
+    }
+    if (ev.kind === 'exit') {
+      exitedPids.add(ev.pid);
+      if (ev.pid === rootPid) rootExited();
+    }
+  };
+  resident.sensor?.useSensitive(sensitivePaths);
+  const sensor = resident.sensor ?? WitnessSensor.open({
+    sensitivePaths,
     ...(budgetEvents !== undefined ? { budgetEvents } : {}),
     ...(budgetWindowMs !== undefined ? { budgetWindowMs } : {}),
-    onEvent: (ev: SensorEvent) => {
-      // attribution (agent, scope, container, executable hash) and findings ride on each envelope
-      // network depth (TLS hello, names on connects, llm.call) sits before attribution
-      const isRootExec = ev.kind === 'exec' && ev.pid === rootPid && rootExe === undefined;
-      for (const out of enrichThrough(net, ev, sensor.clock, (e, env) => (enricher ? enricher.enrich(e, env) : env ? [env] : []))) {
-        // the root's executable as hashed at its exec, before emit may compact the record
-        if (isRootExec && out.event === 'process.exec' && rootExe === undefined) rootExe = loadedExecutable(out, ev.exe || ev.filename);
-        emit(out);
-      }
-      if (isRootExec && rootExe === undefined) rootExe = loadedExecutable(null, ev.exe || ev.filename);
-      if (isRootExec && rootExe?.hash_status === 'pending' && enricher && ev.kind === 'exec') {
-        rootExePending = enricher.hasher.identify(ev.pid, ev.exe, ev.filename, ev.cwd).pending; // joins the in-flight hash
-      }
-      if (ev.kind === 'exit') {
-        exitedPids.add(ev.pid);
-        if (ev.pid === rootPid) rootExited();
-      }
-    },
-    onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
+    onEvent: onSensorEvent,
+    onDecodeError,
   });
+  if (tlsMeta.metadata && sensor instanceof WitnessSensor) tls = new TlsMetadata(sensor.native, emit);
   if (sensor.sensitiveSkipped.length > 0) log.debug({ skipped: sensor.sensitiveSkipped }, 'sensitive paths absent at start');
 
-  enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit });
+  // the parent chain's executables (node, the shell) were hashed by the previous run: reuse its digests
+  const hashCache = cachedHasher(ledger?.stateDir ?? resolveStateDir());
+  enricher = await AttributionEnricher.create({ clock: sensor.clock, manifest, onLateFinding: emit, hasher: hashCache.hasher });
   enricher.registry.addListener((kind, scope) => emit(scopeEnvelope(kind, scope)));
 
   // The child's stdout must not mix into an NDJSON stdout: send it to stderr then.
@@ -190,6 +226,15 @@ export async function run(rawArgv: string[]): Promise<number> {
     // a witness killed early still leaves a signed start of the session
     onPid: (pid) => { rootPid = pid; openScope(pid); ledger?.checkpoint('time'); },
   });
+  let endedUnobserved = false;
+  // Nothing observes the tree once the daemon's stream breaks: end it, as the guardian does when the witness dies.
+  if (resident.sensor) {
+    resident.sensor.onBroken = (why) => {
+      endedUnobserved = true;
+      process.stderr.write(`witness run: the daemon's stream broke (${why}); ending the agent's tree, it must not run on unobserved\n`);
+      void agent.finish('kill');
+    };
+  }
   let scopeToolCall: string | undefined;
   const openScope = (pid: number): void => {
     if (scopeRun === undefined) return;
@@ -208,8 +253,11 @@ export async function run(rawArgv: string[]): Promise<number> {
   const forward = (sig: NodeJS.Signals): void => { agent.signal(sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
   const beat = setInterval(() => emit(withNet(heartbeat(sensor, new Date()), net)), heartbeatSeconds * 1000);
+  const stopWindows = ledger ? startWindowCheckpoints(ledger, windowMs) : () => {};
 
-  const result = await agent.rootExit;
+  const exited = await agent.rootExit;
+  // a tree ended because nothing observed it any more: SIGKILL is what happened to it, whatever the guardian reported
+  const result: typeof exited = endedUnobserved ? { code: null, signal: 'SIGKILL' } : exited;
   // the root's exit record may still be in flight; give it a moment, not forever
   await within(rootExitSeen, 500);
   // Descendants that outlive the root stay traced until they exit, up to --linger; then they are named and ended.
@@ -224,9 +272,13 @@ export async function run(rawArgv: string[]): Promise<number> {
   const cgroupRemoved = leaveRunning && survivors.length > 0 ? false : removeRunCgroup(cgroup);
   if (!cgroupRemoved) log.warn({ cgroup }, 'run cgroup left in place (processes left running)');
   clearInterval(beat);
+  stopWindows();
+  tls?.close();
   const stats = await sensor.close();
+  for (const [src, env] of net.tls.flushAll()) for (const x of enricher.enrich(src, env)) emit(x);
   if (scopeToolCall !== undefined) enricher.registry.close(scopeToolCall, scopeRun);
   await enricher.close();
+  hashCache.save();
   emit(withNet(heartbeat(sensor, new Date(), stats), net));
   // The sensor is closed, so nothing upstream can suffer now: wait for the
   // reader as any Unix writer would (a reader that went away ends it at once).

@@ -29,7 +29,10 @@ const sensorSchema = z.strictObject({
   budgetWindowMs: positiveInt.max(3_600_000).optional(),
   ringSharePct: z.number().int().min(1).max(100).optional(),
   tracedMax: positiveInt.max(1 << 24).optional(),
-});
+  // TLS plaintext metadata from OpenSSL uprobes, host-wide (docs/privacy.md); content needs metadata
+  tlsMetadata: z.boolean().optional(),
+  tlsContent: z.boolean().optional(),
+}).refine((s) => !s.tlsContent || s.tlsMetadata === true, { message: 'tlsContent needs tlsMetadata: true', path: ['tlsContent'] });
 
 const storeSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -101,6 +104,8 @@ export const daemonConfigSchema = z.strictObject({
   manifest: absolutePath.optional(),
   /** Unix socket where `witness scope` opens and closes scopes. */
   scopeSocket: absolutePath.optional(),
+  /** Unix socket where `witness run` asks the daemon to trace its agent (docs/resident.md); false: none. */
+  residentSocket: z.union([absolutePath, z.literal(false)]).optional(),
   heartbeat: duration.default(10_000),
   sensor: sensorSchema.default({}),
   store: storeSchema.default(storeSchema.parse({})),

@@ -19,6 +19,7 @@ import { loadNative } from '../sensor/native.js';
 import type { ProviderRule } from '../sensor/llm.js';
 import { bootToEpochOffsetNs, type BootClock } from '../sensor/ndjson.js';
 import { WitnessSensor, type SensorStats } from '../sensor/sensor.js';
+import { TlsMetadata } from '../sensor/tls-run.js';
 import { STORE_FILE, openStore, stateDir as defaultStateDir, type Store } from '../store/db.js';
 import { attributionHooks } from './attribution.js';
 import type { AttributionHooks, HookContext, ScopeServerHandle } from './hooks.js';
@@ -28,6 +29,8 @@ import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
+import { ExtraSensitive, startResident } from './resident.js';
+import type { ResidentServer } from './resident-server.js';
 import type { WitnessError } from '../errors.js';
 
 export interface DaemonStartOptions {
@@ -66,6 +69,9 @@ export class WitnessDaemon {
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | null = null;
   private finalStats: SensorStats | null = null;
+  /** the resident socket (`witness run` through this daemon's sensor); null when off */
+  resident: ResidentServer | null = null;
+  private extraSensitive: ExtraSensitive | null = null;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -142,14 +148,26 @@ export class WitnessDaemon {
       const clock: BootClock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
       const ctx: HookContext = { emit: (e) => pipeline.emit(e), clock, store, env };
       const enricher = await hooks.createEnricher(config, ctx);
-      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config));
+      const pipeline: Pipeline = new Pipeline(enricher, sinks, pulse, () => clock, llmProvidersFor(config),
+        { keepContent: config.sensor.tlsContent === true });
       closers.push(async () => { await enricher.close?.(); });
       const scopeServer = await hooks.startScopeServer(config, enricher, ctx);
       if (scopeServer) closers.push(async () => { await scopeServer.close(); });
+      let resident: ResidentServer | null = null;
+      let tls: TlsMetadata | null = null; // sensor.tlsMetadata: OpenSSL uprobes (docs/privacy.md)
       const sensor = WitnessSensor.open({
-        onEvent: (ev) => pipeline.onSensorEvent(ev),
+        onEvent: (ev) => {
+          tls?.onEvent(ev);
+          pipeline.onSensorEvent(ev);
+          if (ev.kind === 'suppressed') resident?.onSuppressed(ev);
+        },
+        onRawBatch: (ab) => {
+          try { resident?.onRawBatch(ab); } catch (err) { log.error({ err: (err as Error).message }, 'resident routing failed on a batch'); }
+        },
         onDecodeError: (err) => log.warn({ err: err.message }, 'malformed wire record'),
         traceAll: true,
+        // the resident sensor: `witness run` through this daemon never waits for a hook attach
+        holdHooks: true,
         ...(config.sensor.ringBytes !== undefined ? { ringBytes: config.sensor.ringBytes } : {}),
         ...(config.sensor.maxLatencyMs !== undefined ? { maxLatencyMs: config.sensor.maxLatencyMs } : {}),
         ...(config.sensor.budgetEvents !== undefined ? { budgetEvents: config.sensor.budgetEvents } : {}),
@@ -163,6 +181,13 @@ export class WitnessDaemon {
         sensitivePaths: sensitivePathsFor(config),
       });
       const daemon = new WitnessDaemon(config, dir, sensor, pipeline, store, storeSink, fileSink, scopeServer);
+      closers.push(async () => { tls?.close(); await sensor.close(); });
+      if (config.sensor.tlsMetadata === true) tls = new TlsMetadata(sensor.native, (e) => pipeline.emit(e));
+      const extra = new ExtraSensitive(sensor, () => expandHome(sensitivePathsFor(config)));
+      daemon.extraSensitive = extra;
+      resident = await startResident(config, sensor, extra, env);
+      daemon.resident = resident;
+      closers.pop();
       daemon.announceStart(opts.configPath);
       daemon.startTimers(env);
       sdNotify(`READY=1\nSTATUS=observing host-wide; exporting to ${sinks.map((s) => s.name).join(', ') || 'nothing'}\nMAINPID=${process.pid}`, env);
@@ -244,6 +269,13 @@ export class WitnessDaemon {
   heartbeat(final?: SensorStats): Envelope {
     const env = heartbeat(this.sensor, new Date(), final);
     Object.assign(env.attributes, { 'witness.schema_version': SCHEMA_VERSION, 'witness.sensor.mode': 'host' }, this.pipeline.heartbeatAttributes());
+    const r = this.resident?.stats;
+    if (r) {
+      Object.assign(env.attributes, {
+        'witness.resident.connections': r.connections, 'witness.resident.refused': r.refused, 'witness.resident.sessions': r.sessions,
+        'witness.resident.routed': r.routed, 'witness.resident.dropped': r.dropped,
+      });
+    }
     return env;
   }
 
@@ -283,6 +315,7 @@ export class WitnessDaemon {
     try {
       await enricher.reload();
       this.refreshSensitive();
+      this.extraSensitive?.reregister();
       log.info({ manifest: this.config.manifest }, 'manifest reloaded');
       return true;
     } catch (err) {
@@ -307,6 +340,8 @@ export class WitnessDaemon {
     sdNotify('STOPPING=1');
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // resident clients see their stream end (and their own record says it broke) before the probes go
+    try { await this.resident?.close(); } catch (err) { log.warn({ err: (err as Error).message }, 'resident socket close failed'); }
     const stats = await this.sensor.close();
     this.finalStats = stats;
     this.pipeline.emit(this.heartbeat(stats));

@@ -6,6 +6,7 @@ import type { PulseEngine } from '../pulse/engine.js';
 import type { BootClock } from '../sensor/ndjson.js';
 import { ProviderTable, type ProviderRule } from '../sensor/llm.js';
 import { enrichThrough, NetDepth } from '../sensor/netdepth.js';
+import type { TlsSessionsOptions } from '../sensor/tls-sessions.js';
 import type { SensorEvent } from '../sensor/types.js';
 import type { ReloadableEnricher } from './hooks.js';
 
@@ -41,8 +42,9 @@ export class Pipeline {
     private readonly pulse: PulseEngine | null,
     private readonly clock: () => BootClock,
     providers: readonly ProviderRule[] = [],
+    tls: TlsSessionsOptions = {},
   ) {
-    this.net = new NetDepth({ providers: new ProviderTable(providers) });
+    this.net = new NetDepth({ providers: new ProviderTable(providers), tls });
   }
 
   get currentEnricher(): ReloadableEnricher {

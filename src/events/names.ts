@@ -64,6 +64,9 @@ export const CONTROL_EVENT_NAMES = [
   // built by NetDepth (src/sensor/netdepth.ts) from several kernel records
   'tls.client_hello',
   'llm.call',
+  // built by TlsSessions (src/sensor/tls-sessions.ts) from --tls-metadata plaintext
+  'tls.http_request',
+  'tls.probe',
   'scope.open',
   'scope.close',
   'pulse.alert',

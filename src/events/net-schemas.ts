@@ -47,6 +47,36 @@ export function netDepthSchemas(common: z.ZodRawShape) {
     'witness.unix.path_source': z.enum(['kernel', 'user']),
     'witness.result': result,
   };
+  const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+  const bodyKeys = (side: 'request' | 'response') => ({
+    [`witness.http.${side}.body_bytes`]: count.optional(),
+    [`witness.http.${side}.body_sha256`]: sha256.optional(),
+    [`witness.http.${side}.scan_error`]: z.string().optional(),
+    [`witness.http.${side}.body`]: z.string().optional(),
+  });
+  const httpShape = {
+    ...common,
+    'network.protocol.name': z.literal('http'),
+    'network.protocol.version': z.enum(['1.1', '2']),
+    'url.scheme': z.literal('https'),
+    'http.request.method': z.string().min(1).optional(),
+    'server.address': z.string().min(1).optional(),
+    'server.port': port.optional(),
+    'url.path': z.string().optional(),
+    'witness.url.query_sha256': sha256.optional(),
+    'url.query': z.string().optional(),
+    'witness.http.stream_id': u32.optional(),
+    'http.response.status_code': z.number().int().min(100).max(999).optional(),
+    'witness.http.request.header_names': z.array(z.string()).optional(),
+    'gen_ai.request.model': z.string().optional(),
+    'gen_ai.usage.input_tokens': count.optional(),
+    'gen_ai.usage.output_tokens': count.optional(),
+    ...bodyKeys('request'),
+    ...bodyKeys('response'),
+    'witness.http.reset_code': u32.optional(),
+    'witness.http.incomplete': z.string().optional(),
+    'witness.tls.ssl': z.string().regex(/^0x[0-9a-f]+$/),
+  };
   return {
     serverAddress,
     sensor: {
@@ -101,6 +131,18 @@ export function netDepthSchemas(common: z.ZodRawShape) {
         'witness.llm.response_bytes': count,
         'witness.llm.ttft_ms': msOrNull,
         'witness.llm.duration_ms': msOrNull,
+      }).strict(),
+      // --tls-metadata (docs/privacy.md): metadata of one HTTP exchange; content keys only with --tls-content
+      'tls.http_request': z.object(httpShape).catchall(z.array(z.string())).superRefine((a, ctx) => {
+        // the only open-ended keys are --tls-content's request header values
+        for (const k of Object.keys(a)) if (!(k in httpShape) && !k.startsWith('http.request.header.')) ctx.addIssue({ code: 'custom', message: `unknown key ${k}` });
+      }),
+      'tls.probe': z.object({
+        'process.pid': u32,
+        'witness.tls.probe.path': z.string().min(1),
+        'witness.tls.probe.library': z.enum(['openssl', 'imports_openssl', 'gnutls', 'go', 'rustls', 'boringssl', 'none', 'not_elf', 'unreadable']),
+        'witness.tls.probe.attached': z.array(z.enum(['SSL_write', 'SSL_read', 'SSL_write_ex', 'SSL_read_ex'])),
+        'witness.tls.probe.reason': z.string(),
       }).strict(),
       'finding.runtime_socket': z.object({
         ...common,

@@ -104,6 +104,16 @@ export class ExecutableHasher {
     }
   }
 
+  /** Every digest known, by file identity (dev:ino:size:mtime:ctime): what a persistent cache saves. */
+  known(): [string, string][] {
+    return [...this.cache.entries()];
+  }
+
+  /** Digests a previous process computed for these file identities (a changed file has another key). */
+  seed(entries: Iterable<[string, string]>): void {
+    for (const [k, v] of entries) if (/^\d+:\d+:\d+:\d+:\d+$/.test(k) && /^[0-9a-f]{64}$/.test(v)) this.remember(k, v);
+  }
+
   /** Waits for every background hash (tests, shutdown). */
   async drain(): Promise<void> {
     await Promise.all([...this.inflight.values()]);

@@ -17,7 +17,7 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadOrCreateHostKey } from './session.js';
 import { segmentTail } from './segment-tail.js';
 import { ensurePrivateDir, holdFileLock, resolveStateDir } from './state.js';
-import { isIoFault, LedgerOutage } from './outage.js';
+import { isIoFault, LedgerOutage, takeUnrecordedOutage } from './outage.js';
 import { pruneSealedSegments, type RetentionPolicy } from './retention.js';
 
 export interface DaemonWriterOptions {
@@ -159,24 +159,13 @@ export class DaemonWriter {
     if (!resuming && (rec || this.opts.sealedBy)) this.recordRestart(n, rec);
   }
 
-  /**
-   * An I/O failure (disk full, EIO): abandon the log as it is on disk and
-   * start the outage (refuse appends, retry every retryIntervalMs). Other
-   * errors pass through unchanged.
-   */
+  /** An I/O failure of the current segment starts the outage (LedgerOutage.faultOf); others pass through. */
   private fault(e: unknown): unknown {
-    if (!isIoFault(e) || this.outage.failing) return e;
-    const size = this.log.size;
-    this.log.abandon();
-    return this.outage.fail(e, String(this.logSegment), size);
+    return this.outage.faultOf(e, this.log, String(this.logSegment));
   }
 
   private guard<T>(work: () => T): T {
-    try {
-      return work();
-    } catch (e) {
-      throw this.fault(e);
-    }
+    return this.outage.guard(this.log, String(this.logSegment), work);
   }
 
   /**
@@ -213,6 +202,9 @@ export class DaemonWriter {
 
   /** The chain resumes after a crash: say where, what was lost, and who resumed it. */
   private recordRestart(n: number, rec: RecoveredLog | null): void {
+    // an outage the crashed writer could not record (killed by the watchdog, or closed while the disk failed)
+    const gap = takeUnrecordedOutage(this.dir, { log: String(n), seq: rec?.seq ?? 0 });
+    if (gap) this.writeControl('ledger.gap', { ...gap, 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': n } as Attributes);
     this.log.markRestart();
     this.writeControl('sensor.restart', {
       'witness.daemon.epoch': this.epochId,
@@ -312,7 +304,7 @@ export class DaemonWriter {
     if (this.timer) clearInterval(this.timer);
     try {
       if (this.outage.failing) this.outage.retry();
-      if (this.outage.failing) throw this.outage.refuse();
+      if (this.outage.failing) throw this.outage.giveUp();
       this.guard(() => {
         this.writeControl('sensor.stop', { 'witness.daemon.epoch': this.epochId, 'witness.ledger.segment': this.segment });
         this.log.setCounters(counters, drops);

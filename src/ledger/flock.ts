@@ -44,6 +44,14 @@ function load(): FlockBinding {
   return binding;
 }
 
+/**
+ * Loads the binding now. A process that drops root (the cosigner's --user) calls this first:
+ * afterwards it may no longer be able to read the addon (a checkout in root's 0700 home).
+ */
+export function preloadFlock(): void {
+  load();
+}
+
 /** Takes an exclusive (or shared) lock without blocking: false when another open file holds a conflicting one. */
 export function tryLock(fd: number, shared = false): boolean {
   const b = load();

@@ -2,9 +2,11 @@ import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { WitnessError } from '../errors.js';
 import { log as logger } from '../log.js';
 import { nowRfc3339 } from './clock.js';
 import { continuityHook } from './continuity.js';
+import { tryLock } from './flock.js';
 import { writeLedgerHead } from './host-head.js';
 import { rawPublicKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
@@ -88,22 +90,50 @@ function rowIdentity(row: RowKeyFields): string {
   return `other:${row.kind}`;
 }
 
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+/** Notes this process wrote and has not appended yet: each one's fd holds a flock on it while the noter lives. */
+const heldNotes = new Map<string, number>();
+
+/**
+ * Whether a note's writer is still alive (and may still append it itself):
+ * it holds a flock on the note until its row is in (src/ledger/flock.ts).
+ * A writer killed with kill -9 holds nothing; the pid inside is for people.
+ */
+export function noteHeld(file: string): boolean {
+  let fd: number;
+  try { fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW); } catch { return false; }
+  try { return !tryLock(fd, true); } finally { fs.closeSync(fd); }
+}
+
+function releaseNote(file: string): void {
+  const fd = heldNotes.get(file);
+  if (fd === undefined) return;
+  heldNotes.delete(file);
+  try { fs.closeSync(fd); } catch { /* already closed */ }
 }
 
 /**
  * Durably notes a row that is about to be appended. If the closer dies
  * between sealing its session and appending the row, the next appender
- * (under the lock) finds the note of a dead pid and appends the row for it,
+ * (under the lock) finds a note nobody holds and appends the row for it,
  * so a crash in that window never leaves a closed session out of the ledger.
  */
 export function notePendingRow(stateDir: string, row: GlobalRow): string {
   const dir = path.join(stateDir, PENDING_DIR);
   ensurePrivateDir(dir);
   const file = path.join(dir, `${rowIdentity(row).replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
-  const fd = fs.openSync(file, 'w', 0o600);
-  try { writeFully(fd, Buffer.from(JSON.stringify({ pid: process.pid, row }))); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  releaseNote(file); // noted again (a retry after a disk failure): the new fd takes over
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    // locked before it has content, so no appender ever adopts a note its live writer is still writing
+    if (!tryLock(fd)) throw new WitnessError('E_LEDGER', 'another live appender holds this pending row', { file });
+    fs.ftruncateSync(fd, 0);
+    writeFully(fd, Buffer.from(JSON.stringify({ pid: process.pid, row })));
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  heldNotes.set(file, fd);
   fsyncDir(dir);
   return file;
 }
@@ -175,9 +205,9 @@ function orphanedRows(stateDir: string, own: string | undefined): Array<{ file: 
   for (const name of fs.readdirSync(dir).sort()) {
     const file = path.join(dir, name);
     if (file === own || !name.endsWith('.json')) continue;
+    if (noteHeld(file)) continue; // its writer lives and appends it itself (checked before reading: it may be mid-write)
     try {
       const note = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; row: GlobalRow };
-      if (pidAlive(note.pid)) continue;
       if (stillOnDisk(stateDir, note.row)) out.push({ file, row: note.row });
       else fs.rmSync(file, { force: true }); // its log was resumed and resealed since: that seal brings its own row
     } catch {
@@ -243,8 +273,12 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       const checkpointSha256 = log.checkpoint('append');
       writeLedgerHead(stateDir, log.lastCheckpointLine!);
       for (const o of orphans) fs.rmSync(o.file, { force: true });
-      if (pendingNote) fs.rmSync(pendingNote, { force: true });
+      if (pendingNote) { fs.rmSync(pendingNote, { force: true }); releaseNote(pendingNote); }
       return { seq, checkpointSha256 };
+    } catch (e) {
+      // a disk failure: close() would flush and fsync again and throw over the real error; the next appender recovers the tail
+      log.abandon();
+      throw e;
     } finally {
       log.close();
     }

@@ -1,3 +1,6 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { WitnessError } from '../errors.js';
 import { log } from '../log.js';
 import { nowRfc3339 } from './clock.js';
@@ -27,6 +30,42 @@ export function isIoFault(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (e instanceof WitnessError) return e.code === 'E_IO' || (e.cause !== undefined && isIoFault(e.cause));
   return typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/**
+ * Where an outage in progress is kept off the failing disk, so a writer
+ * killed during it (systemd's watchdog) or closed while the disk still fails
+ * does not take the count with it: `$WITNESS_RUNTIME_DIR`, else systemd's
+ * `$RUNTIME_DIRECTORY` (a tmpfs; the unit preserves it across restarts).
+ * Unset: the journal is the only record until the writer resumes.
+ */
+function outageFile(logName: string): string | null {
+  const dir = (process.env.WITNESS_RUNTIME_DIR ?? process.env.RUNTIME_DIRECTORY ?? '').split(':')[0];
+  if (!dir) return null;
+  return path.join(dir, `ledger-outage-${crypto.createHash('sha256').update(path.resolve(logName)).digest('hex').slice(0, 16)}.json`);
+}
+
+/**
+ * The outage a previous writer of `logName` could not record (killed or
+ * closed while its disk failed), as the attributes of the `ledger.gap`
+ * record its successor appends before its restart record; null when none.
+ * Its `to` is now: the outage lasted at least until this restart. `resumed`
+ * is the log the successor reopened and how many records it found: when it
+ * is the one that failed, the records lost in flight are counted too.
+ */
+export function takeUnrecordedOutage(logName: string, resumed: { log: string; seq: number }): Record<string, unknown> | null {
+  const file = outageFile(logName);
+  if (!file) return null;
+  let kept: { attributes: Record<string, unknown>; failedLog: string; sizeAtFailure: number; lostInFlight: number | null };
+  try { kept = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof kept; } catch { return null; }
+  fs.rmSync(file, { force: true });
+  const a = { ...kept.attributes };
+  if (kept.lostInFlight === null && resumed.log === kept.failedLog) {
+    const lost = Math.max(0, kept.sizeAtFailure - resumed.seq);
+    a['witness.ledger.gap.lost_in_flight'] = lost;
+    a['witness.ledger.gap.records'] = (a['witness.ledger.gap.refused'] as number) + lost;
+  }
+  return { ...a, 'witness.ledger.gap.to': nowRfc3339(), 'witness.ledger.gap.ended_by': 'restart' };
 }
 
 interface Failing {
@@ -74,8 +113,29 @@ export class LedgerOutage {
       log.error({ log: this.name, err: cause, retryIntervalMs: this.retryIntervalMs }, 'ledger write failed; refusing appends (counted) and retrying; the gap will be recorded');
       this.timer = setInterval(() => this.retry(), this.retryIntervalMs);
       this.timer.unref();
+      this.persist();
     }
     return new WitnessError('E_IO', `ledger is not writable since ${this.state.from} (${this.state.cause}); record counted in the gap`, { file: this.name, cause: err });
+  }
+
+  /**
+   * An I/O failure (disk full, EIO) of `failing`: abandon that log as it is on disk and start the
+   * outage (refuse appends, retry every retryIntervalMs). Other errors pass through unchanged.
+   */
+  faultOf(e: unknown, failing: { readonly size: number; abandon(): void }, failedLog: string): unknown {
+    if (!isIoFault(e) || this.failing) return e;
+    const size = failing.size;
+    failing.abandon();
+    return this.fail(e, failedLog, size);
+  }
+
+  /** One write to `failing`; an I/O failure of it becomes the outage, thrown as its typed error. */
+  guard<T>(failing: { readonly size: number; abandon(): void }, failedLog: string, work: () => T): T {
+    try {
+      return work();
+    } catch (e) {
+      throw this.faultOf(e, failing, failedLog);
+    }
   }
 
   /** One record the writer could not take: counted into the gap; returns the error to throw. */
@@ -113,18 +173,49 @@ export class LedgerOutage {
     };
   }
 
+  /** Keeps the outage so far off the failing disk (outageFile); best effort. */
+  private persist(): void {
+    const file = outageFile(this.name);
+    if (!file || !this.state) return;
+    try {
+      const s = this.state;
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify({ attributes: this.gapAttributes(), failedLog: s.failedLog, sizeAtFailure: s.sizeAtFailure, lostInFlight: s.lostInFlight }), { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+    } catch { /* the journal still has it */ }
+  }
+
   /** The gap record is sealed: the outage is over. */
   ended(): void {
     const s = this.state!;
+    const file = outageFile(this.name);
+    if (file) fs.rmSync(file, { force: true });
     log.warn({ log: this.name, from: s.from, cause: s.cause, records: s.refused + (s.lostInFlight ?? 0), retries: s.attempts }, 'ledger writable again; gap recorded');
     this.state = null;
     this.gapsRecorded++;
     this.stop();
   }
 
+  /**
+   * The writer closes while the disk still fails: the gap cannot be written
+   * into this log. Logged (stderr, i.e. the journal, off the failing disk)
+   * with what the gap record would have said; the next writer seals the log
+   * and records its lost tail, but not this count. Returns the error to throw.
+   */
+  giveUp(): WitnessError {
+    const s = this.state!;
+    const gap = this.gapAttributes();
+    this.persist();
+    const kept = outageFile(this.name) !== null;
+    const where = kept ? 'kept in the runtime dir: the next writer of this log records it' : 'not recorded in the ledger';
+    log.error({ log: this.name, ...gap }, `closing while the ledger is still not writable: the gap is ${where} (the next start seals the log)`);
+    this.stop();
+    return new WitnessError('E_IO', `ledger is not writable since ${s.from} (${s.cause}); ${gap['witness.ledger.gap.records'] as number} records not written, ${where}`, { file: this.name });
+  }
+
   retry(): void {
     if (!this.state) return;
     this.state.attempts++;
+    this.persist();
     try {
       this.resume();
     } catch (e) {

@@ -20,7 +20,8 @@ import { fsyncDir } from './tail.js';
  * sealed (`rotate`/`shutdown` checkpoint, nothing after it) **and** its
  * host-ledger row names exactly that final checkpoint. Nothing unsealed is
  * ever deleted; an epoch that is not finished (no `epoch.sealed`) keeps its
- * newest segment, so the dir still holds its chain's end. Each prune first
+ * newest segment (and, while that is empty, the one before it), so the dir
+ * still holds its chain's end. Each prune first
  * appends a `prune` row (the segment's identity, why, when, bytes) and only
  * then deletes the files: a crash in between leaves a pruned segment on disk
  * (verified as usual, deleted by the next pass), never a missing segment
@@ -78,6 +79,18 @@ function removeEmptyEpoch(epochDir: string): void {
   fsyncDir(path.dirname(epochDir));
 }
 
+/**
+ * What an unfinished epoch keeps: its newest segment, and while that one
+ * holds no complete record also the one before it, whose final checkpoint a
+ * resumed writer reads to link the segment's first record (DaemonWriter.create).
+ */
+function keptByUnfinished(epochDir: string): number[] {
+  const segs = listSegments(epochDir);
+  const newest = segs[segs.length - 1];
+  if (newest === undefined) return [];
+  return segmentTail(epochDir, newest).records === 0 && segs.length > 1 ? [newest, segs[segs.length - 2]!] : [newest];
+}
+
 export function pruneSealedSegments(stateDir: string, key: KeyObject, policy: RetentionPolicy, nowMs = Date.now()): PruneOutcome {
   const out: PruneOutcome = { pruned: [], bytesBefore: 0, bytesAfter: 0 };
   if (!(policy.maxBytes && policy.maxBytes > 0) && !(policy.maxAgeMs && policy.maxAgeMs > 0)) return out;
@@ -100,6 +113,7 @@ export function pruneSealedSegments(stateDir: string, key: KeyObject, policy: Re
     try { for (const n of listSegments(epochDir)) for (const f of segmentFiles(epochDir, n)) out.bytesBefore += fileBytes(f); } catch { /* not an epoch dir */ }
   }
   const candidates: Candidate[] = [];
+  const kept = new Map<string, number[]>();
   for (const r of rows) {
     if (r.kind !== 'daemon_segment') continue;
     const row = r as unknown as DaemonSegmentRow;
@@ -109,8 +123,10 @@ export function pruneSealedSegments(stateDir: string, key: KeyObject, policy: Re
     const tail = segmentTail(epochDir, row.segment);
     if (tail.sealedBy === null || tail.checkpointSha256 !== row.final_checkpoint_sha256) continue; // not what the row sealed: left for verify
     const done = fs.existsSync(path.join(epochDir, EPOCH_DONE_FILE));
-    const segs = listSegments(epochDir);
-    if (!done && row.segment === segs[segs.length - 1]) continue; // an unfinished epoch keeps its newest segment
+    if (!done) {
+      if (!kept.has(epochDir)) kept.set(epochDir, keptByUnfinished(epochDir));
+      if (kept.get(epochDir)!.includes(row.segment)) continue;
+    }
     const bytes = segmentFiles(epochDir, row.segment).reduce((a, f) => a + fileBytes(f), 0);
     candidates.push({ row, epochDir, bytes, sealedMs: Date.parse(tail.checkpoint!.time) });
   }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { log } from '../log.js';
 import { DaemonWriter, EPOCH_DONE_FILE, listSegments } from './daemon.js';
-import { adoptOrphanRows, appendGlobalRow, rowDir, type DaemonSegmentRow } from './global.js';
+import { adoptOrphanRows, appendGlobalRow, noteHeld, rowDir, type DaemonSegmentRow } from './global.js';
 import { keyIdOf, rawPublicKey } from './keys.js';
 import { existingHostKey } from './rotation.js';
 import { segmentTail } from './segment-tail.js';
@@ -32,19 +32,11 @@ export async function sealCrashed(stateDir: string, key: KeyObject, sealer: stri
   return sealed;
 }
 
-/** Any note in pending-rows/ left by a dead pid (checked without the host-ledger lock). */
+/** Any note in pending-rows/ that no live writer holds (checked without the host-ledger lock). */
 function hasDeadNotes(stateDir: string): boolean {
   let names: string[];
   try { names = fs.readdirSync(path.join(stateDir, 'pending-rows')); } catch { return false; }
-  return names.some((n) => {
-    try {
-      return !writerPidAlive((JSON.parse(fs.readFileSync(path.join(stateDir, 'pending-rows', n), 'utf8')) as { pid: number }).pid);
-    } catch { return true; }
-  });
-}
-
-function writerPidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  return names.some((n) => !noteHeld(path.join(stateDir, 'pending-rows', n)));
 }
 
 type KeyFor = (publicKeyB64: string | null) => KeyObject | null;

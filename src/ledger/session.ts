@@ -14,7 +14,7 @@ import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey } from './keys.js';
 import { continuityHook } from './continuity.js';
 import { LedgerLog } from './log-writer.js';
-import { isIoFault, LedgerOutage } from './outage.js';
+import { isIoFault, LedgerOutage, takeUnrecordedOutage } from './outage.js';
 import { ensureHostKey } from './note-key-files.js';
 import { restartAttributes } from './recovery.js';
 import {
@@ -181,6 +181,9 @@ export class SessionWriter {
 
   private recordRestart(): void {
     const rec = this.log.recovered!;
+    // an outage the crashed writer could not record (closed or killed while the disk failed)
+    const gap = takeUnrecordedOutage(this.dir, { log: 'session', seq: rec.seq });
+    if (gap) this.log.append(JSON.stringify({ time: nowRfc3339(), event: 'ledger.gap', attributes: { ...gap, 'witness.session.id': this.sessionId } }));
     this.log.markRestart();
     this.appendControl('sensor.restart', {
       'witness.session.id': this.sessionId,
@@ -220,20 +223,13 @@ export class SessionWriter {
     this.guard(() => this.log.checkpoint(reason));
   }
 
-  /** An I/O failure: abandon the log as it is on disk and start the outage (src/ledger/outage.ts). */
+  /** An I/O failure of the log starts the outage (LedgerOutage.faultOf, src/ledger/outage.ts); others pass through. */
   private fault(e: unknown): unknown {
-    if (!isIoFault(e) || this.outage.failing) return e;
-    const size = this.log.size;
-    this.log.abandon();
-    return this.outage.fail(e, 'session', size);
+    return this.outage.faultOf(e, this.log, 'session');
   }
 
   private guard<T>(work: () => T): T {
-    try {
-      return work();
-    } catch (e) {
-      throw this.fault(e);
-    }
+    return this.outage.guard(this.log, 'session', work);
   }
 
   /** One retry: reopen the log as after a crash (torn tail cut off), append the `ledger.gap` record, seal it. */
@@ -259,7 +255,7 @@ export class SessionWriter {
     this.outage.stop();
     if (this.outage.failing) {
       this.unlock();
-      throw this.outage.refuse();
+      throw this.outage.giveUp();
     }
     this.appendControl('sensor.stop', {
       'witness.session.id': this.sessionId,

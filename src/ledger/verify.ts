@@ -1,9 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { listSegments } from './daemon.js';
+import { listSegments, segmentEventsFile } from './daemon.js';
 import { LEDGER_HEAD_FILE } from './host-head.js';
-import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE } from './state.js';
+import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, SESSION_EVENTS_FILE, SESSION_FILE } from './state.js';
+import { collectGaps } from './verify-gaps.js';
 import { isFailure, type Failure } from './verify-checkpoints.js';
 import type { LogVerifyOptions, VerifyMode } from './verify-log.js';
 import { verifyDaemonDir } from './verify-daemon.js';
@@ -50,7 +51,15 @@ async function verifyDaemonEpoch(dir: string, opts: VerifyOptions): Promise<Veri
   if (opts.onProgress) logOpts.onProgress = opts.onProgress;
   const v = await verifyDaemonDir(dir, logOpts);
   if (isFailure(v)) return { ...report, failure: v };
-  return { ...report, verified: true, records: v.records, checkpoints: v.checkpoints, segments: v.segments, rootHash: v.rootHash, signers: v.signers };
+  const gaps = listSegments(dir).flatMap((n) => collectGaps(path.join(dir, segmentEventsFile(n)), `daemon/${path.basename(dir)}/${n}`));
+  return { ...report, verified: true, records: v.records, checkpoints: v.checkpoints, segments: v.segments, rootHash: v.rootHash, signers: v.signers, gaps };
+}
+
+/** A session's recorded outages: verifying the session dir alone must not hide them. */
+function sessionGaps(dir: string): NonNullable<VerifyReport['gaps']> {
+  let id = path.basename(dir);
+  try { id = (JSON.parse(fs.readFileSync(path.join(dir, SESSION_FILE), 'utf8')) as { session_id?: string }).session_id ?? id; } catch { /* unclosed */ }
+  return collectGaps(path.join(dir, SESSION_EVENTS_FILE), `session/${id}`);
 }
 
 /** Verifies a session directory, a host state directory, or a file inside either. */
@@ -60,5 +69,6 @@ export async function verifyPath(target: string, opts: VerifyOptions = {}): Prom
   const stateMarks = [GLOBAL_EVENTS_FILE, GLOBAL_CHECKPOINTS_FILE, LEDGER_HEAD_FILE, 'daemon', 'sessions'];
   if (stateMarks.some((m) => fs.existsSync(path.join(dir, m)))) return verifyStateDir(dir, opts);
   if (fs.existsSync(dir) && fs.statSync(dir).isDirectory() && listSegments(dir).length > 0) return verifyDaemonEpoch(dir, opts);
-  return verifySessionDir(dir, opts);
+  const r = await verifySessionDir(dir, opts);
+  return r.verified ? { ...r, gaps: sessionGaps(dir) } : r;
 }

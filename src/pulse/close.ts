@@ -89,6 +89,7 @@ function baseRecord(input: CloseInput, agent: string, w: AgentWindow | undefined
     flows: w?.flows ?? 0, failedFlows: w?.failedFlows ?? 0, externalFlows: w?.externalFlows.length ?? 0,
     uniqueDestinations: w?.destinations.size ?? 0, uniqueExternalDestinations: w?.externalDestinations().length ?? 0,
     firstSeen: [], dnsNames: [...(w?.dnsNames ?? [])].sort(), sniNames: [...(w?.sniNames ?? [])].sort(),
+    bytes: w?.bytes ?? 0, llmProviders: w?.llmProviders() ?? [],
     execs: w?.execs ?? 0, fileWrites: w?.fileWrites ?? 0, sensitiveReads: w?.sensitiveReads ?? 0, findings: w?.findings ?? 0,
     drops: input.drops, heartbeats: input.heartbeats, quietStreak: 0, alertActive: false,
   };

@@ -66,6 +66,7 @@ ${rhythmStrip(a)}
 <div><h3>First-seen destinations</h3>${list(a.firstSeen.map((f) => `${f.destination} — ${msToRfc3339(f.firstSeenMs).slice(11, 19)}Z`))}</div>
 <div><h3>DNS names</h3>${list(a.dnsNames)}</div>
 <div><h3>TLS SNI</h3>${list(a.sniNames)}</div>
+<div><h3>Model providers</h3>${list(a.llmProviders.map((p) => `${p.provider}: ${p.calls} calls, ${p.requestBytes} B sent, ${p.responseBytes} B received`))}<p>${a.bytes} bytes on connections that ended</p></div>
 </div>
 <h3>Pulse events</h3>${list(a.events.map((e) => `${msToRfc3339(e.windowStart ?? e.timeMs).slice(11, 16)}Z ${e.event} — ${describeEvent(e)}`))}
 </section>`;

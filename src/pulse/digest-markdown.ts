@@ -35,6 +35,10 @@ export function renderMarkdown(m: DigestModel): string {
     for (const f of a.firstSeen) out.push(`- ${mdEscape(f.destination)} — first at ${msToRfc3339(f.firstSeenMs).slice(0, 19)}Z`);
     out.push('', '### DNS names', '', a.dnsNames.length > 0 ? a.dnsNames.map((n) => `- ${mdEscape(n)}`).join('\n') : 'None.');
     out.push('', '### TLS SNI', '', a.sniNames.length > 0 ? a.sniNames.map((n) => `- ${mdEscape(n)}`).join('\n') : 'None.');
+    out.push('', '### Model providers', '', `Bytes on connections that ended in the span: ${a.bytes}`, '');
+    if (a.llmProviders.length === 0) out.push('None.');
+    else out.push('| provider | calls | request bytes | response bytes |', '|---|---:|---:|---:|',
+      ...a.llmProviders.map((p) => `| ${mdEscape(p.provider)} | ${p.calls} | ${p.requestBytes} | ${p.responseBytes} |`));
     out.push('', '### Pulse events', '');
     if (a.events.length === 0) out.push('None.');
     for (const e of a.events) out.push(`- ${hhmm(e.windowStart ?? e.timeMs)}Z \`${e.event}\` ${mdEscape(describeEvent(e))}`);

@@ -1,7 +1,7 @@
 import type { Band } from './band.js';
 import { DAY_MS } from './options.js';
 import type { PulseRepo, StoredPulseEvent } from './repo.js';
-import type { WindowReason, WindowStatus } from './window.js';
+import type { LlmProviderWindow, WindowReason, WindowStatus } from './window.js';
 
 /**
  * What the operator digest shows for the 24 hours ending at a window: per
@@ -29,6 +29,10 @@ export interface AgentDigest {
   firstSeen: { destination: string; firstSeenMs: number }[];
   dnsNames: string[];
   sniNames: string[];
+  /** bytes both ways on the agent's connections that ended in the span */
+  bytes: number;
+  /** model-provider traffic over the span, per provider */
+  llmProviders: LlmProviderWindow[];
   events: StoredPulseEvent[];
 }
 
@@ -76,6 +80,8 @@ export function buildDigest(repo: PulseRepo, windowStart: number, windowEnd: num
       firstSeen: firstSeen.filter((f) => f.agent === agent).map(({ destination, firstSeenMs }) => ({ destination, firstSeenMs })),
       dnsNames: [...new Set(mine.flatMap((r) => r.dnsNames))].sort(),
       sniNames: [...new Set(mine.flatMap((r) => r.sniNames))].sort(),
+      bytes: mine.reduce((s, r) => s + r.bytes, 0),
+      llmProviders: sumProviders(mine.flatMap((r) => r.llmProviders)),
       events: events.filter((e) => e.agent === agent),
     };
   });
@@ -101,4 +107,13 @@ export function describeEvent(e: StoredPulseEvent): string {
 
 function listAttr(v: unknown): string {
   return Array.isArray(v) ? v.map(String).join(', ') : String(v);
+}
+
+function sumProviders(rows: readonly LlmProviderWindow[]): LlmProviderWindow[] {
+  const by = new Map<string, LlmProviderWindow>();
+  for (const r of rows) {
+    const p = by.get(r.provider) ?? { provider: r.provider, calls: 0, requestBytes: 0, responseBytes: 0 };
+    by.set(r.provider, { provider: r.provider, calls: p.calls + r.calls, requestBytes: p.requestBytes + r.requestBytes, responseBytes: p.responseBytes + r.responseBytes });
+  }
+  return [...by.values()].sort((x, y) => (x.provider < y.provider ? -1 : 1));
 }

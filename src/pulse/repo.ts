@@ -55,6 +55,14 @@ const windowRow = z.object({
   first_seen: jsonStrings, dns_names: jsonStrings, sni_names: jsonStrings,
   execs: int, file_writes: int, sensitive_reads: int, findings: int, drops: int, heartbeats: int,
   quiet_streak: int, alert_active: z.union([z.literal(0), z.literal(1)]),
+  bytes: int, llm_providers: z.string().transform((s, ctx) => {
+    try {
+      const parsed = z.array(z.object({ provider: z.string(), calls: int, requestBytes: int, responseBytes: int }).strict()).safeParse(JSON.parse(s));
+      if (parsed.success) return parsed.data;
+    } catch { /* reported below */ }
+    ctx.addIssue({ code: 'custom', message: 'not a JSON array of {provider, calls, requestBytes, responseBytes}' });
+    return z.NEVER;
+  }),
 });
 const agentRow = z.object({
   agent: z.string(), active: z.union([z.literal(0), z.literal(1)]), quiet_streak: int,
@@ -149,9 +157,10 @@ export class PulseRepo {
     return this.db.prepare(`INSERT OR IGNORE INTO pulse_windows VALUES (
       @agent, @windowStart, @windowEnd, @slot, @status, @reasons, @flows, @failedFlows, @externalFlows,
       @uniqueDestinations, @uniqueExternalDestinations, @firstSeen, @dnsNames, @sniNames, @execs, @fileWrites,
-      @sensitiveReads, @findings, @drops, @heartbeats, @quietStreak, @alertActive)`).run({
+      @sensitiveReads, @findings, @drops, @heartbeats, @quietStreak, @alertActive, @bytes, @llmProviders)`).run({
       ...r, reasons: JSON.stringify(r.reasons), firstSeen: JSON.stringify(r.firstSeen),
       dnsNames: JSON.stringify(r.dnsNames), sniNames: JSON.stringify(r.sniNames), alertActive: r.alertActive ? 1 : 0,
+      llmProviders: JSON.stringify(r.llmProviders),
     }).changes;
   }
 
@@ -164,7 +173,7 @@ export class PulseRepo {
       uniqueDestinations: r.unique_destinations, uniqueExternalDestinations: r.unique_external_destinations,
       firstSeen: r.first_seen, dnsNames: r.dns_names, sniNames: r.sni_names, execs: r.execs, fileWrites: r.file_writes,
       sensitiveReads: r.sensitive_reads, findings: r.findings, drops: r.drops, heartbeats: r.heartbeats,
-      quietStreak: r.quiet_streak, alertActive: r.alert_active === 1,
+      quietStreak: r.quiet_streak, alertActive: r.alert_active === 1, bytes: r.bytes, llmProviders: r.llm_providers,
     };
   }
 

@@ -25,6 +25,10 @@ export interface WindowRecord {
   firstSeen: string[];
   dnsNames: string[];
   sniNames: string[];
+  /** bytes both ways on connections that ended in the window (kernel counts: network.close, llm.call) */
+  bytes: number;
+  /** model-provider traffic (llm.call records) per gen_ai.provider.name, sorted by provider */
+  llmProviders: LlmProviderWindow[];
   execs: number;
   fileWrites: number;
   sensitiveReads: number;
@@ -46,6 +50,13 @@ export const BAND_METRICS = {
   findings: 'findings',
 } as const satisfies Record<string, keyof WindowRecord>;
 export type BandMetric = keyof typeof BAND_METRICS;
+
+export interface LlmProviderWindow {
+  provider: string;
+  calls: number;
+  requestBytes: number;
+  responseBytes: number;
+}
 
 export interface ExternalFlow {
   destination: string;
@@ -88,6 +99,8 @@ export class AgentWindow {
   readonly externalFlows: ExternalFlow[] = [];
   readonly dnsNames = new Set<string>();
   readonly sniNames = new Set<string>();
+  bytes = 0;
+  readonly providers = new Map<string, LlmProviderWindow>();
 
   constructor(private readonly own: ReadonlySet<string>) {}
 
@@ -98,8 +111,8 @@ export class AgentWindow {
     if (sni) this.sniNames.add(sni.toLowerCase());
     switch (env.event) {
       case 'network.connect': this.addConnect(a, tsMs); break;
-      case 'network.close':
-      case 'llm.call': this.addClose(a); break;
+      case 'network.close': this.addClose(a); break;
+      case 'llm.call': this.addClose(a); this.addLlmCall(a); break;
       case 'dns.query': {
         const name = stringAttr(a, 'dns.question.name');
         if (name) this.dnsNames.add(name.toLowerCase().replace(/\.$/, ''));
@@ -137,6 +150,7 @@ export class AgentWindow {
     if (!address) return;
     const destination = destinationKey(address, numberAttr(a, 'network.peer.port'));
     const bytes = (numberAttr(a, 'witness.conn.tx_bytes') ?? 0) + (numberAttr(a, 'witness.conn.rx_bytes') ?? 0);
+    this.bytes += bytes;
     for (let i = this.externalFlows.length - 1; i >= 0; i--) {
       const f = this.externalFlows[i]!;
       if (f.destination === destination && f.bytes === null) {
@@ -144,6 +158,20 @@ export class AgentWindow {
         return;
       }
     }
+  }
+
+  private addLlmCall(a: Attributes): void {
+    const provider = stringAttr(a, 'gen_ai.provider.name');
+    if (!provider) return;
+    let p = this.providers.get(provider);
+    if (!p) this.providers.set(provider, (p = { provider, calls: 0, requestBytes: 0, responseBytes: 0 }));
+    p.calls++;
+    p.requestBytes += numberAttr(a, 'witness.llm.request_bytes') ?? 0;
+    p.responseBytes += numberAttr(a, 'witness.llm.response_bytes') ?? 0;
+  }
+
+  llmProviders(): LlmProviderWindow[] {
+    return [...this.providers.values()].sort((x, y) => (x.provider < y.provider ? -1 : x.provider > y.provider ? 1 : 0)).map((p) => ({ ...p }));
   }
 
   externalDestinations(): string[] {

@@ -1,9 +1,10 @@
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { createConnection, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { WitnessError, isWitnessError } from '../errors.js';
 import { jsonPath } from '../manifest/load.js';
 import { log } from '../log.js';
+import { closeRootOnly, listenRootOnly } from './root-socket.js';
 import { MAX_REQUEST_BYTES, scopeRequestSchema, wireScope, type ScopeRequest, type ScopeResponse } from './protocol.js';
 import type { ScopeRegistry } from './registry.js';
 
@@ -29,41 +30,14 @@ export class ScopeSocketServer {
   }
 
   async start(): Promise<void> {
-    const dir = dirname(this.path);
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-    await this.clearStale();
-    const server = createServer((sock) => this.accept(sock));
-    // Bind under a umask that leaves the socket 0600 from its first instant. The
-    // umask is process-wide, so it is restored in the same synchronous stretch:
-    // server.listen(path) binds before it returns (only 'listening' is async),
-    // and no other code can run (and create files under 0177) in between.
-    const old = process.umask(0o177);
-    let listening: Promise<void>;
-    try {
-      listening = new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.path, () => { server.off('error', reject); resolve(); });
-      });
-    } finally {
-      process.umask(old);
-    }
-    try {
-      await listening;
-    } catch (err) {
-      throw new WitnessError('E_IO', `cannot listen on the scope socket (${(err as Error).message})`, { file: this.path, cause: err });
-    }
-    chmodSync(this.path, 0o600);
-    chownSync(this.path, 0, 0);
-    server.on('error', (err) => log.error({ err: err.message, path: this.path }, 'scope socket error'));
-    this.server = server;
+    if (existsSync(dirname(this.path))) await this.clearStale();
+    this.server = await listenRootOnly(this.path, 'scope', (sock) => this.accept(sock));
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    try { unlinkSync(this.path); } catch { /* already gone */ }
+    await closeRootOnly(server, this.sockets, this.path);
   }
 
   /** A socket file left by a dead daemon is removed; a live one, or a non-socket, is an error. */

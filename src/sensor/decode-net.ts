@@ -6,7 +6,7 @@ import type { EventHeader } from './types.js';
 import type { ConnEndHow, NetDepthEvent } from './types-net.js';
 
 /**
- * Decoders of the network-depth records (types 36..41), called by decode.ts
+ * Decoders of the network-depth records (types 36..42), called by decode.ts
  * for the type numbers it does not know itself, with the batch it is in.
  * Same rules as decode.ts: a record shorter than its struct, or with a
  * variable length past its bound or past the record, is an E_WIRE failure.
@@ -44,6 +44,7 @@ export function decodeNetRecord(dv: DataView, u8: Uint8Array, type: number, o: n
     case L.WA_EV_UNIX_CONNECT: return unixConnect(dv, u8, o, len);
     case L.WA_EV_LISTEN: return listen('listen', dv, o, len);
     case L.WA_EV_ACCEPT: return listen('accept', dv, o, len);
+    case L.WA_EV_TLS_DATA: return tlsData(dv, u8, o, len);
     default: return undefined;
   }
 }
@@ -166,5 +167,31 @@ function listen(kind: 'listen' | 'accept', dv: DataView, o: number, len: number)
     localPort: dv.getUint16(local + PORT, true),
     peerAddress: kind === 'accept' ? addressText(dv.getUint16(peer, true), peer + ADDR) : null,
     peerPort: dv.getUint16(peer + PORT, true),
+  };
+}
+
+const TLS_FN: Record<number, [string, 'tx' | 'rx']> = {
+  [L.WA_TLS_WRITE]: ['SSL_write', 'tx'], [L.WA_TLS_READ]: ['SSL_read', 'rx'],
+  [L.WA_TLS_WRITE_EX]: ['SSL_write_ex', 'tx'], [L.WA_TLS_READ_EX]: ['SSL_read_ex', 'rx'],
+};
+
+function tlsData(dv: DataView, u8: Uint8Array, o: number, len: number): NetDepthEvent | WireFailure {
+  const fixed = L['wa_tls_data.$size'];
+  if (len < fixed) return short('wa_tls_data', fixed, len);
+  const n = dv.getUint32(o + L['wa_tls_data.len'], true);
+  if (n > L.WA_TLS_CHUNK_MAX) return over('wa_tls_data.len', n, 'WA_TLS_CHUNK_MAX', L.WA_TLS_CHUNK_MAX);
+  if (fixed + n > len) return overrun('wa_tls_data', 'len', fixed + n, len);
+  const fnNum = dv.getUint16(o + L['wa_tls_data.fn'], true);
+  const fn = TLS_FN[fnNum];
+  if (fn === undefined) return { field: 'wa_tls_data.fn', reason: `unknown enum wa_tls_fn value ${fnNum}` };
+  const h = header(dv, o);
+  return {
+    kind: 'tls_data', ...h,
+    ssl: dv.getBigUint64(o + L['wa_tls_data.ssl'], true),
+    direction: fn[1], fn: fn[0],
+    callLen: dv.getUint32(o + L['wa_tls_data.call_len'], true),
+    callOff: dv.getUint32(o + L['wa_tls_data.call_off'], true),
+    bytes: u8.slice(o + fixed, o + fixed + n),
+    truncated: (h.flags & L.WA_F_TRUNC_PAYLOAD) !== 0,
   };
 }

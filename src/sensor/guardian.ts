@@ -91,6 +91,28 @@ export interface GuardedOptions {
 
 export interface RootExit { code: number | null; signal: NodeJS.Signals | null }
 
+/**
+ * Who marks the agent as traced. The local sensor arms its one-shot fork hook
+ * for the guardian (the kernel marks the child at fork); the daemon's resident
+ * socket is asked instead (src/cli/run-resident.ts). Either way the agent runs
+ * no instruction of its own before `confirm` said yes.
+ */
+export interface SpawnTracer {
+  /** before "go": arrange for the guardian's one child to be traced */
+  arm(guardianPid: number): void | Promise<void>;
+  /** after "pid N", before "run": true when the child is traced (false: it is killed) */
+  confirm(pid: number): boolean | Promise<boolean>;
+}
+
+/** The local sensor's one-shot: armed for the guardian, consumed by its fork. */
+export function localTracer(sensor: WitnessSensor): SpawnTracer {
+  return {
+    arm: (g) => sensor.native.armSpawn(g),
+    // The fork tracepoint ran before the guardian could write its "pid" line.
+    confirm: () => sensor.native.disarmSpawn() === 0,
+  };
+}
+
 function signalName(n: number): NodeJS.Signals | null {
   if (n === 0) return null;
   const hit = Object.entries(constants.signals).find(([, v]) => v === n);
@@ -115,7 +137,8 @@ export class GuardedAgent {
   private readonly guardianExit: Promise<void>;
   private killedCount = 0;
 
-  constructor(sensor: WitnessSensor, shim: string, opts: GuardedOptions) {
+  constructor(sensor: WitnessSensor | SpawnTracer, shim: string, opts: GuardedOptions) {
+    const tracer = 'arm' in sensor ? sensor : localTracer(sensor);
     const args = ['--uid', String(opts.cred.uid), '--gid', String(opts.cred.gid)];
     if (opts.cred.groups.length > 0) args.push('--groups', opts.cred.groups.join(','));
     if (opts.cgroup) args.push('--cgroup', opts.cgroup);
@@ -148,14 +171,20 @@ export class GuardedAgent {
         buf = buf.slice(nl + 1);
         if (word === 'pid') {
           this.pid = Number(a);
-          // The fork tracepoint ran before the guardian could write this line.
-          if (sensor.native.disarmSpawn() !== 0) {
-            process.kill(this.pid, 'SIGKILL');
-            onStartErr(new WitnessError('E_KERNEL', 'the fork probe did not capture the spawned command; refusing to let it run untraced'));
-          } else {
-            try { opts.onPid?.(this.pid); } finally { this.control.write('run\n'); }
-            onStart(this.pid);
-          }
+          const pid = this.pid;
+          const decide = (traced: boolean): void => {
+            if (!traced) {
+              process.kill(pid, 'SIGKILL');
+              onStartErr(new WitnessError('E_KERNEL', 'the fork probe did not capture the spawned command; refusing to let it run untraced'));
+              return;
+            }
+            try { opts.onPid?.(pid); } finally { this.control.write('run\n'); }
+            onStart(pid);
+          };
+          let answer: boolean | Promise<boolean>;
+          try { answer = tracer.confirm(pid); } catch (err) { answer = Promise.reject(err); }
+          if (typeof answer === 'boolean') decide(answer);
+          else answer.then(decide, (err: Error) => { process.kill(pid, 'SIGKILL'); onStartErr(err); });
         } else if (word === 'nocgroup') this.cgroupError = errnoText(Number(a));
         else if (word === 'execerr') this.execError = errnoText(Number(a));
         else if (word === 'exit') onExit({ code: Number(a) >= 0 ? Number(a) : null, signal: signalName(Number(b)) });
@@ -165,8 +194,13 @@ export class GuardedAgent {
     });
     this.control.on('error', () => {}); // EPIPE after the guardian exits: its exit event tells the story
     if (this.guardian.pid !== undefined) {
-      sensor.native.armSpawn(this.guardian.pid);
-      this.control.write('go\n');
+      let armed: void | Promise<void>;
+      try { armed = tracer.arm(this.guardian.pid); } catch (err) { armed = Promise.reject(err); }
+      if (armed instanceof Promise) {
+        armed.then(() => this.control.write('go\n'), (err: Error) => { onStartErr(err); this.control.end('kill\n'); });
+      } else {
+        this.control.write('go\n');
+      }
     }
   }
 

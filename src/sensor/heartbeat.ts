@@ -12,7 +12,7 @@ const snake = (camel: string): string => camel.replace(/[A-Z]/g, (c) => `_${c.to
  * counted instead of written, so a reader can tell a quiet agent from a
  * blind sensor and a flood from a gap.
  */
-export function heartbeat(sensor: WitnessSensor, now: Date, final?: SensorStats): Envelope {
+export function heartbeat(sensor: Pick<WitnessSensor, 'stats' | 'dropsByProcess'>, now: Date, final?: SensorStats): Envelope {
   const s = final ?? sensor.stats();
   const kernelDrops = s.droppedTotal - s.userDropped;
   const attributes: Envelope['attributes'] = {

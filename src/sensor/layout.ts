@@ -66,6 +66,13 @@ export const LAYOUT = {
   WA_EV_UNIX_CONNECT: 39,
   WA_EV_LISTEN: 40,
   WA_EV_ACCEPT: 41,
+  WA_EV_TLS_DATA: 42,
+  WA_TLS_CHUNK_MAX: 8192,
+  WA_TLS_CHUNKS: 8,
+  WA_TLS_WRITE: 1,
+  WA_TLS_READ: 2,
+  WA_TLS_WRITE_EX: 3,
+  WA_TLS_READ_EX: 4,
   WA_F_CAPTURE_END: 4096,
   WA_F_USER_ADDR: 8192,
   WA_SEND_WRITEV: 5,
@@ -298,6 +305,15 @@ export const LAYOUT = {
   'wa_listen.protocol': 70,
   'wa_listen.local': 72,
   'wa_listen.peer': 92,
+
+  'wa_tls_data.$size': 80,
+  'wa_tls_data.hdr': 0,
+  'wa_tls_data.ssl': 56,
+  'wa_tls_data.len': 64,
+  'wa_tls_data.call_len': 68,
+  'wa_tls_data.call_off': 72,
+  'wa_tls_data.fn': 76,
+  'wa_tls_data.pad': 78,
 } as const satisfies Record<string, number>;
 
 export type LayoutKey = keyof typeof LAYOUT;

@@ -91,6 +91,8 @@ export interface NativeSensor {
   dropsByProcess(max?: number): DropperRow[];
   /** every repeat counter; those idle since before the cutoff are deleted (after close: the final sweep, once) */
   sweepSuppressed(deleteBeforeNs: bigint): SuppressRow[];
+  /** --tls-metadata: the TLS uprobes on one ELF file (native/uprobe_attach.c); never after close() */
+  attachTlsUprobes(path: string): { attached: number; error: number; functions: { func: string; error: number }[] };
   /** test hook: the next n polls fail with -errno */
   injectPollErrors(n: number, errno: number): void;
   close(): Promise<void>;
@@ -102,6 +104,8 @@ export interface NativeModule {
   sourceHash: string;
   wireVersion: number;
   clockOffsets(): { bootNs: bigint; realNs: bigint };
+  /** SO_PEERCRED of a connected Unix socket (native/peercred.cc); absent in an addon built before it */
+  peerCred?(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** Package root: this file is src/sensor/ or dist/sensor/, two levels down. */

@@ -34,6 +34,7 @@ const networkType = (family: number): 'ipv4' | 'ipv6' | null => (family === 2 ? 
 export function toNetEnvelope(ev: NetDepthEvent, clock: BootClock): Envelope | null {
   switch (ev.kind) {
     case 'stream_head': return null;
+    case 'tls_data': return null;
     case 'dns_answer': return netEnvelope(ev, clock, 'dns.answer', dnsAnswerAttrs(ev));
     case 'conn_end': return netEnvelope(ev, clock, 'network.close', connEndAttrs(ev));
     case 'unix_connect': return netEnvelope(ev, clock, 'network.unix_connect', unixAttrs(ev));

@@ -4,6 +4,7 @@ import { headerAttrs, netEnvelope, spanMs } from './ndjson-net.js';
 import { toEnvelope, type BootClock } from './ndjson.js';
 import { runtimeSocket } from './runtime-sockets.js';
 import { parseClientHello, type ClientHelloResult } from './tls.js';
+import { TlsSessions, type TlsSessionsOptions } from './tls-sessions.js';
 import type { SensorEvent } from './types.js';
 import type { ConnEndEvent, StreamHeadEvent, UnixConnectEvent } from './types-net.js';
 
@@ -31,6 +32,8 @@ export interface NetDepthOptions {
   /** resolved names kept over all processes (default 16384) */
   maxNames?: number;
   nowMs?: () => number;
+  /** TLS plaintext (--tls-metadata) to tls.http_request; keepContent is --tls-content */
+  tls?: TlsSessionsOptions;
 }
 
 export interface NetDepthStats {
@@ -66,12 +69,14 @@ export class NetDepth {
   private readonly maxConns: number;
   private readonly maxNames: number;
   private readonly now: () => number;
+  readonly tls: TlsSessions;
 
   constructor(opts: NetDepthOptions = {}) {
     this.providers = opts.providers ?? new ProviderTable();
     this.maxConns = opts.maxConns ?? 4096;
     this.maxNames = opts.maxNames ?? 16384;
     this.now = opts.nowMs ?? Date.now;
+    this.tls = new TlsSessions(opts.tls);
   }
 
   /** Counts for sensor.heartbeat: what the bounds cost, and ClientHellos that did not parse. */
@@ -82,6 +87,7 @@ export class NetDepth {
       'witness.netdepth.names_evicted': this.stats.namesEvicted,
     };
     for (const [reason, n] of Object.entries(this.stats.helloFailed)) a[`witness.netdepth.hello_failed.${reason}`] = n;
+    if (this.tls.stats.records > 0) Object.assign(a, this.tls.heartbeatAttributes());
     return a;
   }
 
@@ -92,6 +98,7 @@ export class NetDepth {
         this.noteParent(ev.childPid, ev.pid);
         return [];
       case 'stream_head': return this.streamHead(ev, clock);
+      case 'tls_data': return this.tls.process(ev, clock);
       default: break;
     }
     const env = toEnvelope(ev, clock);
@@ -266,10 +273,12 @@ export class NetDepth {
 
 /** toEnvelope + enrich, through NetDepth: what the run and daemon pipelines do per sensor event. */
 export function enrichThrough(net: NetDepth, ev: SensorEvent, clock: BootClock, enrich: (ev: SensorEvent, env: Envelope | null) => Envelope[]): Envelope[] {
+  // an exiting process's open TLS exchanges first, each enriched as its own session's record
+  const out: Envelope[] = ev.kind === 'exit' ? net.tls.flushPid(ev.pid).flatMap(([src, env]) => enrich(src, env)) : [];
   const envs = net.process(ev, clock);
-  if (envs.length === 0) return enrich(ev, null);
-  if (envs.length === 1) return enrich(ev, envs[0]!);
-  const out: Envelope[] = [];
+  if (envs.length === 0 && out.length === 0) return enrich(ev, null);
+  if (envs.length === 1 && out.length === 0) return enrich(ev, envs[0]!);
+  if (envs.length === 0) return [...out, ...enrich(ev, null)];
   for (const e of envs) for (const x of enrich(ev, e)) out.push(x);
   return out;
 }

@@ -13,6 +13,8 @@ import { deniedReadFilter } from './sensitive.js';
 
 export interface SensorOptions {
   onEvent: (ev: SensorEvent) => void;
+  /** each raw batch (the addon's framing) before it is decoded: the daemon's resident socket routes from it */
+  onRawBatch?: (batch: ArrayBuffer) => void;
   /** malformed wire records: counted always, reported here when given */
   onDecodeError?: (err: WitnessError) => void;
   traceAll?: boolean;
@@ -111,6 +113,7 @@ export class WitnessSensor {
         else log.error({ err: err.message }, 'sensor blind');
         return;
       }
+      opts.onRawBatch?.(ab);
       const r = decodeBatch(ab, onEvent, opts.onDecodeError);
       if (self) {
         self.decoded += r.events;

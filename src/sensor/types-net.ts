@@ -88,4 +88,21 @@ export interface ListenEvent extends EventHeader {
   peerPort: number;
 }
 
-export type NetDepthEvent = StreamHeadEvent | DnsAnswerEvent | ConnEndEvent | UnixConnectEvent | ListenEvent;
+/** Plaintext one SSL_write / SSL_read moved (--tls-metadata uprobes): parsed, never recorded as such. */
+export interface TlsDataEvent extends EventHeader {
+  kind: 'tls_data';
+  /** the SSL* in the process: with pid it names the TLS connection */
+  ssl: bigint;
+  direction: 'tx' | 'rx';
+  /** SSL_write | SSL_read | SSL_write_ex | SSL_read_ex */
+  fn: string;
+  /** bytes the call moved (its return value), and where these bytes start in them */
+  callLen: number;
+  callOff: number;
+  /** the bytes (user memory after the call), a copy */
+  bytes: Uint8Array;
+  /** the call moved more than the probe copies (WA_TLS_CHUNKS records) */
+  truncated: boolean;
+}
+
+export type NetDepthEvent = StreamHeadEvent | DnsAnswerEvent | ConnEndEvent | UnixConnectEvent | ListenEvent | TlsDataEvent;

@@ -228,6 +228,7 @@ export const RECORD_KIND_NAMES: Record<number, SensorEventKind> = {
   [L.WA_EV_SCOPE_OVERFLOW]: 'scope_overflow',
   [L.WA_EV_STREAM_HEAD]: 'stream_head', [L.WA_EV_DNS_ANSWER]: 'dns_answer', [L.WA_EV_CONN_END]: 'conn_end',
   [L.WA_EV_UNIX_CONNECT]: 'unix_connect', [L.WA_EV_LISTEN]: 'listen', [L.WA_EV_ACCEPT]: 'accept',
+  [L.WA_EV_TLS_DATA]: 'tls_data',
 };
 
 /** enum wa_send_syscall */

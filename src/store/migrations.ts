@@ -196,4 +196,20 @@ const events: Migration = {
   },
 };
 
-export const MIGRATIONS: readonly Migration[] = [pulse, attribution, events];
+/**
+ * Step 4 — a window's bytes (kernel counts of the connections that ended in it) and its
+ * model-provider traffic (llm.call per gen_ai.provider.name), for the digest's provider section.
+ * Windows closed before this step read as 0 bytes and no providers.
+ */
+const windowBytes: Migration = {
+  version: 4,
+  name: 'window_bytes',
+  up(db) {
+    db.exec(`
+      ALTER TABLE pulse_windows ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE pulse_windows ADD COLUMN llm_providers TEXT NOT NULL DEFAULT '[]';  -- JSON [{provider, calls, requestBytes, responseBytes}]
+    `);
+  },
+};
+
+export const MIGRATIONS: readonly Migration[] = [pulse, attribution, events, windowBytes];

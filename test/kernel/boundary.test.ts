@@ -150,7 +150,9 @@ describe.skipIf(skip)('the boundary on the real kernel', () => {
   it('unshare, mount and umount2 in a private mount namespace; setns by fd', async () => {
     const mnt = join(dir, 'mnt');
     mkdirSync(mnt);
-    const r = await h.run('/usr/bin/unshare', ['-m', '/bin/sh', '-c', `mount -t tmpfs witness-test ${mnt} && umount ${mnt} && nsenter --uts=/proc/self/ns/uts /bin/true`]);
+    // classic mount(2): util-linux 2.39+ (Debian 13) would otherwise use the new mount API
+    const env = { ...process.env, LIBMOUNT_FORCE_MOUNT2: 'always' };
+    const r = await h.run('/usr/bin/unshare', ['-m', '/bin/sh', '-c', `mount -t tmpfs witness-test ${mnt} && umount ${mnt} && nsenter --uts=/proc/self/ns/uts /bin/true`], { env });
     expect(r.code).toBe(0);
     const ns = r.envelopes.filter((e) => e.event === 'security.namespace');
     expect(ns.find((e) => e.attributes['witness.syscall'] === 'unshare')?.attributes['witness.namespace.flags']).toContain('CLONE_NEWNS');
@@ -160,5 +162,17 @@ describe.skipIf(skip)('the boundary on the real kernel', () => {
     const mounts = r.envelopes.filter((e) => e.event === 'security.mount' && e.attributes['file.path'] === mnt);
     expect(mounts.map((e) => [e.attributes['witness.syscall'], e.attributes['witness.result']])).toEqual([['mount', 0], ['umount2', 0]]);
     expect(mounts[0]?.attributes['witness.mount.source']).toBe('witness-test');
+  });
+
+  it('a mount through the new mount API (fsopen/fsmount) is seen where it is attached: move_mount', async () => {
+    const mnt = join(dir, 'mnt-new');
+    mkdirSync(mnt);
+    // util-linux's default: the new API where libmount has it (Debian 13), mount(2) otherwise (Debian 12)
+    const env = { ...process.env, LIBMOUNT_FORCE_MOUNT2: 'never' };
+    const r = await h.run('/usr/bin/unshare', ['-m', '/bin/sh', '-c', `mount -t tmpfs witness-new ${mnt} && umount ${mnt}`], { env });
+    expect(r.code).toBe(0);
+    const attach = r.envelopes.filter((e) => e.event === 'security.mount' && e.attributes['file.path'] === mnt && e.attributes['witness.syscall'] !== 'umount2');
+    expect(attach.map((e) => e.attributes['witness.result'])).toEqual([0]);
+    expect(['mount', 'move_mount']).toContain(attach[0]?.attributes['witness.syscall']);
   });
 });

@@ -82,6 +82,10 @@ describe.skipIf(skip)('witness run on a disk the agent fills (real tmpfs, real k
       expect(cli.status, cli.stdout + cli.stderr).toBe(4);
       expect(cli.stdout).toMatch(/^VERIFIED global/);
       expect(cli.stdout).toMatch(new RegExp(`GAP session/${sessions[0]}: \\d+ records not written from \\S+ to \\S+ \\(ENOSPC`));
+      // the session dir alone (what the run's last line suggests checking) shows the gap and exits 4 too
+      const one = spawnSync(process.execPath, [BIN, 'verify', '--pubkey', join(state, 'keys', 'host.pub'), sessionDir], { encoding: 'utf8' });
+      expect(one.status, one.stdout + one.stderr).toBe(4);
+      expect(one.stdout).toMatch(new RegExp(`^VERIFIED session .*\\nGAP session/${sessions[0]}: `));
       process.stderr.write(`witness run, disk full: ${v.gaps!.length} gap(s), ${v.gaps!.map((g) => `${g.records} records`).join(', ')}; `
         + `ledger sink failures ${session.drops['sink.ledger.failed']}, output drops ${session.drops.output}\n`);
     });

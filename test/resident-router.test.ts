@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { FRAME_JSON, FRAME_RECORDS, FrameReader, jsonFrame, recordsFrameHead } from '../src/daemon/resident-protocol.js';
+import { ResidentRouter, type RouteTarget, type RoutedBatch } from '../src/daemon/resident-router.js';
+import { LAYOUT as L } from '../src/sensor/layout.js';
+
+/** One addon-framed record: u32 len, u32 0, a wire header (+ fork child), zero padding to 8. */
+function frame(type: number, pid: number, child = 0): Buffer {
+  const len = type === L.WA_EV_FORK ? L['wa_fork.$size'] : L['wa_hdr.$size'];
+  const b = Buffer.alloc(8 + ((len + 7) & ~7));
+  b.writeUInt32LE(len, 0);
+  b.writeUInt16LE(type, 8 + L['wa_hdr.type']);
+  b.writeUInt32LE(len, 8 + L['wa_hdr.size']);
+  b.writeUInt32LE(pid, 8 + L['wa_hdr.pid']);
+  if (type === L.WA_EV_FORK) b.writeUInt32LE(child, 8 + L['wa_fork.child_pid']);
+  return b;
+}
+
+const batch = (...frames: Buffer[]): ArrayBuffer => {
+  const b = Buffer.concat(frames);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+};
+
+/** (type, pid) of every record a target was handed, in order. */
+function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number } {
+  const t = {
+    guardian, root: 0, pendingFork: null as Buffer | null, got: [] as [number, number][], barrier: 0,
+    onGuardianExit() { t.barrier++; },
+    deliver(b: RoutedBatch) {
+      for (let off = 0; off < b.bytes.length;) {
+        const len = b.bytes.readUInt32LE(off);
+        t.got.push([b.bytes.readUInt16LE(off + 8), b.bytes.readUInt32LE(off + 8 + L['wa_hdr.pid'])]);
+        off += 8 + ((len + 7) & ~7);
+      }
+    },
+  };
+  return t;
+}
+
+const { WA_EV_FORK: FORK, WA_EV_EXEC: EXEC, WA_EV_EXIT: EXIT, WA_EV_FILE_WRITE: WRITE } = L;
+
+describe('resident router', () => {
+  it('follows the tree from the guardian\'s child, in ring order, and nothing else', () => {
+    const r = new ResidentRouter();
+    const t = target(100);
+    r.addGuardian(t);
+    r.setRoot(t, 101);
+    r.route(batch(
+      frame(FORK, 100, 101), // the guardian forks the root
+      frame(EXEC, 101),
+      frame(WRITE, 999), // a stranger
+      frame(FORK, 101, 102),
+      frame(WRITE, 102),
+      frame(FORK, 999, 998), // a stranger's child
+      frame(WRITE, 998),
+      frame(EXIT, 102),
+      frame(EXIT, 101),
+    ));
+    expect(t.got).toEqual([[FORK, 100], [EXEC, 101], [FORK, 101], [WRITE, 102], [EXIT, 102], [EXIT, 101]]);
+    expect(t.barrier).toBe(0);
+  });
+
+  it('holds the guardian\'s fork when it arrives before the root is named, and delivers it first', () => {
+    const r = new ResidentRouter();
+    const t = target(200);
+    r.addGuardian(t);
+    r.route(batch(frame(FORK, 200, 201)));
+    expect(t.got).toEqual([]);
+    r.setRoot(t, 201);
+    r.route(batch(frame(EXEC, 201)));
+    expect(t.got).toEqual([[FORK, 200], [EXEC, 201]]);
+  });
+
+  it('keeps records a process writes after its exit (connection accounting) and ends at the guardian\'s exit', () => {
+    const r = new ResidentRouter();
+    const t = target(300);
+    r.addGuardian(t);
+    r.setRoot(t, 301);
+    r.route(batch(frame(EXIT, 301), frame(WRITE, 301), frame(EXIT, 300)));
+    expect(t.got).toEqual([[EXIT, 301], [WRITE, 301]]);
+    expect(t.barrier).toBe(1);
+  });
+
+  it('lets a reused pid go: a stranger\'s fork naming an exited member takes it out of the session', () => {
+    const r = new ResidentRouter();
+    const t = target(400);
+    r.addGuardian(t);
+    r.setRoot(t, 401);
+    r.route(batch(frame(EXIT, 401), frame(FORK, 999, 401), frame(WRITE, 401)));
+    expect(t.got).toEqual([[EXIT, 401]]);
+    expect(r.isMember(401)).toBe(false);
+  });
+
+  it('never hands a session the daemon\'s TLS plaintext records (a run asks for those with --tls-metadata, standalone)', () => {
+    const r = new ResidentRouter();
+    const t = target(700);
+    r.addGuardian(t);
+    r.setRoot(t, 701);
+    r.route(batch(frame(L.WA_EV_TLS_DATA, 701), frame(WRITE, 701)));
+    expect(t.got).toEqual([[WRITE, 701]]);
+  });
+
+  it('keeps two sessions apart and forgets one on remove', () => {
+    const r = new ResidentRouter();
+    const a = target(500);
+    const b = target(600);
+    r.addGuardian(a); r.addGuardian(b);
+    r.setRoot(a, 501); r.setRoot(b, 601);
+    r.route(batch(frame(WRITE, 501), frame(WRITE, 601)));
+    r.remove(a);
+    r.route(batch(frame(WRITE, 501), frame(WRITE, 601)));
+    expect(a.got).toEqual([[WRITE, 501]]);
+    expect(b.got).toEqual([[WRITE, 601], [WRITE, 601]]);
+  });
+});
+
+describe('resident frames', () => {
+  it('reassembles frames split at any byte', () => {
+    const recs = Buffer.concat([frame(EXEC, 7), frame(EXIT, 7)]);
+    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), recordsFrameHead(recs.length), recs, jsonFrame({ ok: true })]);
+    for (let cut = 1; cut < wire.length; cut += 7) {
+      const rd = new FrameReader();
+      const out = [...rd.push(wire.subarray(0, cut)), ...rd.push(wire.subarray(cut))];
+      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_RECORDS, FRAME_JSON]);
+      expect(out[1]!.kind === FRAME_RECORDS && out[1]!.records.equals(recs)).toBe(true);
+    }
+  });
+
+  it('refuses an oversized JSON frame and an unknown kind', () => {
+    const big = Buffer.alloc(5); big.writeUInt32LE(1 << 30, 0); big.writeUInt8(FRAME_JSON, 4);
+    expect(() => new FrameReader().push(big)).toThrow(/bad frame/);
+    const odd = Buffer.alloc(5); odd.writeUInt32LE(1, 0); odd.writeUInt8(9, 4);
+    expect(() => new FrameReader().push(odd)).toThrow(/unknown frame kind/);
+  });
+});
