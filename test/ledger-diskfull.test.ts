@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,6 +8,7 @@ import { DaemonWriter, verifyPath } from '../src/ledger/index.js';
 import { listSegments } from '../src/ledger/daemon.js';
 import { loadOrCreateHostKey } from '../src/ledger/session.js';
 import { readLines } from './helpers/ledger-fixtures.js';
+import { mountTmpfs, unmountAndRemove } from './helpers/mounts.js';
 import { rootSuite } from './helpers/root.js';
 
 /**
@@ -20,13 +21,11 @@ import { rootSuite } from './helpers/root.js';
  */
 const suite = rootSuite('the disk-full ledger test (mounts a tmpfs)');
 const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) { if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['-l', m]); fs.rmSync(m, { recursive: true, force: true }); }
-});
+afterAll(() => unmountAndRemove(mounts));
 
 function smallTmpfs(sizeKiB: number): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'witness-full-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKiB}k,mode=0700`, 'tmpfs', dir]);
+  mountTmpfs(dir, `size=${sizeKiB}k,mode=0700`);
   mounts.push(dir);
   return dir;
 }

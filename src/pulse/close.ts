@@ -5,7 +5,7 @@ import type { BeaconTracker, FlowBook } from './beacon-tracker.js';
 import { pulseEvent, round3 } from './events.js';
 import { checkContinuity, importRows, type ImportFault } from './importer.js';
 import { thresholdsFor, type PulseOptions } from './options.js';
-import { beaconKey, type AgentState, type PulseRepo } from './repo.js';
+import type { AgentState, PulseRepo } from './repo.js';
 import { BAND_METRICS, type AgentWindow, type WindowReason, type WindowRecord, type WindowStatus } from './window.js';
 
 /**
@@ -40,7 +40,7 @@ export function slotOf(windowStart: number, opts: PulseOptions): number {
 }
 
 export function closeWindow(input: CloseInput): CloseOutput {
-  const { repo, opts, windowStart, windowEnd, status } = input;
+  const { repo, windowStart, windowEnd, status } = input;
   const span = { start: windowStart, end: windowEnd };
   const events: Envelope[] = [];
   const records = input.agents.map(({ agent, window: w }) => baseRecord(input, agent, w));

@@ -2,17 +2,8 @@ import { gzipSync } from 'node:zlib';
 import { huffmanCode } from '../../src/sensor/http/huffman.js';
 import type { TlsDataEvent } from '../../src/sensor/types-net.js';
 
-/** A deterministic PRNG (mulberry32): fuzz runs are reproducible from their seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG the pulse fixtures use: fuzz runs are reproducible from their seed. */
+export { prng } from '../fixtures/pulse/sim.js';
 
 let ts = 1_000_000n;
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPublicKey, verifyPath } from '../../src/ledger/index.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
+import { mountTmpfs, unmountAndRemove } from '../helpers/mounts.js';
 import { kernelSuite } from '../helpers/kernel.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 
@@ -19,12 +20,7 @@ import { NotifyReceiver } from '../helpers/notify-receiver.js';
 const { skip } = kernelSuite();
 const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
 const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) {
-    if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['-l', m]);
-    rmSync(m, { recursive: true, force: true });
-  }
-});
+afterAll(() => unmountAndRemove(mounts));
 
 async function until(cond: () => boolean, what: string, ms: number, log: () => string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -39,7 +35,7 @@ describe.skipIf(skip)('daemon with a full state dir (real tmpfs, real kernel)', 
     const dir = mkdtempSync(join(tmpdir(), 'witness-dfull-'));
     const mnt = join(dir, 'mnt');
     execFileSync('mkdir', [mnt]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt]);
+    mountTmpfs(mnt, 'size=4m,mode=0700');
     mounts.push(mnt);
     mounts.push(dir);
     const state = join(mnt, 'state');

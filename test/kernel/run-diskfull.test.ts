@@ -1,10 +1,11 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPublicKey, verifyPath } from '../../src/ledger/index.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
+import { mountTmpfs, unmountAndRemove } from '../helpers/mounts.js';
 import { kernelSuite } from '../helpers/kernel.js';
 
 /**
@@ -21,17 +22,12 @@ import { kernelSuite } from '../helpers/kernel.js';
 const { skip } = kernelSuite();
 const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
 const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) {
-    if (spawnSync('umount', [m]).status !== 0) spawnSync('umount', ['-l', m]);
-    rmSync(m, { recursive: true, force: true });
-  }
-});
+afterAll(() => unmountAndRemove(mounts));
 
 describe.skipIf(skip)('witness run on a disk the agent fills (real tmpfs, real kernel)', () => {
   it('finishes with the agent\'s exit code, reports the sink failures, records the gap and verifies', () => {
     const mnt = mkdtempSync(join(tmpdir(), 'witness-runfull-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0755', 'tmpfs', mnt]);
+    mountTmpfs(mnt, 'size=3m,mode=0755');
     mounts.push(mnt);
     const state = join(mnt, 'state');
     const fill = join(mnt, 'fill');
