@@ -4,6 +4,9 @@
 #include <napi.h>
 #include <memory>
 #include <string>
+#include <thread>
+#include <chrono>
+#include "addon_batch_msg.h"
 #include "addon_hooks.h"
 #include "addon_loss.h"
 #include "addon_uprobe.h"
@@ -16,37 +19,6 @@
 #include "sdnotify.h"
 #include "source_hash.h"
 namespace {
-
-struct BatchMsg {
-  WaBatch batch;
-  // set on the last message close() sends: queued behind every batch, so
-  // resolving it here means JS has been handed everything
-  Napi::Promise::Deferred* done = nullptr;
-  // nonzero: the poll thread gave up (errno); JS gets onBatch(null, -errno)
-  int fatal = 0;
-};
-
-void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, BatchMsg* msg) {
-  WaBatch b = msg->batch;
-  Napi::Promise::Deferred* done = msg->done;
-  int fatal = msg->fatal;
-  delete msg;
-  if (fatal) {
-    if (env != nullptr) cb.Call({env.Null(), Napi::Number::New(env, -fatal)});
-    return;
-  }
-  if (done) {
-    if (env != nullptr) done->Resolve(env.Undefined());
-    delete done;
-    return;
-  }
-  if (env == nullptr) {  // tearing down: nobody to hand it to
-    free(b.data);
-    return;
-  }
-  auto ab = Napi::ArrayBuffer::New(env, b.data, b.len, [](Napi::Env, void* d) { free(d); });
-  cb.Call({ab, Napi::Number::New(env, double(b.records))});
-}
 
 using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, BatchMsg, CallJs>;
 
@@ -72,6 +44,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("dropsByProcess", &Sensor::DropsByProcess),
                            InstanceMethod("sweepSuppressed", &Sensor::SweepSuppressed),
                            InstanceMethod("injectPollErrors", &Sensor::InjectPollErrors),
+                           InstanceMethod("injectCloseDelay", &Sensor::InjectCloseDelay),
                            InstanceMethod("close", &Sensor::Close),
                        });
   }
@@ -297,12 +270,18 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     return info.Env().Undefined();
   }
 
+  // injectCloseDelay(ms): test hook, close's worker lingers after queueing the last batch
+  Napi::Value InjectCloseDelay(const Napi::CallbackInfo& info) {
+    close_delay_ms_ = info[0].As<Napi::Number>().Int32Value();
+    return info.Env().Undefined();
+  }
+
   // Stops the poll thread off the JS thread (it may be waiting for JS to take a
   // batch), delivers the tail, then frees everything. Resolves when done.
   class CloseWorker : public Napi::AsyncWorker {
    public:
     CloseWorker(Napi::Env env, Sensor* s)
-        : Napi::AsyncWorker(env), s_(s), deferred_(new Napi::Promise::Deferred(Napi::Promise::Deferred::New(env))) {}
+        : Napi::AsyncWorker(env), s_(s), latch_(new CloseLatch{Napi::Promise::Deferred::New(env)}) {}
     void Execute() override {
       // Detach first: once no probe can run, draining the ring empties it
       // for good and the counters are final, so at close every record the
@@ -316,11 +295,12 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       s_->final_droppers_ = top;
       // every counter, deleted: their counts are final
       wa_loader_sweep_suppress(s_->loader_, UINT64_MAX, CollectSupp, &s_->final_supp_);
-      auto* last = new BatchMsg{WaBatch{nullptr, 0, 0}, deferred_};
+      auto* last = new BatchMsg{WaBatch{nullptr, 0, 0}, latch_};
       if (s_->tsfn_.BlockingCall(last) != napi_ok) {
         delete last;
         failed_ = true;
       }
+      if (s_->close_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(s_->close_delay_ms_));
     }
     void OnOK() override {
       s_->tsfn_.Release();
@@ -329,17 +309,16 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
       // the links are gone already; freeing the maps needs no waiting on
       std::thread([l = s_->loader_] { wa_loader_close(l); }).detach();
       s_->loader_ = nullptr;
-      if (failed_) {  // the queue was torn down: nothing will resolve it for us
-        deferred_->Resolve(Env().Undefined());
-        delete deferred_;
-      }
-      s_->Unref();
+      Sensor* s = s_;
+      if (failed_) latch_->pending--;  // the queue was torn down: the last batch never arrives
+      CloseLatchArrive(Env(), latch_);
+      s->Unref();
     }
-    Napi::Promise Promise() { return deferred_->Promise(); }
+    Napi::Promise Promise() { return latch_->deferred.Promise(); }  // before Queue(): latch_ is alive
 
    private:
     Sensor* s_;
-    Napi::Promise::Deferred* deferred_;  // resolved by CallJs after the last batch
+    CloseLatch* latch_;  // freed by whichever of CallJs and OnOK arrives second
     bool failed_ = false;
   };
 
@@ -361,6 +340,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   std::unique_ptr<WaPoller> poller_;
   Tsfn tsfn_;
   bool closed_ = false;
+  int close_delay_ms_ = 0;
   static constexpr int kFinalDroppers = 64;
   // the last counters read: what stats() reports once the loader is gone
   WaCounters counters_;

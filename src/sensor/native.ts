@@ -95,6 +95,8 @@ export interface NativeSensor {
   attachTlsUprobes(path: string): { attached: number; error: number; functions: { func: string; error: number }[] };
   /** test hook: the next n polls fail with -errno */
   injectPollErrors(n: number, errno: number): void;
+  /** test hook: close()'s worker lingers this long after queueing the last batch */
+  injectCloseDelay(ms: number): void;
   close(): Promise<void>;
 }
 
