@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FRAME_JSON, FRAME_RECORDS, FrameReader, jsonFrame, recordsFrameHead } from '../src/daemon/resident-protocol.js';
+import { FRAME_JSON, FRAME_OUTPUT, FrameReader, jsonFrame, outputFrame } from '../src/daemon/resident-protocol.js';
 import { ResidentRouter, type RouteTarget, type RoutedBatch } from '../src/daemon/resident-router.js';
 import { LAYOUT as L } from '../src/sensor/layout.js';
 
@@ -115,13 +115,13 @@ describe('resident router', () => {
 
 describe('resident frames', () => {
   it('reassembles frames split at any byte', () => {
-    const recs = Buffer.concat([frame(EXEC, 7), frame(EXIT, 7)]);
-    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), recordsFrameHead(recs.length), recs, jsonFrame({ ok: true })]);
+    const lines = '{"event":"process.exec"}\n{"event":"process.exit","é":"ü"}\n';
+    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), outputFrame(lines), jsonFrame({ ok: true })]);
     for (let cut = 1; cut < wire.length; cut += 7) {
       const rd = new FrameReader();
       const out = [...rd.push(wire.subarray(0, cut)), ...rd.push(wire.subarray(cut))];
-      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_RECORDS, FRAME_JSON]);
-      expect(out[1]!.kind === FRAME_RECORDS && out[1]!.records.equals(recs)).toBe(true);
+      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_OUTPUT, FRAME_JSON]);
+      expect(out[1]!.kind === FRAME_OUTPUT && out[1]!.bytes.toString('utf8')).toBe(lines);
     }
   });
 
