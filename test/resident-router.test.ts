@@ -23,7 +23,7 @@ const batch = (...frames: Buffer[]): ArrayBuffer => {
 /** (type, pid) of every record a target was handed, in order. */
 function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number } {
   const t = {
-    guardian, root: 0, pendingFork: null as Buffer | null, got: [] as [number, number][], barrier: 0,
+    guardian, root: 0, got: [] as [number, number][], barrier: 0,
     onGuardianExit() { t.barrier++; },
     deliver(b: RoutedBatch) {
       for (let off = 0; off < b.bytes.length;) {
@@ -68,6 +68,28 @@ describe('resident router', () => {
     r.setRoot(t, 201);
     r.route(batch(frame(EXEC, 201)));
     expect(t.got).toEqual([[FORK, 200], [EXEC, 201]]);
+  });
+
+  it('holds what the guardian\'s child writes before it is named (the guardian\'s setuid in it), in order, and only its', () => {
+    const r = new ResidentRouter();
+    const t = target(250);
+    r.addGuardian(t);
+    // a drain between the child's credential drop and the client's "root": none of it may be lost
+    r.route(batch(frame(FORK, 250, 251), frame(WRITE, 251), frame(WRITE, 999), frame(EXEC, 251)));
+    r.route(batch(frame(WRITE, 251)));
+    expect(t.got).toEqual([]);
+    r.setRoot(t, 251);
+    expect(t.got).toEqual([[FORK, 250], [WRITE, 251], [EXEC, 251], [WRITE, 251]]);
+    r.route(batch(frame(EXIT, 251)));
+    expect(t.got.at(-1)).toEqual([EXIT, 251]);
+    // a session that ends before naming its root leaves nothing held behind
+    const u = target(260);
+    r.addGuardian(u);
+    r.route(batch(frame(FORK, 260, 261), frame(WRITE, 261)));
+    r.remove(u);
+    r.route(batch(frame(WRITE, 261)));
+    expect(u.got).toEqual([]);
+    expect(r.isMember(261)).toBe(false);
   });
 
   it('keeps records a process writes after its exit (connection accounting) and ends at the guardian\'s exit', () => {

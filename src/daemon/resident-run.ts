@@ -83,7 +83,6 @@ function emptyStats(): SensorStats {
 export class ResidentRun implements RouteTarget {
   guardian = 0;
   root = 0;
-  pendingFork: Buffer | null = null;
   readonly clock: BootClock;
   /** ring drops (host-wide) when the root was added, and when the session ended */
   kernelDropsAtStart = 0;
