@@ -46,7 +46,7 @@ function absolute(s: RunSettings): RunSettings {
   };
 }
 
-class ResidentClient {
+export class ResidentClient {
   private readonly reader = new FrameReader();
   private replies: ((m: Record<string, unknown>) => void)[] = [];
   private endAnswer: EndAnswer | null = null;
@@ -57,7 +57,10 @@ class ResidentClient {
   onBroken: (why: string) => void = () => {};
   private readonly closed: Promise<void>;
 
-  private constructor(private readonly sock: Socket, readonly hello: HelloAnswer, private readonly fd: number, firstFrames: Buffer) {
+  /** where the daemon's output lines go (this run's stdout or --out file) */
+  fd = 1;
+
+  private constructor(private readonly sock: Socket, readonly hello: HelloAnswer, firstFrames: Buffer) {
     this.closed = new Promise((res) => sock.once('close', () => res()));
     sock.on('data', (c: Buffer) => this.onData(c));
     sock.on('error', (err) => { this.broken ??= err.message; });
@@ -70,7 +73,7 @@ class ResidentClient {
   }
 
   /** Connects and says hello; a string (why) means: run with a sensor of your own. */
-  static async connect(fd: number, s: RunSettings, timeoutMs = 1000): Promise<ResidentClient | string> {
+  static async connect(timeoutMs = 1000): Promise<ResidentClient | string> {
     const path = residentSocketPath();
     const sock = createConnection(path);
     const reader = new FrameReader();
@@ -96,14 +99,14 @@ class ResidentClient {
       sock.destroy();
       return typeof got === 'string' ? got : `the daemon refused: ${String((got.hello.error as { message?: string } | undefined)?.message ?? 'no reason')}`;
     }
-    const hello = got.hello as unknown as HelloAnswer;
-    // The daemon's kernel budget is what the tree would get: a run asking for another must have its own sensor.
-    if ((s.budgetEvents !== undefined && s.budgetEvents !== hello.budget_events) ||
-        (s.budgetWindowMs !== undefined && s.budgetWindowMs !== hello.budget_window_ms)) {
-      sock.destroy();
-      return `the daemon's budget (${hello.budget_events} per ${hello.budget_window_ms} ms) is not the one asked for`;
-    }
-    return new ResidentClient(sock, hello, fd, got.rest);
+    return new ResidentClient(sock, got.hello as unknown as HelloAnswer, got.rest);
+  }
+
+  /** The daemon's kernel budget is what the tree would get: a run asking for another must have its own sensor. */
+  budgetMismatch(s: RunSettings): string | null {
+    const h = this.hello;
+    if ((s.budgetEvents === undefined || s.budgetEvents === h.budget_events) && (s.budgetWindowMs === undefined || s.budgetWindowMs === h.budget_window_ms)) return null;
+    return `the daemon's budget (${h.budget_events} per ${h.budget_window_ms} ms) is not the one asked for`;
   }
 
   request(obj: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -181,28 +184,40 @@ class ResidentClient {
   }
 }
 
-export async function runResident(ctx: RunContext): Promise<number | { fallback: string }> {
+/** Asks the daemon now, so its answer is in by the time the flags and the agent's identity are settled. */
+export function connectResident(): Promise<ResidentClient | string> {
+  return ResidentClient.connect();
+}
+
+export async function runResident(ctx: RunContext, connecting: Promise<ResidentClient | string>): Promise<number | { fallback: string }> {
   const { settings: s, fd } = ctx;
-  const client = await ResidentClient.connect(fd, s);
+  const client = await connecting;
   if (typeof client === 'string') return { fallback: client };
+  const budget = client.budgetMismatch(s);
+  if (budget !== null) { client.destroy(); return { fallback: budget }; }
+  client.fd = fd;
   // who the agent runs as, as this process settled it; the daemon adds its own pid (witness.sensor.resident_pid)
   const agentAttrs = agentAttributes(ctx.plan, ctx.allowIoUring, ctx.cgroup);
-  const opened = await client.request({ op: 'session', plan: { settings: absolute(s), json: ctx.json, stateDir: resolveStateDir(), agentAttrs } });
-  if (opened.ok !== true) {
-    client.destroy();
-    return { fallback: `the daemon would not open the session: ${String((opened.error as { message?: string } | undefined)?.message ?? 'no reason')}` };
-  }
+  const opening = client.request({ op: 'session', plan: { settings: absolute(s), json: ctx.json, stateDir: resolveStateDir(), agentAttrs } });
   const tracer: SpawnTracer = {
-    // the daemon follows this guardian (our child)
+    // the daemon follows this guardian (our child): asked right behind the session, answered once it is open
     arm: async (g) => { await client.ask({ op: 'trace', guardian: g }, `follow guardian ${g}`); },
     // the daemon adds the held agent to its kernel traced set, opens its scope and seals sensor.start
     confirm: async (pid) => { await client.ask({ op: 'root', pid }, `trace pid ${pid}`); return true; },
   };
+  // The guardian starts while the daemon opens the session; it forks nothing before "trace" is answered.
   // The child's stdout must not mix into an NDJSON stdout: send it to stderr then.
   const agent = new GuardedAgent(tracer, ctx.shim, {
     command: s.command, cred: ctx.plan.cred, cgroup: ctx.cgroup, allowIoUring: ctx.allowIoUring, env: ctx.plan.env,
     stdio: ['inherit', ctx.toStdout && ctx.json ? 2 : 'inherit', 'inherit'],
   });
+  const opened = await opening;
+  if (opened.ok !== true) {
+    // the daemon would not record this run: the guardian is told to end before it forks, and this run uses its own sensor
+    client.destroy();
+    await agent.rootExit;
+    return { fallback: `the daemon would not open the session: ${String((opened.error as { message?: string } | undefined)?.message ?? 'no reason')}` };
+  }
   let endedUnobserved = false;
   // Nothing observes the tree once the daemon's stream breaks: end it, as the guardian does when the witness dies.
   client.onBroken = (why) => {

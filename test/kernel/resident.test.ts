@@ -91,6 +91,8 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
   let daemonErr = '';
   let listener: Server;
   let port = 0;
+  /** connections the tree made to the listener: one per agent that ran */
+  let accepted = 0;
   const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
     ...process.env, WITNESS_RESIDENT: 'on', WITNESS_RESIDENT_SOCKET: sock, WITNESS_STATE_DIR: state, ...extra,
   });
@@ -103,7 +105,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     chmodSync(dir, 0o755); // nobody (the agent, the refused peer) must reach what is inside
     mkdirSync(work);
     chmodSync(work, 0o777); // the agent runs as nobody and writes here
-    listener = createServer((c) => { c.on('data', () => {}); c.on('error', () => {}); c.on('end', () => c.end()); });
+    listener = createServer((c) => { accepted++; c.on('data', () => {}); c.on('error', () => {}); c.on('end', () => c.end()); });
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
     port = (listener.address() as { port: number }).port;
     daemon = spawn(process.execPath, [BIN, 'daemon', '--config', join(dir, 'w.json')], {
@@ -197,6 +199,36 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
       expect(r.code, r.stderr).toBe(5);
       expect(r.stderr).toContain('refused by the test');
       expect(shape(lines(join(dir, 'd.ndjson')))).toEqual(shape(lines(join(dir, 'b.ndjson'))));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('falls back to its own sensor when the daemon refuses the session (the guardian started meanwhile ends unforked)', async () => {
+    const fake = join(dir, 'no-session.sock');
+    const server = createServer((c) => {
+      const rd = new FrameReader();
+      c.on('data', (d: Buffer) => {
+        for (const f of rd.push(d)) {
+          if (f.kind !== FRAME_JSON) continue;
+          if (f.json.op === 'hello') c.write(jsonFrame({ ok: true, daemon_pid: 1, trace_all: true, budget_events: 1024, budget_window_ms: 1000, probes_attached: [], probes_missing: [] }));
+          else if (f.json.op === 'session') c.end(jsonFrame({ ok: false, error: { code: 'bad_request', message: 'session refused by the test' } }));
+        }
+      });
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(fake, r));
+    try {
+      const before = accepted;
+      const r = await run(process.execPath, [BIN, 'run', '--user', 'nobody', '--session-dir', join(dir, 'se'), '--out', join(dir, 'e.ndjson'), '--', ...tree()],
+        env({ WITNESS_RESIDENT_SOCKET: fake, WITNESS_LOG_LEVEL: 'debug' }));
+      expect(r.code, r.stderr).toBe(5);
+      expect(r.stderr).toContain('session refused by the test');
+      const s = JSON.parse(readFileSync(join(dir, 'se', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
+      expect(s.agent['witness.sensor.resident_pid']).toBeUndefined();
+      // one agent only: the first guardian never forked (an untraced first tree would have connected too)
+      expect(accepted - before).toBe(1);
+      expect(shape(lines(join(dir, 'e.ndjson')))).toEqual(shape(lines(join(dir, 'b.ndjson'))));
     } finally {
       server.close();
     }
