@@ -215,8 +215,14 @@ export class ResidentServer {
     const clock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
     const run = new ResidentRun(session, clock, sensitive, this.stats, () => Object.keys(this.opts.sensor.stats().kernelDropped),
       (err) => log.warn({ err: err.message }, 'malformed wire record'));
+    try {
+      await session.attach(run);
+    } catch (err) {
+      // nothing ran yet: the session is sealed as such (no exit status), its lock let go
+      await session.ledger?.close({ exitCode: null, signal: null, counters: {}, drops: {} }).catch(() => {});
+      return this.fail(c, 'internal', `the session could not start its attribution: ${(err as Error).message}`);
+    }
     c.run = run;
-    await session.attach(run);
     c.sock.write(jsonFrame({ ok: true, session_dir: session.ledger?.dir ?? null }));
   }
 
