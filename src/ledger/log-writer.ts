@@ -9,9 +9,9 @@ import { EventHasher, sha256 } from './hash.js';
 import { LedgerHashState } from './log-hash.js';
 import { keyIdOf, rawPublicKey } from './keys.js';
 import { consistencyProofWith } from './merkle.js';
-import { formatRecordV1, recordHead } from './record.js';
+import { formatRecordV1 } from './record.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
-import { fsyncDir, writeFully } from './tail.js';
+import { fsyncDir, utf8Write, writeFully } from './tail.js';
 
 export interface LedgerLogOptions {
   dir: string;
@@ -45,6 +45,24 @@ export interface LedgerLogOptions {
 }
 
 const MAX_SEGMENT = 1_000_000;
+/** Past the checkpoint count, the interval is checked every this many records (a clock read per record costs ~1 %). */
+const CLOCK_EVERY = 64;
+
+/** `{"seq":` + N + `,"event":` (recordHead's bytes) into buf at `at`; returns where the event bytes start. */
+const SEQ_OPEN = Buffer.from('{"seq":', 'latin1');
+const EVENT_OPEN = Buffer.from(',"event":', 'latin1');
+/** The longest head: 7 + 16 digits (seq < 2^53) + 9. */
+const HEAD_MAX = SEQ_OPEN.length + 16 + EVENT_OPEN.length;
+function writeHead(buf: Buffer, at: number, seq: number): number {
+  for (let i = 0; i < SEQ_OPEN.length; i++) buf[at++] = SEQ_OPEN[i]!;
+  let digits = 1;
+  for (let x = seq; x >= 10; x = Math.floor(x / 10)) digits++;
+  for (let i = digits - 1, x = seq; i >= 0; i--, x = Math.floor(x / 10)) buf[at + i] = 48 + (x % 10);
+  at += digits;
+  for (let i = 0; i < EVENT_OPEN.length; i++) buf[at++] = EVENT_OPEN[i]!;
+  return at;
+}
+
 /** Records hashed per native call at most (they are hashed at the latest when flushed). */
 const RANGE_BATCH = 8192;
 
@@ -188,29 +206,31 @@ export class LedgerLog {
     const seq = this.seq;
     const v1 = this.opts.recordFormat === 1;
     // v2: the record is {"seq":N,"event": + line + }\n (record.ts), laid out piece by piece, never concatenated
-    const head = v1 ? this.v1Record(seq, line) : recordHead(seq);
+    const head = v1 ? this.v1Record(seq, line) : null;
     this.seq++;
     // A JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes.
-    const most = head.length + (v1 ? 0 : line.length * 3 + 2);
+    const most = head !== null ? head.length * 3 : HEAD_MAX + line.length * 3 + 2;
     if (this.pendingLen + most > this.pending.length) {
       this.flush();
       if (most > this.pending.length) this.pending = Buffer.allocUnsafe(most);
     }
     const p = this.pending;
-    let at = this.pendingLen + p.write(head, this.pendingLen, v1 ? 'utf8' : 'latin1');
-    if (!v1) {
-      const start = at;
-      at += p.write(line, at, 'utf8');
+    if (head !== null) {
+      this.pendingLen += p.write(head, this.pendingLen, 'utf8');
+    } else {
+      const start = writeHead(p, this.pendingLen, seq);
+      let at = start + utf8Write(p, line, start);
       const r = 2 * this.rangeCount++;
       this.ranges[r] = start;
       this.ranges[r + 1] = at;
       p[at++] = 0x7d; // }
       p[at++] = 0x0a;
-      if (this.rangeCount === RANGE_BATCH) { this.pendingLen = at; this.hashPending(); }
+      this.pendingLen = at;
+      if (this.rangeCount === RANGE_BATCH) this.hashPending();
     }
-    this.pendingLen = at;
     if (this.pendingLen >= this.flushBytes) this.flush();
-    if (this.unsealedCount >= this.everyEvents && this.countDue()) this.checkpoint('count');
+    // the clock is read once per CLOCK_EVERY records past the count, not per record
+    if (this.unsealedCount >= this.everyEvents && (this.minIntervalMs === 0 || seq % CLOCK_EVERY === 0) && this.countDue()) this.checkpoint('count');
     return seq;
   }
 
