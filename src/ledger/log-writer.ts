@@ -42,6 +42,8 @@ export interface LedgerLogOptions {
   onSealed?: (checkpointLine: Buffer) => void;
   /** Called when a timer's flush or checkpoint fails (the writer's outage starts then, not at the next append). */
   onBackgroundFailure?: (err: Error) => void;
+  /** Hash on the addon's background thread beside the event loop (default true; false: before append returns). */
+  backgroundHash?: boolean;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -94,6 +96,15 @@ export class LedgerLog {
   /** Records not yet handed to the kernel, UTF-8 encoded straight into one reused buffer. */
   private pending: Buffer;
   private pendingLen = 0;
+  /**
+   * With background hashing, two buffers take turns: a flushed one may still
+   * be read by its hash job while records fill the other. The tickets are the
+   * last jobs reading each (0: none); a buffer is reused or dropped only after
+   * its job is done.
+   */
+  private pendingTicket = 0;
+  private spare: Buffer | null = null;
+  private spareTicket = 0;
   /** [start, end) of the event bytes of pending records not hashed yet (pairs). */
   private readonly ranges = new Uint32Array(2 * RANGE_BATCH);
   private rangeCount = 0;
@@ -136,7 +147,7 @@ export class LedgerLog {
     this.hashes = new LedgerHashState({
       size: rec.frontier.size, frontier: rec.frontier.frontier, chainHeadHex: rec.chainHeadHex,
       sealedSize: rec.sealedFrontier.size, sealedFrontier: rec.sealedFrontier.frontier, unsealedLeaves: rec.unsealedLeaves,
-    });
+    }, undefined, { background: opts.backgroundHash !== false });
     this.fileBytes = rec.eventsBytes;
     this.checkpointIndex = rec.lastCheckpoint ? rec.lastCheckpoint.index + 1 : 0;
     this.prevCheckpointSha = rec.lastCheckpointSha256;
@@ -212,7 +223,11 @@ export class LedgerLog {
     const most = head !== null ? head.length * 3 : HEAD_MAX + line.length * 3 + 2;
     if (this.pendingLen + most > this.pending.length) {
       this.flush();
-      if (most > this.pending.length) this.pending = Buffer.allocUnsafe(most);
+      if (most > this.pending.length) {
+        this.hashes.waitFor(this.pendingTicket); // dropped: no job may read it any more
+        this.pending = Buffer.allocUnsafe(most);
+        this.pendingTicket = 0;
+      }
     }
     const p = this.pending;
     if (head !== null) {
@@ -257,6 +272,7 @@ export class LedgerLog {
     const n = this.rangeCount;
     this.rangeCount = 0;
     this.hashes.append(this.pending, this.ranges, n);
+    this.pendingTicket = this.hashes.lastTicket;
   }
 
   /** Writes buffered records to the kernel (no fsync). */
@@ -267,6 +283,15 @@ export class LedgerLog {
     this.pendingLen = 0;
     writeFully(this.eventsFd, this.pending.subarray(0, n));
     this.fileBytes += n;
+    if (this.pendingTicket !== 0) {
+      // its hash job may still be reading it: fill the other buffer meanwhile (once that one's job is done)
+      this.hashes.waitFor(this.spareTicket);
+      const next = this.spare ?? Buffer.allocUnsafe(this.pending.length);
+      this.spare = this.pending;
+      this.spareTicket = this.pendingTicket;
+      this.pending = next;
+      this.pendingTicket = 0;
+    }
   }
 
   /** Seals everything appended so far with a signed checkpoint. Returns the checkpoint line's SHA-256. */
@@ -318,6 +343,7 @@ export class LedgerLog {
    */
   abandon(): void {
     if (this.closed) return;
+    this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.pendingLen = 0;
@@ -329,6 +355,7 @@ export class LedgerLog {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     fs.fsyncSync(this.eventsFd);
