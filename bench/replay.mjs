@@ -7,6 +7,7 @@
 // than wall time.
 //   node bench/replay.mjs capture FILE [N]   (root: runs the storm traced, saves the raw batches)
 //   node bench/replay.mjs replay FILE [REPEAT]
+// REPLAY_LEDGER=0: no session ledger; REPLAY_KEEP=DIR: keep out.ndjson and the session there.
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,6 +84,7 @@ if (mode === 'capture') {
   if (ledger) await ledger.close({ exitCode: 0, counters: {}, drops: {} });
   closeSync(fd);
   process.stdout.write(`${JSON.stringify({ events, wall, cpu, usPerEvent: (cpu / events) * 1e6, ratePerS: Math.round(events / wall), outBytes: Number(execFileSync('stat', ['-c', '%s', join(tmp, 'out.ndjson')]).toString()) })}\n`);
+  if (process.env.REPLAY_KEEP) execFileSync('cp', ['-r', join(tmp, 'out.ndjson'), join(tmp, 'session'), process.env.REPLAY_KEEP].filter((p) => !p.endsWith('session') || ledger));
   rmSync(tmp, { recursive: true, force: true });
 } else {
   process.stderr.write('usage: replay.mjs capture FILE [N] | replay FILE [REPEAT]\n');

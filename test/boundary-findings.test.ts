@@ -107,7 +107,9 @@ describe('boundary findings', () => {
   it('mount and namespace calls', () => {
     const feed = setup();
     feed(exec(A, '/opt/coder/bin/coder'));
-    expect(feed(sysop('mount', 'mount', 'tmpfs', '/root/.ssh', [0])).map((f) => [f.event, f.attributes['file.path']])).toEqual([['finding.mount', '/root/.ssh']]);
+    // the target path is the caller's string: the finding says so, as its cause does
+    expect(feed(sysop('mount', 'mount', 'tmpfs', '/root/.ssh', [0])).map((f) => [f.event, f.attributes['file.path'], f.attributes['witness.user_memory']]))
+      .toEqual([['finding.mount', '/root/.ssh', ['file.path']]]);
     expect(feed(sysop('namespace', 'unshare', '', '', [0x10020000])).map((f) => f.event)).toEqual(['finding.namespace']);
   });
 

@@ -1,4 +1,5 @@
 import { ContextCompactor } from '../events/compact.js';
+import { compactLine } from '../export/ndjson-line.js';
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
@@ -93,7 +94,7 @@ export class Pipeline {
     this.emitted++;
     // Lines carry each process's context once (src/events/compact.ts); sinks
     // that need the whole record (OTLP, the store) read it from `env`.
-    const line = JSON.stringify(this.compactor.compact(env));
+    const line = compactLine(this.compactor, env); // JSON.stringify(compactor.compact(env)), byte for byte
     for (const s of this.sinks) s.write(env, line);
   }
 

@@ -89,29 +89,51 @@ export class ContextCompactor {
 
   get trackedKeys(): number { return this.known.size; }
 
-  /** The envelope to serialise: `env` itself when it carries (new) context, else a compact copy. */
-  compact(env: Envelope): Envelope {
+  /**
+   * The compactor's decision for `env`, with its bookkeeping (what it
+   * remembers per key, the counters): WHOLE (not a process record), FULL (it
+   * carries new context: serialise it as it is) or COMPACT (serialise
+   * compactAttributes(env)). compact() and the fast line writer
+   * (src/export/ndjson-line.ts) both decide through here, so they agree.
+   */
+  classify(env: Envelope): Decision {
     const key = compactable(env);
-    if (key === null) return env;
+    if (key === null) return WHOLE;
     const a = env.attributes;
     const seen = this.known.get(key);
-    let out = env;
+    let d: Decision;
     if (seen === undefined || !matches(a, seen)) {
       this.known.set(key, snapshotOf(a));
       this.full++;
+      d = FULL;
     } else {
-      const pid = a['process.pid'];
-      const c: Attributes = {};
-      for (const k in a) {
-        if (CONTEXT_SET.has(k) || (k === THREAD_ID && a[k] === pid)) continue;
-        c[k] = a[k]!;
-      }
-      out = { time: env.time, event: env.event, attributes: c };
       this.compacted++;
+      d = COMPACT;
     }
     if (env.event === 'process.exit') this.known.delete(key);
-    return out;
+    return d;
   }
+
+  /** The envelope to serialise: `env` itself when it carries (new) context, else a compact copy. */
+  compact(env: Envelope): Envelope {
+    return this.classify(env) === COMPACT ? { time: env.time, event: env.event, attributes: compactAttributes(env.attributes) } : env;
+  }
+}
+
+export const WHOLE = 0;
+export const FULL = 1;
+export const COMPACT = 2;
+export type Decision = typeof WHOLE | typeof FULL | typeof COMPACT;
+
+/** A compact record's attributes: the context keys left out, thread.id too when it is the main thread. */
+export function compactAttributes(a: Attributes): Attributes {
+  const pid = a['process.pid'];
+  const c: Attributes = {};
+  for (const k in a) {
+    if (CONTEXT_SET.has(k) || (k === THREAD_ID && a[k] === pid)) continue;
+    c[k] = a[k]!;
+  }
+  return c;
 }
 
 /** The inverse of ContextCompactor for a consumer reading the stream in order (query, tests, OTLP from files). */

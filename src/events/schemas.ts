@@ -282,6 +282,7 @@ const findingCommon = {
   'witness.agent': z.string().min(1),
   'witness.finding.source_event': z.string(),
   'witness.finding.reason': z.string().min(1),
+  ...userMemoryKey,
 };
 
 export const findingAttributeSchemas = {

@@ -325,5 +325,12 @@ function finding(name: EventName, cause: Envelope, info: ProcessInfo, scope: Sco
   a['witness.finding.source_event'] = cause.event;
   if (scope) Object.assign(a, scopeAttributes(scope));
   Object.assign(a, extra);
+  // A finding repeats fields of its cause: those the cause read from the caller's memory (which the
+  // agent could rewrite after the kernel used it) stay flagged on the finding too.
+  const um = cause.attributes['witness.user_memory'];
+  if (Array.isArray(um)) {
+    const mine = (um as string[]).filter((k) => k in a);
+    if (mine.length > 0) a['witness.user_memory'] = mine;
+  }
   return { time: cause.time, event: name, attributes: a };
 }

@@ -1,6 +1,7 @@
 import type { Envelope } from '../events/envelope.js';
 import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
+import { compactLine } from '../export/ndjson-line.js';
 import type { SessionWriter } from '../ledger/index.js';
 import { humanLine } from '../cli/format.js';
 import { SinkFailures } from '../cli/sink-failures.js';
@@ -30,7 +31,7 @@ export function runPath(opts: RunPathOptions) {
   const sinkFailures = new SinkFailures(); // a failing sink is counted, never an uncaught exception in the addon callback
   const emit = (env: Envelope): void => {
     counts.set(env.event, (counts.get(env.event) ?? 0) + 1);
-    const line = JSON.stringify(compactor.compact(env));
+    const line = compactLine(compactor, env); // JSON.stringify(compactor.compact(env)), byte for byte
     if (ledger) sinkFailures.run('ledger', () => ledger.append(line));
     sinkFailures.run('output', () => sink.write(env, json ? line : humanLine(env, true)));
   };

@@ -252,13 +252,26 @@ function dnsAttrs(ev: DnsEvent): Attributes {
 // The kernel reads open(2)'s mode only when the call can create a file.
 const MODE_MATTERS = 0o100 /* O_CREAT */ | 0o20000000 /* O_TMPFILE */;
 
+// A storm opens with the same flags record after record: one frozen list per flags value
+// (bounded: past FLAG_LISTS_MAX distinct values each record gets its own list).
+const FLAG_LISTS_MAX = 256;
+const flagLists = new Map<number, string[]>();
+function openFlagList(flags: number): string[] {
+  let names = flagLists.get(flags);
+  if (names === undefined) {
+    names = openFlagNames(flags);
+    if (flagLists.size < FLAG_LISTS_MAX) flagLists.set(flags, Object.freeze(names) as string[]);
+  }
+  return names;
+}
+
 function fileAttrs(ev: FileEvent): Attributes {
   const a: Attributes = {
     'process.pid': ev.pid, 'thread.id': ev.tid, 'process.user.id': ev.uid, 'witness.gid': ev.gid,
     'process.command': ev.comm, 'process.linux.cgroup': cgroupText(ev.cgroupId),
     'file.path': ev.path,
     'witness.result': ev.ret,
-    'witness.open.flags': openFlagNames(ev.openFlags),
+    'witness.open.flags': openFlagList(ev.openFlags),
   };
   if ((ev.openFlags & MODE_MATTERS) !== 0) a['witness.open.mode'] = octalMode(ev.mode);
   return a;
