@@ -9,6 +9,9 @@
 //   (default /etc/hostname,/dev/null: read-only opens on the filesystem that
 //   holds /etc/shadow, in a directory with sensitive names, so nothing can be
 //   skipped; and on one that holds no sensitive identity)
+//   HOOKS_STATS=1 also prints the kernel's mean ns per dispatcher run
+//   (bpf_enable_stats; it slows every run, so the ratios of such a run are
+//   not comparable with a run without it)
 //
 // Every figure is a ratio of the storm's CPU time (user + system, from wait4)
 // to the bare storm's in the same round (bench/hooks-cost.c); CPU time rather
@@ -74,6 +77,15 @@ for (const d of results) {
     `    sensor open (load + attach)         ${m('open_s').toFixed(3)} s`,
     `    sensor close (detach + free)        ${m('close_s').toFixed(3)} s`,
     `    syscall hooks attach / idle detach  ${(m('attach_s') * 1e3).toFixed(2)} ms / ${(m('detach_s') * 1e3).toFixed(2)} ms (0: always attached)`);
+  const ns = (k) => {
+    const xs = d.runs.map((x) => x[k]).filter(Boolean);
+    return xs.length ? `${med(xs.map((x) => x[0])).toFixed(1)} / ${med(xs.map((x) => x[1])).toFixed(1)} ns` : null;
+  };
+  if (ns('stats_tree_ns')) {
+    lines.push(`    ns per run, sys_enter / sys_exit dispatcher (bpf_stats on):`,
+      `      untraced storm, traced tree present ${ns('stats_tree_ns')}`,
+      ...RO_PATHS.map((ro) => `      traced read-only storm of ${ro.padEnd(10)} ${med(d.runs.filter((x) => x.ro === ro).map((x) => x.stats_ro_ns[0])).toFixed(1)} / ${med(d.runs.filter((x) => x.ro === ro).map((x) => x.stats_ro_ns[1])).toFixed(1)} ns`));
+  }
 }
 lines.push(`  ${after}  (after)`);
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -34,6 +34,7 @@ function measure(rows) {
   return rows.map((r, j) => ({ name: r.name, s: median(times[j]) }));
 }
 
+const importAll = (files) => files.map((f) => `await import(${JSON.stringify(join(root, 'dist', 'cli', f))});`).join(' ');
 const run = (extra, env) => [process.execPath, [BIN, 'run', '--user', 'nobody', '--json', ...extra, '--', '/bin/true'], env];
 writeFileSync(join(dir, 'w.json'), JSON.stringify({
   stateDir: join(dir, 'daemon-state'), scopeSocket: join(dir, 'scope.sock'),
@@ -49,7 +50,9 @@ try {
   const rows = measure([
     { name: 'bare node (node -e 0)', cmd: [process.execPath, ['-e', '0']] },
     { name: 'bare node spawning /bin/true', cmd: [process.execPath, ['-e', "require('child_process').spawnSync('/bin/true')"]] },
-    { name: 'CLI import floor (dist/cli/run.js)', cmd: [process.execPath, ['-e', `import(${JSON.stringify(join(root, 'dist', 'cli', 'run.js'))})`]] },
+    // what `witness run` loads before it knows whether a daemon records the run, and what the own sensor adds
+    { name: 'thin client import floor (run-entry + run-resident)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-entry.js', 'run-resident.js'])]] },
+    { name: 'own-sensor import floor (+ dist/cli/run.js)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-entry.js', 'run.js'])]] },
     { name: 'witness run, daemon (resident)', cmd: run([], on) },
     { name: 'witness run, own sensor (standalone)', cmd: run(['--no-resident'], on) },
     { name: 'witness run --no-ledger, daemon', cmd: run(['--no-ledger'], on) },

@@ -51,14 +51,20 @@ static __always_inline __u32 wa_sysop_of(long nr)
 	return 0;
 }
 
-/* The sys_enter dispatcher: the syscall's handler if it has one (a tail call
- * does not return), else the boundary's own rare syscalls below. */
+/* The sys_enter dispatcher. Every syscall of every process on the host runs
+ * it while it is attached, so its first act is the gate: a caller nobody
+ * traces (the wa_traced_bits filter, one load, common.bpf.h) returns before
+ * any tail call, helper or map update. A traced caller goes to the syscall's
+ * handler if it has one (a tail call does not return), else to the
+ * boundary's own rare syscalls below. Handlers run only behind this gate. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(wa_sys_enter, struct pt_regs *regs, long id)
 {
+	if (!wa_current_traced())
+		return 0;
 	bpf_tail_call(ctx, &wa_sys_enter_tab, (__u32)id);
 	__u32 op = wa_sysop_of(id);
-	if (!op || !wa_current_traced())
+	if (!op)
 		return 0;
 	__u64 a[6];
 	a[0] = BPF_CORE_READ(regs, di);
@@ -355,12 +361,15 @@ static __always_inline int wa_sysop_exit(long ret)
 	return 0;
 }
 
+/* The sys_exit dispatcher: the same gate first, then the same dispatch. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(wa_sys_exit, struct pt_regs *regs, long ret)
 {
+	if (!wa_current_traced())
+		return 0;
 	long nr = regs->orig_ax;
 	bpf_tail_call(ctx, &wa_sys_exit_tab, (__u32)nr);
-	if (!wa_sysop_of(nr) || !wa_current_traced())
+	if (!wa_sysop_of(nr))
 		return 0;
 	return wa_sysop_exit(ret);
 }

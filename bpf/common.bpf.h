@@ -132,17 +132,64 @@ static __always_inline struct wa_scratch *wa_scratch(void)
 	return bpf_map_lookup_elem(&wa_scratch_map, &zero);
 }
 
+/* One bit per tgid, set for every tgid in wa_traced: the filter in front of
+ * the hash lookup, so that a process nobody traces is told so by one inlined
+ * array load and a test (no helper call, no hashing) on each of its syscalls
+ * while the dispatchers are attached. A set bit only means "look in
+ * wa_traced": every insert sets the bit first and every delete clears it
+ * after, atomically (user space adds roots through its mmap of this map,
+ * native/loader_maps.c, with the same atomics). Sized for PID_MAX_LIMIT, the
+ * most pid_max can be on 64-bit: 512 KiB. An array map, not a .bss.* section:
+ * the Debian bpftool that generates the skeleton does not know those. */
+#define WA_PID_LIMIT (4u << 20)
+#define WA_PID_WORDS (WA_PID_LIMIT / 64)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, WA_PID_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} wa_traced_bits SEC(".maps");
+
+static __always_inline __u64 *wa_traced_word(__u32 tgid)
+{
+	__u32 w = tgid / 64;
+	return bpf_map_lookup_elem(&wa_traced_bits, &w);
+}
+
+static __always_inline bool wa_traced_maybe(__u32 tgid)
+{
+	__u64 *w = wa_traced_word(tgid);
+	return w && (*w & (1ull << (tgid & 63)));
+}
+
+static __always_inline void wa_traced_mark(__u32 tgid)
+{
+	__u64 *w = wa_traced_word(tgid);
+	if (w)
+		__sync_fetch_and_or(w, 1ull << (tgid & 63));
+}
+
+static __always_inline void wa_traced_unmark(__u32 tgid)
+{
+	__u64 *w = wa_traced_word(tgid);
+	if (w)
+		__sync_fetch_and_and(w, ~(1ull << (tgid & 63)));
+}
+
 static __always_inline bool wa_is_traced(__u32 tgid)
 {
 	if (wa_trace_all)
 		return tgid != wa_self_tgid && tgid != 0;
-	return bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
+	return wa_traced_maybe(tgid) && bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
 }
 
-/* The cheap gate every syscall handler runs first, before any other work or
- * ring space: the caller is traced, and the syscall is a native one (ia32
- * compat syscalls use other numbers and registers; syscall.bpf.h). The compat
- * test comes second so that untraced processes never pay it. */
+/* The gate in front of every syscall handler (the dispatchers run it before
+ * the tail call, boundary.bpf.h) and of the TLS uprobes: the caller is traced,
+ * and the syscall is a native one (ia32 compat syscalls use other numbers and
+ * registers; syscall.bpf.h). The compat test comes second so that untraced
+ * processes never pay it; in targeted mode they pay one filter load. */
 static __always_inline bool wa_current_traced(void)
 {
 	return wa_is_traced(bpf_get_current_pid_tgid() >> 32) && !wa_sys_compat();
@@ -295,12 +342,11 @@ static __always_inline struct wa_pending *wa_pending_save_args(__u32 kind, const
 	return p;
 }
 
-/* enter program that only saves arguments when the caller is traced */
+/* enter handler that only saves the arguments */
 #define WA_SAVE_ENTER(name, kind, nargs)                                        \
 	WA_SYSCALL_ENTER(name)                                             \
 	{                                                                  \
-		if (wa_current_traced())                                   \
-			wa_pending_save(ctx, kind, nargs);                 \
+		wa_pending_save(ctx, kind, nargs);                         \
 		return 0;                                                  \
 	}
 

@@ -336,35 +336,35 @@ static __always_inline int wa_tx_exit(long ret)
 
 WA_SYSCALL_EXIT(write)
 {
-	if (wa_conn_none() || !wa_current_traced())
+	if (wa_conn_none())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
 WA_SYSCALL_ENTER(writev)
 {
-	if (!wa_conn_none() && wa_current_traced())
+	if (!wa_conn_none())
 		wa_tx_enter(ctx, WA_SEND_WRITEV);
 	return 0;
 }
 
 WA_SYSCALL_EXIT(writev)
 {
-	if (wa_conn_none() || !wa_current_traced())
+	if (wa_conn_none())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
 WA_SYSCALL_EXIT(sendto)
 {
-	if (wa_conn_none() || !wa_current_traced())
+	if (wa_conn_none())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }
 
 WA_SYSCALL_EXIT(sendmsg)
 {
-	if (wa_conn_none() || !wa_current_traced())
+	if (wa_conn_none())
 		return 0;
 	return wa_tx_exit(ctx->ret);
 }

@@ -2,8 +2,8 @@
 /*
  * Network depth, receive side and ends: read/recvfrom/recvmsg accounting and
  * DNS answers, close and process exit, AF_UNIX connects, listen and accept.
- * recv syscalls are the hottest on any host: every program here checks the
- * traced set first and then the per-fd state, before any other work.
+ * recv syscalls are the hottest on any host: past the dispatchers' gate
+ * (traced callers only), every program here checks the per-fd state first.
  */
 #ifndef WA_CONN_RX_BPF_H
 #define WA_CONN_RX_BPF_H
@@ -12,7 +12,7 @@
 
 static __always_inline int wa_rx_enter(struct wa_sys_ctx *ctx, __u16 syscall)
 {
-	if (wa_conn_none() || !wa_current_traced() || !wa_conn_lookup(ctx->args[0]))
+	if (wa_conn_none() || !wa_conn_lookup(ctx->args[0]))
 		return 0;
 	struct wa_pending *p = wa_pending_save(ctx, WA_K_RX, 2);
 	if (p)
@@ -98,19 +98,19 @@ static __always_inline int wa_rx_exit(long ret)
 
 WA_SYSCALL_ENTER(read) { return wa_rx_enter(ctx, WA_RECV_READ); }
 
-WA_SYSCALL_EXIT(read) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(read) { return !wa_conn_none() ? wa_rx_exit(ctx->ret) : 0; }
 
 WA_SYSCALL_ENTER(recvfrom) { return wa_rx_enter(ctx, WA_RECV_RECVFROM); }
 
-WA_SYSCALL_EXIT(recvfrom) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(recvfrom) { return !wa_conn_none() ? wa_rx_exit(ctx->ret) : 0; }
 
 WA_SYSCALL_ENTER(recvmsg) { return wa_rx_enter(ctx, WA_RECV_RECVMSG); }
 
-WA_SYSCALL_EXIT(recvmsg) { return !wa_conn_none() && wa_current_traced() ? wa_rx_exit(ctx->ret) : 0; }
+WA_SYSCALL_EXIT(recvmsg) { return !wa_conn_none() ? wa_rx_exit(ctx->ret) : 0; }
 
 WA_SYSCALL_ENTER(close)
 {
-	if (wa_conn_none() || !wa_current_traced())
+	if (wa_conn_none())
 		return 0;
 	__u32 fd = ctx->args[0];
 	struct wa_conn *c = wa_conn_lookup(fd);
@@ -256,7 +256,7 @@ WA_SYSCALL_EXIT(listen)
 /* accept: the new connection's own socket says who connected (no user sockaddr). */
 static __always_inline int wa_accept_exit(long ret)
 {
-	if (!wa_current_traced() || ret < 0)
+	if (ret < 0)
 		return 0;
 	wa_listen_record(WA_EV_ACCEPT, ret, ret, 0, ret, true);
 	return 0;

@@ -23,50 +23,33 @@
 #define WA_OPEN_ONLY_FLAGS (O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
 #define WA_OPEN_HOW_USER 1 /* pending.args[4]: flags/mode came from a user struct open_how */
 
-/* Normalise the open family to (dirfd, path, flags, mode) at entry. */
-static __always_inline void wa_open_enter(int dirfd, __u64 path, __u64 flags, __u64 mode)
-{
-	if (!wa_current_traced())
-		return;
-	struct wa_pending *p = wa_pending_new(WA_K_OPEN);
-	if (!p)
-		return;
-	p->args[0] = dirfd;
-	p->args[1] = path;
-	p->args[2] = flags;
-	p->args[3] = mode;
-}
-
-WA_SYSCALL_ENTER(openat)
-{
-	wa_open_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
-	return 0;
-}
-
-WA_SYSCALL_ENTER(open)
-{
-	wa_open_enter(AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2]);
-	return 0;
-}
-
-WA_SYSCALL_ENTER(creat)
-{
-	wa_open_enter(AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1]);
-	return 0;
-}
+/* The open family, normalised to (dirfd, path, flags, mode). open, openat
+ * and creat have no enter handler: their exits read the arguments from the
+ * registers (syscall.bpf.h), so the commonest syscall a traced process makes
+ * costs no pending slot, at enter or at exit. openat2's flags are in a user
+ * struct open_how, read at enter before the kernel's own copy. */
+struct wa_open_args {
+	__u64 dirfd;
+	__u64 path;
+	__u32 flags;
+	__u32 mode;
+	bool how_user; /* flags/mode came from a user struct open_how */
+};
 
 WA_SYSCALL_ENTER(openat2)
 {
-	if (!wa_current_traced())
-		return 0;
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	wa_open_enter(ctx->args[0], ctx->args[1], how.flags, how.mode);
+	struct wa_pending *p = wa_pending_new(WA_K_OPEN);
+	if (!p)
+		return 0;
+	p->args[0] = ctx->args[0];
+	p->args[1] = ctx->args[1];
+	p->args[2] = how.flags;
+	p->args[3] = how.mode;
 	/* open_how is user memory read before the kernel's copy: mark it so the
 	 * exit trusts the opened file over it */
-	struct wa_pending *p = wa_pending_get(WA_K_OPEN);
-	if (p)
-		p->args[4] = WA_OPEN_HOW_USER;
+	p->args[4] = WA_OPEN_HOW_USER;
 	return 0;
 }
 
@@ -156,17 +139,15 @@ static __always_inline bool wa_is_sensitive(struct file *f)
 	return false;
 }
 
-static __always_inline int wa_open_exit(long ret)
+/* p: openat2's pending slot, to empty; NULL for the others */
+static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, struct wa_pending *p)
 {
-	struct wa_pending *p = wa_pending_get(WA_K_OPEN);
-	if (!p)
-		return 0;
-	__u32 oflags = p->args[2];
-	__u32 mode = p->args[3];
+	__u32 oflags = a->flags;
+	__u32 mode = a->mode;
 	__u16 type = 0;
 	__u16 flags = 0;
 	struct file *f = NULL;
-	bool how_user = p->args[4] == WA_OPEN_HOW_USER;
+	bool how_user = a->how_user;
 
 	if (ret >= 0)
 		f = wa_fd_file(ret);
@@ -189,7 +170,8 @@ static __always_inline int wa_open_exit(long ret)
 		 * An attempt on the witness's own state is evidence, not noise. */
 		type = WA_EV_FILE_READ_SENSITIVE;
 	if (!type) {
-		p->kind = 0; /* wa_pending_drop, without looking the slot up again */
+		if (p)
+			p->kind = 0; /* wa_pending_drop, without looking the slot up again */
 		return 0;
 	}
 	if (f) {
@@ -201,11 +183,11 @@ static __always_inline int wa_open_exit(long ret)
 			flags |= WA_F_USER_MEMORY;
 	}
 
+	if (p)
+		p->kind = 0; /* all it held is in *a */
 	struct wa_scratch *s = wa_scratch();
-	if (!s) {
-		wa_pending_drop();
+	if (!s)
 		return 0;
-	}
 	struct wa_file *r = (struct wa_file *)s->rec;
 	char *buf = (char *)(r + 1);
 	__u32 len;
@@ -218,7 +200,7 @@ static __always_inline int wa_open_exit(long ret)
 	} else {
 		/* a failed open: the path as asked for, anchored at dirfd */
 		flags |= WA_F_USER_MEMORY;
-		len = wa_user_path_write(s, p->args[0], (const char *)p->args[1], buf, &flags);
+		len = wa_user_path_write(s, a->dirfd, (const char *)a->path, buf, &flags);
 	}
 	len &= (WA_PATH_MAX - 1);
 	r->ret = ret;
@@ -228,7 +210,6 @@ static __always_inline int wa_open_exit(long ret)
 	r->pad = 0;
 	r->hdr.flags = flags;
 	r->hdr.size = sizeof(*r) + len;
-	wa_pending_drop();
 	/* write opens are high-volume: repeats of one path past the budget are counted;
 	 * sensitive reads never are */
 	if (type == WA_EV_FILE_WRITE && !wa_admit(type, buf, len))
@@ -237,17 +218,37 @@ static __always_inline int wa_open_exit(long ret)
 	return 0;
 }
 
-WA_SYSCALL_EXIT(openat) { return wa_open_exit(ctx->ret); }
-WA_SYSCALL_EXIT(openat2) { return wa_open_exit(ctx->ret); }
-WA_SYSCALL_EXIT(open) { return wa_open_exit(ctx->ret); }
-WA_SYSCALL_EXIT(creat) { return wa_open_exit(ctx->ret); }
+WA_SYSCALL_EXIT(openat)
+{
+	struct wa_open_args a = { ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], false };
+	return wa_open_exit(ctx->ret, &a, NULL);
+}
+
+WA_SYSCALL_EXIT(open)
+{
+	struct wa_open_args a = { (__u64)(long)AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], false };
+	return wa_open_exit(ctx->ret, &a, NULL);
+}
+
+WA_SYSCALL_EXIT(creat)
+{
+	struct wa_open_args a = { (__u64)(long)AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1], false };
+	return wa_open_exit(ctx->ret, &a, NULL);
+}
+
+WA_SYSCALL_EXIT(openat2)
+{
+	struct wa_pending *p = wa_pending_get(WA_K_OPEN);
+	if (!p)
+		return 0;
+	struct wa_open_args a = { p->args[0], p->args[1], p->args[2], p->args[3], p->args[4] == WA_OPEN_HOW_USER };
+	return wa_open_exit(ctx->ret, &a, p);
+}
 
 /* unlink and rename: built at exit from the names as given, anchored at
  * their dirfd (the directories still exist; the names may not). */
 static __always_inline void wa_save_path_args(int dirfd, __u64 path, int dirfd2, __u64 path2, __u64 flags, __u32 kind)
 {
-	if (!wa_current_traced())
-		return;
 	struct wa_pending *p = wa_pending_new(kind);
 	if (!p)
 		return;

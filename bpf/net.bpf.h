@@ -207,8 +207,6 @@ static __always_inline void wa_dns_capture(int fd, const void *uaddr, __u32 addr
 
 WA_SYSCALL_ENTER(sendto)
 {
-	if (!wa_current_traced())
-		return 0;
 	wa_dns_capture(ctx->args[0], (void *)ctx->args[4], ctx->args[5], (void *)ctx->args[1], ctx->args[2],
 		       WA_SEND_SENDTO);
 	wa_tx_enter(ctx, WA_SEND_SENDTO);
@@ -217,8 +215,6 @@ WA_SYSCALL_ENTER(sendto)
 
 WA_SYSCALL_ENTER(write)
 {
-	if (!wa_current_traced())
-		return 0;
 	wa_dns_capture(ctx->args[0], NULL, 0, (void *)ctx->args[1], ctx->args[2], WA_SEND_WRITE);
 	wa_tx_enter(ctx, WA_SEND_WRITE);
 	return 0;
@@ -238,8 +234,6 @@ static __always_inline void wa_dns_msghdr(int fd, const struct user_msghdr *um, 
 
 WA_SYSCALL_ENTER(sendmsg)
 {
-	if (!wa_current_traced())
-		return 0;
 	wa_dns_msghdr(ctx->args[0], (void *)ctx->args[1], WA_SEND_SENDMSG);
 	wa_tx_enter(ctx, WA_SEND_SENDMSG);
 	return 0;
@@ -248,8 +242,6 @@ WA_SYSCALL_ENTER(sendmsg)
 /* sendmmsg: glibc sends the A and AAAA queries as a pair; look at two */
 WA_SYSCALL_ENTER(sendmmsg)
 {
-	if (!wa_current_traced())
-		return 0;
 	struct mmsghdr *v = (void *)ctx->args[1];
 	__u32 vlen = ctx->args[2];
 	wa_dns_msghdr(ctx->args[0], (void *)&v[0].msg_hdr, WA_SEND_SENDMMSG);

@@ -38,8 +38,10 @@ int BPF_PROG(wa_fork, struct task_struct *parent, struct task_struct *child)
 	if (pt) {
 		next.root_pid = pt->root_pid;
 		next.depth = pt->depth + 1;
+		wa_traced_mark(ctgid);
 		err = bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
 		if (err) {
+			wa_traced_unmark(ctgid);
 			wa_scope_overflow(ctgid, &next, err);
 			return 0;
 		}
@@ -47,8 +49,10 @@ int BPF_PROG(wa_fork, struct task_struct *parent, struct task_struct *child)
 		   __sync_val_compare_and_swap(&wa_spawn_parent, ptgid, 0) == ptgid) {
 		/* `witness run`: the child is traced before it runs a single instruction */
 		next.root_pid = ctgid;
+		wa_traced_mark(ctgid);
 		err = bpf_map_update_elem(&wa_traced, &ctgid, &next, BPF_ANY);
 		if (err) {
+			wa_traced_unmark(ctgid);
 			/* re-arm: user space sees the one-shot unconsumed and refuses
 			 * to let the command run untraced */
 			__sync_val_compare_and_swap(&wa_spawn_parent, 0, ptgid);
@@ -184,6 +188,7 @@ int BPF_PROG(wa_exit, struct task_struct *task)
 		wa_submit(r, WA_EV_EXIT);
 	}
 	bpf_map_delete_elem(&wa_traced, &tgid);
+	wa_traced_unmark(tgid);
 	wa_budget_forget(tgid);
 	return 0;
 }

@@ -10,8 +10,6 @@
 
 static __always_inline void wa_setid_enter(struct wa_sys_ctx *ctx, __u32 which, int nargs)
 {
-	if (!wa_current_traced())
-		return;
 	struct wa_pending *p = wa_pending_save(ctx, WA_K_SETID, nargs);
 	if (!p)
 		return;

@@ -15,6 +15,10 @@
  * (x86_64 order di, si, dx, r10, r8, r9) in a wa_sys_ctx, the same shape the
  * syscall tracepoints gave (ctx->args[], ctx->ret), so the handlers' bodies
  * did not change.
+ *
+ * Handlers run only behind the dispatchers' gate (wa_current_traced: the
+ * caller is traced and the syscall native) and do not test it again; a
+ * process nobody traces never reaches the tail call.
  */
 #ifndef WA_SYSCALL_BPF_H
 #define WA_SYSCALL_BPF_H
@@ -50,8 +54,8 @@ struct {
 /* A 32-bit (ia32) syscall uses another number table and other registers; the
  * syscall tracepoints ignored those (the kernel reports no syscall number for
  * them), and so do the handlers rather than misread them: wa_current_traced()
- * (common.bpf.h), every handler's gate, is false for them. Exit handlers gated
- * on their pending slot find none, since their enter saved none. */
+ * (common.bpf.h), the dispatchers' gate in front of every handler, is false
+ * for them. */
 static __always_inline bool wa_sys_compat(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -76,13 +80,27 @@ static __always_inline bool wa_sys_compat(void)
 	}                                                                            \
 	static __always_inline int wa_enter_##name##_body(struct wa_sys_ctx *ctx)
 
-/* WA_SYSCALL_EXIT(openat) { body using ctx->ret } defines wa_exit_openat */
+/* WA_SYSCALL_EXIT(openat) { body using ctx->ret, ctx->args[] } defines
+ * wa_exit_openat. At sys_exit the argument registers still hold what the
+ * syscall was called with: x86_64 syscalls read them from pt_regs and leave
+ * them (the return value goes to ax, the number stays in orig_ax), and no
+ * tracer can change them between the two tracepoints (ptrace stops come
+ * before sys_enter and after sys_exit). So an exit handler may read its
+ * arguments here instead of saving them at enter; the loads a body does not
+ * use are compiled away. (execve and sigreturn rebuild the registers; they
+ * have no exit handler.) */
 #define WA_SYSCALL_EXIT(name)                                                     \
 	static __always_inline int wa_exit_##name##_body(struct wa_sys_ctx *ctx);    \
 	SEC("tp_btf/sys_exit")                                                       \
 	int BPF_PROG(wa_exit_##name, struct pt_regs *regs, long ret)                 \
 	{                                                                            \
-		struct wa_sys_ctx c = {};                                            \
+		struct wa_sys_ctx c;                                                 \
+		c.args[0] = regs->di;                                                \
+		c.args[1] = regs->si;                                                \
+		c.args[2] = regs->dx;                                                \
+		c.args[3] = regs->r10;                                               \
+		c.args[4] = regs->r8;                                                \
+		c.args[5] = regs->r9;                                                \
 		c.ret = ret;                                                         \
 		return wa_exit_##name##_body(&c);                                    \
 	}                                                                            \

@@ -34,9 +34,20 @@ struct wa_loader {
 	int disp[2];        /* progs[] index of the sys_enter / sys_exit dispatcher */
 	uint64_t hooks_detaches;
 	uint64_t hooks_checked_ns;
+	/* wa_traced_bits mapped here (loader_maps.c); NULL once detached. Under
+	 * hooks_mu, like every change of the traced set from user space. */
+	uint64_t *traced_bits;
 };
 
 /* loader_hooks.c: installs handlers, attaches the rest (at open) */
 void wa_hooks_attach_all(struct wa_loader *l, int lazy);
+
+/* loader_maps.c, under hooks_mu: the tgid filter in front of wa_traced
+ * (bpf/common.bpf.h). map: 0 or -errno; mark: set before an insert; unmark:
+ * clear after a delete. */
+int wa_traced_bits_map(struct wa_loader *l);
+void wa_traced_bits_unmap(struct wa_loader *l);
+int wa_traced_bits_mark(struct wa_loader *l, uint32_t tgid);
+void wa_traced_bits_unmark(struct wa_loader *l, uint32_t tgid);
 
 #endif

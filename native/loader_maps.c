@@ -10,14 +10,61 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "loader.h"
 #include "loader_int.h"
 
+static size_t traced_bits_bytes(struct wa_loader *l)
+{
+	return (size_t)bpf_map__max_entries(l->skel->maps.wa_traced_bits) * sizeof(uint64_t);
+}
+
+int wa_traced_bits_map(struct wa_loader *l)
+{
+	void *m = mmap(NULL, traced_bits_bytes(l), PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(l->skel->maps.wa_traced_bits), 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	l->traced_bits = m;
+	return 0;
+}
+
+void wa_traced_bits_unmap(struct wa_loader *l)
+{
+	if (l->traced_bits)
+		munmap(l->traced_bits, traced_bits_bytes(l));
+	l->traced_bits = NULL;
+}
+
+/* Atomic read-modify-write on memory the programs update with their own
+ * atomics (a fork sets a child's bit in the same word): a map update of the
+ * whole word could undo theirs. */
+int wa_traced_bits_mark(struct wa_loader *l, uint32_t tgid)
+{
+	if (!l->traced_bits)
+		return -ENODEV;
+	if ((size_t)tgid / 64 * sizeof(uint64_t) >= traced_bits_bytes(l))
+		return -ERANGE;
+	__atomic_fetch_or(&l->traced_bits[tgid / 64], 1ull << (tgid & 63), __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+void wa_traced_bits_unmark(struct wa_loader *l, uint32_t tgid)
+{
+	if (l->traced_bits && (size_t)tgid / 64 * sizeof(uint64_t) < traced_bits_bytes(l))
+		__atomic_fetch_and(&l->traced_bits[tgid / 64], ~(1ull << (tgid & 63)), __ATOMIC_SEQ_CST);
+}
+
 int wa_loader_remove(struct wa_loader *l, uint32_t tgid)
 {
-	return bpf_map__delete_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), 0);
+	pthread_mutex_lock(&l->hooks_mu);
+	int rc = bpf_map__delete_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), 0);
+	if (!rc)
+		wa_traced_bits_unmark(l, tgid);
+	pthread_mutex_unlock(&l->hooks_mu);
+	return rc;
 }
 
 int wa_loader_is_traced(struct wa_loader *l, uint32_t tgid)

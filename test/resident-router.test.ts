@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FRAME_JSON, FRAME_RECORDS, FrameReader, jsonFrame, recordsFrameHead } from '../src/daemon/resident-protocol.js';
+import { FRAME_JSON, FRAME_OUTPUT, FrameReader, jsonFrame, outputFrame } from '../src/daemon/resident-protocol.js';
 import { ResidentRouter, type RouteTarget, type RoutedBatch } from '../src/daemon/resident-router.js';
 import { LAYOUT as L } from '../src/sensor/layout.js';
 
@@ -23,7 +23,7 @@ const batch = (...frames: Buffer[]): ArrayBuffer => {
 /** (type, pid) of every record a target was handed, in order. */
 function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number } {
   const t = {
-    guardian, root: 0, pendingFork: null as Buffer | null, got: [] as [number, number][], barrier: 0,
+    guardian, root: 0, got: [] as [number, number][], barrier: 0,
     onGuardianExit() { t.barrier++; },
     deliver(b: RoutedBatch) {
       for (let off = 0; off < b.bytes.length;) {
@@ -68,6 +68,28 @@ describe('resident router', () => {
     r.setRoot(t, 201);
     r.route(batch(frame(EXEC, 201)));
     expect(t.got).toEqual([[FORK, 200], [EXEC, 201]]);
+  });
+
+  it('holds what the guardian\'s child writes before it is named (the guardian\'s setuid in it), in order, and only its', () => {
+    const r = new ResidentRouter();
+    const t = target(250);
+    r.addGuardian(t);
+    // a drain between the child's credential drop and the client's "root": none of it may be lost
+    r.route(batch(frame(FORK, 250, 251), frame(WRITE, 251), frame(WRITE, 999), frame(EXEC, 251)));
+    r.route(batch(frame(WRITE, 251)));
+    expect(t.got).toEqual([]);
+    r.setRoot(t, 251);
+    expect(t.got).toEqual([[FORK, 250], [WRITE, 251], [EXEC, 251], [WRITE, 251]]);
+    r.route(batch(frame(EXIT, 251)));
+    expect(t.got.at(-1)).toEqual([EXIT, 251]);
+    // a session that ends before naming its root leaves nothing held behind
+    const u = target(260);
+    r.addGuardian(u);
+    r.route(batch(frame(FORK, 260, 261), frame(WRITE, 261)));
+    r.remove(u);
+    r.route(batch(frame(WRITE, 261)));
+    expect(u.got).toEqual([]);
+    expect(r.isMember(261)).toBe(false);
   });
 
   it('keeps records a process writes after its exit (connection accounting) and ends at the guardian\'s exit', () => {
@@ -115,13 +137,13 @@ describe('resident router', () => {
 
 describe('resident frames', () => {
   it('reassembles frames split at any byte', () => {
-    const recs = Buffer.concat([frame(EXEC, 7), frame(EXIT, 7)]);
-    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), recordsFrameHead(recs.length), recs, jsonFrame({ ok: true })]);
+    const lines = '{"event":"process.exec"}\n{"event":"process.exit","é":"ü"}\n';
+    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), outputFrame(lines), jsonFrame({ ok: true })]);
     for (let cut = 1; cut < wire.length; cut += 7) {
       const rd = new FrameReader();
       const out = [...rd.push(wire.subarray(0, cut)), ...rd.push(wire.subarray(cut))];
-      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_RECORDS, FRAME_JSON]);
-      expect(out[1]!.kind === FRAME_RECORDS && out[1]!.records.equals(recs)).toBe(true);
+      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_OUTPUT, FRAME_JSON]);
+      expect(out[1]!.kind === FRAME_OUTPUT && out[1]!.bytes.toString('utf8')).toBe(lines);
     }
   });
 

@@ -44,12 +44,13 @@ export class SensorHarness {
   private readonly byRoot = new Map<number, SensorEvent[]>();
   private readonly exitWaiters = new Map<number, () => void>();
 
-  constructor(opts: { sensitivePaths?: string[] } = {}) {
+  constructor(opts: { sensitivePaths?: string[]; budgetEvents?: number } = {}) {
     this.sensor = WitnessSensor.open({
       onEvent: (ev) => this.onEvent(ev),
       onDecodeError: (e) => this.decodeErrors.push(e.message),
       maxLatencyMs: 5,
       ...(opts.sensitivePaths !== undefined && { sensitivePaths: opts.sensitivePaths }),
+      ...(opts.budgetEvents !== undefined && { budgetEvents: opts.budgetEvents }),
     });
   }
 
