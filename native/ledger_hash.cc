@@ -41,9 +41,11 @@ void NodeHash(const unsigned char* left, const unsigned char* right, unsigned ch
   Sha256(buf, sizeof buf, out);
 }
 
+}  // namespace
+
 // RFC 6962 frontier append: nodes[0..popcount(size)) are the perfect
 // subtrees of the tree, largest (leftmost) first.
-uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
+uint64_t WaFrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char node[kHash];
     memcpy(node, leaves + i * kHash, kHash);
@@ -56,6 +58,29 @@ uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char
     size++;
   }
   return size;
+}
+
+void WaLeafChain(const unsigned char* d, const uint32_t* ranges, uint64_t n, unsigned char* link, unsigned char* out) {
+  SHA256_CTX prefixed;
+  SHA256_Init(&prefixed);
+  SHA256_Update(&prefixed, kEventPrefix, 24);
+  unsigned char chainBuf[23 + 2 * kHash];
+  memcpy(chainBuf, kChainTag, 23);
+  for (uint64_t i = 0; i < n; i++) {
+    uint32_t s = ranges[2 * i], e = ranges[2 * i + 1];
+    SHA256_CTX c = prefixed;
+    SHA256_Update(&c, d + s, e - s);
+    SHA256_Final(out + i * kHash, &c);
+    memcpy(chainBuf + 23, link, kHash);
+    memcpy(chainBuf + 23 + kHash, out + i * kHash, kHash);
+    Sha256(chainBuf, sizeof chainBuf, link);
+  }
+}
+
+namespace {
+
+uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
+  return WaFrontierAppend(nodes, size, leaves, n);
 }
 
 Napi::Uint8Array Bytes(const Napi::CallbackInfo& info, size_t i, const char* what) {
@@ -90,24 +115,10 @@ Napi::Value LeafChain(const Napi::CallbackInfo& info) {
   if (chain.ByteLength() != kHash) throw Napi::RangeError::New(env, "chain must be 32 bytes");
   if (n * 2 > ranges.ElementLength()) throw Napi::RangeError::New(env, "ranges holds fewer than n pairs");
   if (at > leaves.ByteLength() || (leaves.ByteLength() - at) / kHash < n) throw Napi::RangeError::New(env, "leaves has no room for n hashes");
-  const unsigned char* d = data.Data();
-  unsigned char* link = chain.Data();
-  unsigned char* out = leaves.Data() + at;
-  SHA256_CTX prefixed;
-  SHA256_Init(&prefixed);
-  SHA256_Update(&prefixed, kEventPrefix, 24);
-  unsigned char chainBuf[23 + 2 * kHash];
-  memcpy(chainBuf, kChainTag, 23);
   for (uint64_t i = 0; i < n; i++) {
-    uint32_t s = ranges[2 * i], e = ranges[2 * i + 1];
-    if (s > e || e > data.ByteLength()) throw Napi::RangeError::New(env, "a range runs outside data");
-    SHA256_CTX c = prefixed;
-    SHA256_Update(&c, d + s, e - s);
-    SHA256_Final(out + i * kHash, &c);
-    memcpy(chainBuf + 23, link, kHash);
-    memcpy(chainBuf + 23 + kHash, out + i * kHash, kHash);
-    Sha256(chainBuf, sizeof chainBuf, link);
+    if (ranges[2 * i] > ranges[2 * i + 1] || ranges[2 * i + 1] > data.ByteLength()) throw Napi::RangeError::New(env, "a range runs outside data");
   }
+  WaLeafChain(data.Data(), ranges.Data(), n, chain.Data(), leaves.Data() + at);
   return env.Undefined();
 }
 
@@ -151,5 +162,6 @@ void RegisterLedgerHash(Napi::Env env, Napi::Object exports) {
   o.Set("leafChain", Napi::Function::New(env, LeafChain));
   o.Set("frontierAppend", Napi::Function::New(env, FrontierAppendJs));
   o.Set("subtreeRoot", Napi::Function::New(env, SubtreeRoot));
+  RegisterLedgerHashQueue(env, o);
   exports.Set("ledgerHash", o);
 }
