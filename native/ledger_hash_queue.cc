@@ -85,52 +85,23 @@ class Worker {
   std::thread thread_;
 };
 
-Napi::Uint8Array Bytes(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Uint8Array");
-  }
-  return info[i].As<Napi::Uint8Array>();
-}
-
-uint64_t Count(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 9007199254740992.0) || d != double(uint64_t(d))) {
-    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a whole number in [0, 2^53]");
-  }
-  return uint64_t(d);
-}
-
 // submit(data, ranges, n, chain, leaves, leavesAt, nodes, size) -> ticket
 // Everything is checked here, on the caller's thread: the job itself cannot fail.
 Napi::Value Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto data = Bytes(info, 0, "data");
-  if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    throw Napi::TypeError::New(env, "ranges must be a Uint32Array");
-  }
-  auto ranges = info[1].As<Napi::Uint32Array>();
-  uint64_t n = Count(info, 2, "n");
-  auto chain = Bytes(info, 3, "chain");
-  auto leaves = Bytes(info, 4, "leaves");
-  uint64_t at = Count(info, 5, "leavesAt");
-  auto nodes = Bytes(info, 6, "nodes");
-  uint64_t size = Count(info, 7, "size");
-  if (chain.ByteLength() != kHash) throw Napi::RangeError::New(env, "chain must be 32 bytes");
+  WaLeafChainArgs a = WaParseLeafChain(info);
+  auto nodes = WaArgBytes(info, 6, "nodes");
+  uint64_t size = WaArgCount(info, 7, "size");
   if (nodes.ByteLength() != kMaxNodes * kHash) throw Napi::RangeError::New(env, "nodes must be 64 * 32 bytes");
-  if (n * 2 > ranges.ElementLength()) throw Napi::RangeError::New(env, "ranges holds fewer than n pairs");
-  if (at > leaves.ByteLength() || (leaves.ByteLength() - at) / kHash < n) throw Napi::RangeError::New(env, "leaves has no room for n hashes");
-  if (size + n > 9007199254740992ULL) throw Napi::RangeError::New(env, "tree size past 2^53");
-  Job j{data.Data(), std::vector<uint32_t>(ranges.Data(), ranges.Data() + 2 * n), n, chain.Data(), leaves.Data() + at, nodes.Data(), size};
-  for (uint64_t i = 0; i < n; i++) {
-    if (j.ranges[2 * i] > j.ranges[2 * i + 1] || j.ranges[2 * i + 1] > data.ByteLength()) throw Napi::RangeError::New(env, "a range runs outside data");
-  }
+  if (size + a.n > 9007199254740992ULL) throw Napi::RangeError::New(env, "tree size past 2^53");
+  Job j{a.data.Data(), std::vector<uint32_t>(a.ranges.Data(), a.ranges.Data() + 2 * a.n), a.n, a.chain.Data(),
+        a.leaves.Data() + a.at, nodes.Data(), size};
   return Napi::Number::New(env, double(Worker::Get().Submit(std::move(j))));
 }
 
 // waitFor(ticket): blocks until that job and every earlier one is done; wait(): all submitted so far.
 Napi::Value WaitFor(const Napi::CallbackInfo& info) {
-  Worker::Get().WaitFor(Count(info, 0, "ticket"));
+  Worker::Get().WaitFor(WaArgCount(info, 0, "ticket"));
   return info.Env().Undefined();
 }
 

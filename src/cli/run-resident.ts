@@ -11,7 +11,7 @@ import { agentAttributes } from './run-agent.js';
 import type { RunContext } from './run-entry.js';
 import type { RunSettings } from './run-flags.js';
 import { treeSurvivors, type Survivor } from './run-tree.js';
-import { exitCodeOf, within } from './run-util.js';
+import { runExitCode, within } from './run-util.js';
 
 /**
  * `witness run` through a running daemon (docs/resident.md). The daemon's
@@ -254,13 +254,5 @@ export async function runResident(ctx: RunContext, connecting: Promise<ResidentC
   if (fd !== 1) closeSync(fd);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
   if (summary !== null) process.stderr.write(summary);
-  if (startError) {
-    process.stderr.write(`witness run: ${startError.message}\n`);
-    return 127;
-  }
-  if (agent.execError) {
-    process.stderr.write(`witness run: cannot start ${s.command[0]}: ${agent.execError}\n`);
-    return 127;
-  }
-  return exitCodeOf(result.code, result.signal);
+  return runExitCode(s.command[0]!, startError, agent.execError, result.code, result.signal);
 }

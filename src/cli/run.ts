@@ -8,7 +8,7 @@ import { WitnessSensor } from '../sensor/sensor.js';
 import { WitnessPusher } from '../cosigner/push.js';
 import { agentAttributes } from './run-agent.js';
 import type { RunContext } from './run-entry.js';
-import { exitCodeOf, within } from './run-util.js';
+import { runExitCode, within } from './run-util.js';
 import { treeSurvivors } from './run-tree.js';
 import { RunSession } from './run-session.js';
 
@@ -71,13 +71,5 @@ export async function runOwnSensor(ctx: RunContext): Promise<number> {
   if (fd !== 1) closeSync(fd);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
   process.stderr.write(summary);
-  if (startError) {
-    process.stderr.write(`witness run: ${startError.message}\n`);
-    return 127;
-  }
-  if (agent.execError) {
-    process.stderr.write(`witness run: cannot start ${s.command[0]}: ${agent.execError}\n`);
-    return 127;
-  }
-  return exitCodeOf(exited.code, exited.signal);
+  return runExitCode(s.command[0]!, startError, agent.execError, exited.code, exited.signal);
 }
