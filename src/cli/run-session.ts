@@ -185,6 +185,9 @@ export class RunSession {
    */
   onPid(pid: number): void {
     this.rootPid = pid;
+    // the guardian holds the root before its first instruction: read what it runs now (the
+    // guardian's own setgid/setuid records may be enriched after the root has exec'd or exited)
+    this.enricher?.table.prime(pid);
     const scope = this.plan.settings.scope;
     if (scope !== undefined) {
       this.scopeToolCall = this.enricher!.registry.open({

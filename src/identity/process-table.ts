@@ -124,6 +124,16 @@ export class ProcessTable {
     return info;
   }
 
+  /**
+   * Loads a process from /proc now, while it is known to be alive and not yet
+   * past its first instruction (a traced root the guardian holds): its
+   * records may be enriched only after it has exec'd or exited, when /proc no
+   * longer shows what it ran before.
+   */
+  prime(pid: number): void {
+    if (!this.procs.has(pid)) this.load(pid, undefined, 0);
+  }
+
   onFork(ev: ForkEvent, tNs: bigint): ProcessInfo {
     const parent = this.ensure(ev);
     const child: ProcessInfo = {
