@@ -21,11 +21,12 @@ const batch = (...frames: Buffer[]): ArrayBuffer => {
 };
 
 /** (type, pid) of every record a target was handed, in order. */
-function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number } {
+function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number; dropped: Map<number, number> } {
   const t = {
-    guardian, root: 0, got: [] as [number, number][], barrier: 0,
+    guardian, root: 0, got: [] as [number, number][], barrier: 0, dropped: new Map<number, number>(),
     onGuardianExit() { t.barrier++; },
     deliver(b: RoutedBatch) {
+      for (const [type, n] of b.dropped ?? []) t.dropped.set(type, (t.dropped.get(type) ?? 0) + n);
       for (let off = 0; off < b.bytes.length;) {
         const len = b.bytes.readUInt32LE(off);
         t.got.push([b.bytes.readUInt16LE(off + 8), b.bytes.readUInt32LE(off + 8 + L['wa_hdr.pid'])]);
@@ -90,6 +91,18 @@ describe('resident router', () => {
     r.route(batch(frame(WRITE, 261)));
     expect(u.got).toEqual([]);
     expect(r.isMember(261)).toBe(false);
+  });
+
+  it('counts, per type, what the guardian\'s child writes past the hold bound before it is named', () => {
+    const r = new ResidentRouter();
+    const t = target(270);
+    r.addGuardian(t);
+    r.route(batch(frame(FORK, 270, 271), ...Array.from({ length: 300 }, () => frame(WRITE, 271)), frame(EXEC, 271)));
+    r.setRoot(t, 271);
+    // 256 held (the fork and 255 writes); the other 45 writes and the exec are counted, not lost silently
+    expect(t.got).toHaveLength(256);
+    expect(t.got.filter(([type]) => type === WRITE)).toHaveLength(255);
+    expect(Object.fromEntries(t.dropped)).toEqual({ [WRITE]: 45, [EXEC]: 1 });
   });
 
   it('keeps records a process writes after its exit (connection accounting) and ends at the guardian\'s exit', () => {

@@ -36,8 +36,8 @@ const EXITED_MAX = 65_536;
  */
 const HELD_MAX = 256;
 
-/** The guardian's child and its records, from its fork record until the root is named. */
-interface Held { child: number; frames: Buffer[]; types: number[] }
+/** The guardian's child and its records, from its fork record until the root is named (past HELD_MAX: counted, per type). */
+interface Held { child: number; frames: Buffer[]; types: number[]; dropped: Map<number, number> }
 
 export function kindName(type: number): string {
   return RECORD_KIND_NAMES[type] ?? `type_${type}`;
@@ -48,6 +48,8 @@ export interface RoutedBatch {
   bytes: Buffer;
   /** records per wire type */
   byType: Map<number, number>;
+  /** records of the tree the router could not hold, per wire type (emitted, not delivered) */
+  dropped?: Map<number, number>;
 }
 
 export interface RouteTarget {
@@ -95,7 +97,7 @@ export class ResidentRouter {
     if (!h || h.child !== pid) return;
     const byType = new Map<number, number>();
     for (const type of h.types) byType.set(type, (byType.get(type) ?? 0) + 1);
-    t.deliver({ bytes: Buffer.concat(h.frames), byType });
+    t.deliver({ bytes: Buffer.concat(h.frames), byType, dropped: h.dropped });
   }
 
   /** The session a pid (live or exited) belongs to. */
@@ -122,8 +124,8 @@ export class ResidentRouter {
     if (this.guardians.size === 0 && this.live.size === 0 && this.exited.size === 0) return;
     const hold = (t: RouteTarget, child: number, off: number, framed: number, type: number): void => {
       let h = this.heldOf.get(t);
-      if (!h) { this.heldOf.set(t, (h = { child, frames: [], types: [] })); this.held.set(child, t); }
-      if (h.frames.length >= HELD_MAX) return;
+      if (!h) { this.heldOf.set(t, (h = { child, frames: [], types: [], dropped: new Map() })); this.held.set(child, t); }
+      if (h.frames.length >= HELD_MAX) { h.dropped.set(type, (h.dropped.get(type) ?? 0) + 1); return; }
       h.frames.push(Buffer.from(buf.subarray(off, off + framed))); // a copy: the batch is gone by "root"
       h.types.push(type);
     };

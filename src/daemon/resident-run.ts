@@ -114,6 +114,12 @@ export class ResidentRun implements RouteTarget {
       c.records += n;
       this.counters.routed += n;
     }
+    for (const [type, n] of b.dropped ?? []) {
+      const k = kindName(type);
+      c.kernelEmitted[k] = (c.kernelEmitted[k] ?? 0) + n;
+      c.userDropped += n;
+      c.droppedTotal += n;
+    }
     c.bytes += b.bytes.length;
     // a copy: the batch is the daemon's, and decoded events keep views into their buffer
     const own = new Uint8Array(b.bytes.length);
