@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "agent_witness",
-      "sources": ["native/addon.cc", "native/addon_loss.cc", "native/addon_hooks.cc", "native/batcher.cc", "native/loader.c", "native/loader_hooks.c", "native/loader_maps.c", "native/loader_stats.c", "native/layout.c", "native/sdnotify.c", "native/ledger_hash.cc", "native/flock.cc", "native/peercred.cc", "native/uprobe_attach.c", "native/addon_uprobe.cc"],
+      "sources": ["native/addon.cc", "native/addon_loss.cc", "native/addon_hooks.cc", "native/batcher.cc", "native/loader.c", "native/loader_hooks.c", "native/loader_maps.c", "native/loader_stats.c", "native/layout.c", "native/sdnotify.c", "native/ledger_hash.cc", "native/ledger_hash_queue.cc", "native/flock.cc", "native/peercred.cc", "native/uprobe_attach.c", "native/addon_uprobe.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!(bash scripts/build-deps.sh --print-include)",

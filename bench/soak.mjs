@@ -7,7 +7,7 @@
 // Knobs: SOAK_SECONDS (600), SOAK_RATE (50000 opens/s), SOAK_SAMPLE_SECONDS (10).
 // Prints a table; asserts nothing (the exit code is 1 when a stage does not balance).
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,11 @@ writeFileSync(config, JSON.stringify({
   ledger: { enabled: true, segmentMaxBytes: 64 << 20, maxBytes: 512 << 20 },
 }));
 
-const daemon = spawn(process.execPath, [join(root, 'bin', 'witness.js'), 'daemon', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+// SOAK_NODE_ARGS (e.g. --heapsnapshot-signal=SIGUSR2) go to the daemon's node; SOAK_SNAPSHOT_AT=20,80 sends
+// SIGUSR2 at those seconds (snapshots land in the soak's temporary directory: SOAK_KEEP=1 keeps it)
+const nodeArgs = (process.env.SOAK_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const snapshotAt = (process.env.SOAK_SNAPSHOT_AT ?? '').split(',').filter(Boolean).map(Number);
+const daemon = spawn(process.execPath, [...nodeArgs, join(root, 'bin', 'witness.js'), 'daemon', '--config', config], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
 let stderr = '';
 daemon.stderr.on('data', (d) => { stderr += d; if (stderr.length > 4 << 20) stderr = stderr.slice(-(1 << 20)); });
 const exited = new Promise((r) => daemon.once('exit', (code, sig) => r({ code, sig })));
@@ -55,6 +59,44 @@ function sample() {
   return { t: process.hrtime.bigint(), rssMb: rssKb / 1024, cpuS: (Number(f[11]) + Number(f[12])) / TICK };
 }
 
+// The daemon's latest heartbeat (its memory split, longest event-loop hold since the previous beat,
+// queue bytes, process table), read incrementally from the ledger's segments: the ledger keeps every
+// line (the file sink may drop one). Ledger records are {"seq":N,"event":<the line>}.
+const beatTail = { path: '', off: 0 };
+let latestBeat = null;
+function lastBeat() {
+  const base = join(tmp, 'state', 'daemon');
+  let segs = [];
+  try {
+    for (const epoch of readdirSync(base)) {
+      for (const f of readdirSync(join(base, epoch))) if (/^segment-\d{6}\.ndjson$/.test(f)) segs.push(join(base, epoch, f));
+    }
+  } catch { return latestBeat; }
+  segs = segs.sort().filter((p) => p >= beatTail.path);
+  for (const path of segs) {
+    if (path !== beatTail.path) { beatTail.path = path; beatTail.off = 0; }
+    let fd;
+    try { fd = openSync(path, 'r'); } catch { continue; } // pruned by retention meanwhile
+    try {
+      const size = fstatSync(fd).size;
+      while (beatTail.off < size) {
+        const buf = Buffer.allocUnsafe(Math.min(size - beatTail.off, 8 << 20));
+        readSync(fd, buf, 0, buf.length, beatTail.off);
+        const lastNl = buf.lastIndexOf(10);
+        if (lastNl < 0) break;
+        const hit = buf.subarray(0, lastNl).lastIndexOf('"sensor.heartbeat"');
+        if (hit >= 0) {
+          const from = buf.lastIndexOf(10, hit) + 1;
+          try { latestBeat = JSON.parse(buf.toString('utf8', from, buf.indexOf(10, hit))).event.attributes; } catch { /* not a record */ }
+        }
+        beatTail.off += lastNl + 1;
+      }
+    } finally { closeSync(fd); }
+  }
+  return latestBeat;
+}
+const MiB = (b) => (b === undefined ? '?' : (b / 1048576).toFixed(0));
+
 process.stderr.write(`soak: ${SECONDS}s at ${RATE} write-opens/s through the daemon (NDJSON file + ledger + store + pulse); load ${load()}\n`);
 const load0 = load();
 const t0 = sample();
@@ -66,13 +108,18 @@ const samples = [];
 let last = t0;
 let done = false;
 void workDone.then(() => { done = true; });
+for (const at of snapshotAt) setTimeout(() => { if (!done) daemon.kill('SIGUSR2'); }, at * 1000).unref();
 while (!done) {
   for (let i = 0; i < SAMPLE * 10 && !done; i++) await sleep(100);
   if (done) break;
   const s = sample();
   const cpuPct = ((s.cpuS - last.cpuS) / (Number(s.t - last.t) / 1e9)) * 100;
-  samples.push({ at: Number(s.t - t0.t) / 1e9, rssMb: s.rssMb, cpuPct });
-  process.stderr.write(`  ${samples.at(-1).at.toFixed(0).padStart(5)}s  RSS ${s.rssMb.toFixed(1)} MiB  CPU ${cpuPct.toFixed(0)}%  load ${load()}\n`);
+  const b = lastBeat();
+  samples.push({ at: Number(s.t - t0.t) / 1e9, rssMb: s.rssMb, cpuPct, holdMs: b?.['witness.daemon.loop_delay_max_ms'] });
+  const beat = b ? `  heap ${MiB(b['witness.daemon.heap_used_bytes'])}/${MiB(b['witness.daemon.heap_total_bytes'])} ext ${MiB(b['witness.daemon.external_bytes'])} ab ${MiB(b['witness.daemon.array_buffers_bytes'])} MiB`
+    + `  hold ${b['witness.daemon.loop_delay_max_ms']} ms  queued file ${MiB(b['witness.export.file.queued_bytes'])} store ${MiB(b['witness.export.store.queued_bytes'])} MiB`
+    + `  procs ${b['witness.identity.processes'] ?? '?'}` : '  (no heartbeat in the ledger)';
+  process.stderr.write(`  ${samples.at(-1).at.toFixed(0).padStart(5)}s  RSS ${s.rssMb.toFixed(1)} MiB  CPU ${cpuPct.toFixed(0)}%  load ${load()}${beat}\n`);
   last = s;
 }
 const end = sample();
@@ -131,6 +178,11 @@ say(`| user space: delivered = decoded + user drops | ${records} = ${a['witness.
 say(`| pipeline: received, emitted (events + findings + control + pulse) | ${received}, ${stopped?.emitted ?? '?'} |`);
 for (const [name, st] of Object.entries(stopped?.sinks ?? {})) {
   say(`| sink ${name}: written + dropped + queued | ${st.written} + ${st.dropped} + ${st.queued ?? 0} = ${st.written + st.dropped + (st.queued ?? 0)} of ${stopped.emitted} ${st.written + st.dropped + (st.queued ?? 0) === stopped.emitted ? '(balances)' : '(DOES NOT BALANCE)'} |`);
+}
+const holds = samples.map((x) => x.holdMs).filter((x) => x !== undefined);
+say(`| longest event-loop hold (heartbeats seen: ${holds.length}) | ${holds.length ? Math.max(...holds) : '?'} ms |`);
+for (const k of ['witness.identity.processes', 'witness.identity.evicted', 'witness.store.trimmed_size', 'witness.store.trimmed_age']) {
+  if (a[k] !== undefined) say(`| ${k} (final) | ${a[k]} |`);
 }
 say(`| daemon exit | ${code} |`);
 say('');

@@ -62,6 +62,20 @@ static __always_inline bool wa_sys_compat(void)
 	return t->thread_info.status & TS_COMPAT;
 }
 
+/* The x86_64 syscall argument registers, in order (see WA_SYSCALL_EXIT for
+ * why they are still the call's at sys_exit). Inlined: loads a body does not
+ * use are compiled away. */
+static __always_inline void wa_sys_ctx_fill(struct wa_sys_ctx *c, struct pt_regs *regs, long ret)
+{
+	c->args[0] = regs->di;
+	c->args[1] = regs->si;
+	c->args[2] = regs->dx;
+	c->args[3] = regs->r10;
+	c->args[4] = regs->r8;
+	c->args[5] = regs->r9;
+	c->ret = ret;
+}
+
 /* WA_SYSCALL_ENTER(openat) { body using ctx->args[] } defines wa_enter_openat */
 #define WA_SYSCALL_ENTER(name)                                                    \
 	static __always_inline int wa_enter_##name##_body(struct wa_sys_ctx *ctx);   \
@@ -69,13 +83,7 @@ static __always_inline bool wa_sys_compat(void)
 	int BPF_PROG(wa_enter_##name, struct pt_regs *regs, long id)                 \
 	{                                                                            \
 		struct wa_sys_ctx c;                                                 \
-		c.args[0] = regs->di;                                                \
-		c.args[1] = regs->si;                                                \
-		c.args[2] = regs->dx;                                                \
-		c.args[3] = regs->r10;                                               \
-		c.args[4] = regs->r8;                                                \
-		c.args[5] = regs->r9;                                                \
-		c.ret = 0;                                                           \
+		wa_sys_ctx_fill(&c, regs, 0);                                        \
 		return wa_enter_##name##_body(&c);                                   \
 	}                                                                            \
 	static __always_inline int wa_enter_##name##_body(struct wa_sys_ctx *ctx)
@@ -95,13 +103,7 @@ static __always_inline bool wa_sys_compat(void)
 	int BPF_PROG(wa_exit_##name, struct pt_regs *regs, long ret)                 \
 	{                                                                            \
 		struct wa_sys_ctx c;                                                 \
-		c.args[0] = regs->di;                                                \
-		c.args[1] = regs->si;                                                \
-		c.args[2] = regs->dx;                                                \
-		c.args[3] = regs->r10;                                               \
-		c.args[4] = regs->r8;                                                \
-		c.args[5] = regs->r9;                                                \
-		c.ret = ret;                                                         \
+		wa_sys_ctx_fill(&c, regs, ret);                                      \
 		return wa_exit_##name##_body(&c);                                    \
 	}                                                                            \
 	static __always_inline int wa_exit_##name##_body(struct wa_sys_ctx *ctx)

@@ -41,9 +41,11 @@ void NodeHash(const unsigned char* left, const unsigned char* right, unsigned ch
   Sha256(buf, sizeof buf, out);
 }
 
+}  // namespace
+
 // RFC 6962 frontier append: nodes[0..popcount(size)) are the perfect
 // subtrees of the tree, largest (leftmost) first.
-uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
+uint64_t WaFrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char node[kHash];
     memcpy(node, leaves + i * kHash, kHash);
@@ -58,41 +60,7 @@ uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char
   return size;
 }
 
-Napi::Uint8Array Bytes(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Uint8Array");
-  }
-  return info[i].As<Napi::Uint8Array>();
-}
-
-uint64_t Count(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= 9007199254740992.0) || d != double(uint64_t(d))) {
-    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a whole number in [0, 2^53]");
-  }
-  return uint64_t(d);
-}
-
-// leafChain(data, ranges: Uint32Array [start, end) pairs, n, chain: 32 bytes in/out, leaves, leavesAt)
-// leaf_i = SHA-256(0x00 || EVENT_TAG || data[start_i, end_i)); chain = SHA-256(CHAIN_TAG || chain || leaf_i)
-Napi::Value LeafChain(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto data = Bytes(info, 0, "data");
-  if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    throw Napi::TypeError::New(env, "ranges must be a Uint32Array");
-  }
-  auto ranges = info[1].As<Napi::Uint32Array>();
-  uint64_t n = Count(info, 2, "n");
-  auto chain = Bytes(info, 3, "chain");
-  auto leaves = Bytes(info, 4, "leaves");
-  uint64_t at = Count(info, 5, "leavesAt");
-  if (chain.ByteLength() != kHash) throw Napi::RangeError::New(env, "chain must be 32 bytes");
-  if (n * 2 > ranges.ElementLength()) throw Napi::RangeError::New(env, "ranges holds fewer than n pairs");
-  if (at > leaves.ByteLength() || (leaves.ByteLength() - at) / kHash < n) throw Napi::RangeError::New(env, "leaves has no room for n hashes");
-  const unsigned char* d = data.Data();
-  unsigned char* link = chain.Data();
-  unsigned char* out = leaves.Data() + at;
+void WaLeafChain(const unsigned char* d, const uint32_t* ranges, uint64_t n, unsigned char* link, unsigned char* out) {
   SHA256_CTX prefixed;
   SHA256_Init(&prefixed);
   SHA256_Update(&prefixed, kEventPrefix, 24);
@@ -100,7 +68,6 @@ Napi::Value LeafChain(const Napi::CallbackInfo& info) {
   memcpy(chainBuf, kChainTag, 23);
   for (uint64_t i = 0; i < n; i++) {
     uint32_t s = ranges[2 * i], e = ranges[2 * i + 1];
-    if (s > e || e > data.ByteLength()) throw Napi::RangeError::New(env, "a range runs outside data");
     SHA256_CTX c = prefixed;
     SHA256_Update(&c, d + s, e - s);
     SHA256_Final(out + i * kHash, &c);
@@ -108,17 +75,30 @@ Napi::Value LeafChain(const Napi::CallbackInfo& info) {
     memcpy(chainBuf + 23 + kHash, out + i * kHash, kHash);
     Sha256(chainBuf, sizeof chainBuf, link);
   }
-  return env.Undefined();
+}
+
+namespace {
+
+uint64_t FrontierAppend(unsigned char* nodes, uint64_t size, const unsigned char* leaves, size_t n) {
+  return WaFrontierAppend(nodes, size, leaves, n);
+}
+
+// leafChain(data, ranges: Uint32Array [start, end) pairs, n, chain: 32 bytes in/out, leaves, leavesAt)
+// leaf_i = SHA-256(0x00 || EVENT_TAG || data[start_i, end_i)); chain = SHA-256(CHAIN_TAG || chain || leaf_i)
+Napi::Value LeafChain(const Napi::CallbackInfo& info) {
+  WaLeafChainArgs a = WaParseLeafChain(info);
+  WaLeafChain(a.data.Data(), a.ranges.Data(), a.n, a.chain.Data(), a.leaves.Data() + a.at);
+  return info.Env().Undefined();
 }
 
 // frontierAppend(nodes: 64*32 bytes in/out, size, leaves, leavesAt, n) -> new size
 Napi::Value FrontierAppendJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto nodes = Bytes(info, 0, "nodes");
-  uint64_t size = Count(info, 1, "size");
-  auto leaves = Bytes(info, 2, "leaves");
-  uint64_t at = Count(info, 3, "leavesAt");
-  uint64_t n = Count(info, 4, "n");
+  auto nodes = WaArgBytes(info, 0, "nodes");
+  uint64_t size = WaArgCount(info, 1, "size");
+  auto leaves = WaArgBytes(info, 2, "leaves");
+  uint64_t at = WaArgCount(info, 3, "leavesAt");
+  uint64_t n = WaArgCount(info, 4, "n");
   if (nodes.ByteLength() != kMaxNodes * kHash) throw Napi::RangeError::New(env, "nodes must be 64 * 32 bytes");
   if (at > leaves.ByteLength() || (leaves.ByteLength() - at) / kHash < n) throw Napi::RangeError::New(env, "leaves holds fewer than n hashes");
   if (size + n > 9007199254740992ULL) throw Napi::RangeError::New(env, "tree size past 2^53");
@@ -128,10 +108,10 @@ Napi::Value FrontierAppendJs(const Napi::CallbackInfo& info) {
 // subtreeRoot(leaves, leavesAt, n, out: 32 bytes): MTH over n >= 1 leaf hashes
 Napi::Value SubtreeRoot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto leaves = Bytes(info, 0, "leaves");
-  uint64_t at = Count(info, 1, "leavesAt");
-  uint64_t n = Count(info, 2, "n");
-  auto out = Bytes(info, 3, "out");
+  auto leaves = WaArgBytes(info, 0, "leaves");
+  uint64_t at = WaArgCount(info, 1, "leavesAt");
+  uint64_t n = WaArgCount(info, 2, "n");
+  auto out = WaArgBytes(info, 3, "out");
   if (n == 0 || out.ByteLength() != kHash) throw Napi::RangeError::New(env, "need n >= 1 and a 32-byte out");
   if (at > leaves.ByteLength() || (leaves.ByteLength() - at) / kHash < n) throw Napi::RangeError::New(env, "leaves holds fewer than n hashes");
   unsigned char nodes[kMaxNodes * kHash];
@@ -146,10 +126,44 @@ Napi::Value SubtreeRoot(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+Napi::Uint8Array WaArgBytes(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Uint8Array");
+  }
+  return info[i].As<Napi::Uint8Array>();
+}
+
+uint64_t WaArgCount(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 9007199254740992.0) || d != double(uint64_t(d))) {
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be a whole number in [0, 2^53]");
+  }
+  return uint64_t(d);
+}
+
+WaLeafChainArgs WaParseLeafChain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto data = WaArgBytes(info, 0, "data");
+  if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw Napi::TypeError::New(env, "ranges must be a Uint32Array");
+  }
+  WaLeafChainArgs a{data, info[1].As<Napi::Uint32Array>(), WaArgCount(info, 2, "n"), WaArgBytes(info, 3, "chain"),
+                    WaArgBytes(info, 4, "leaves"), WaArgCount(info, 5, "leavesAt")};
+  if (a.chain.ByteLength() != kHash) throw Napi::RangeError::New(env, "chain must be 32 bytes");
+  if (a.n * 2 > a.ranges.ElementLength()) throw Napi::RangeError::New(env, "ranges holds fewer than n pairs");
+  if (a.at > a.leaves.ByteLength() || (a.leaves.ByteLength() - a.at) / kHash < a.n) throw Napi::RangeError::New(env, "leaves has no room for n hashes");
+  for (uint64_t i = 0; i < a.n; i++) {
+    if (a.ranges[2 * i] > a.ranges[2 * i + 1] || a.ranges[2 * i + 1] > data.ByteLength()) throw Napi::RangeError::New(env, "a range runs outside data");
+  }
+  return a;
+}
+
 void RegisterLedgerHash(Napi::Env env, Napi::Object exports) {
   auto o = Napi::Object::New(env);
   o.Set("leafChain", Napi::Function::New(env, LeafChain));
   o.Set("frontierAppend", Napi::Function::New(env, FrontierAppendJs));
   o.Set("subtreeRoot", Napi::Function::New(env, SubtreeRoot));
+  RegisterLedgerHashQueue(env, o);
   exports.Set("ledgerHash", o);
 }

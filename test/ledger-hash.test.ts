@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,8 +43,9 @@ function reference(lines: string[]) {
   return { root: f.rootHex(), chain, frontier: [...f.frontier], leaves };
 }
 
-function viaState(lines: string[], impl: BatchHasher, batch: number) {
-  const s = new LedgerHashState({ size: 0, frontier: [], chainHeadHex: '0'.repeat(64), sealedSize: 0, sealedFrontier: [], unsealedLeaves: [] }, impl);
+function viaState(lines: string[], impl: BatchHasher, batch: number, background = false) {
+  const s = new LedgerHashState({ size: 0, frontier: [], chainHeadHex: '0'.repeat(64), sealedSize: 0, sealedFrontier: [], unsealedLeaves: [] }, impl, { background });
+  const keep: Buffer[] = []; // a background job reads the bytes after append returns: they must stay alive
   for (let i = 0; i < lines.length; i += batch) {
     const chunk = lines.slice(i, i + batch);
     const bufs = chunk.map((l) => Buffer.from(`{"seq":${i},"event":${l}}\n`, 'utf8'));
@@ -56,8 +57,11 @@ function viaState(lines: string[], impl: BatchHasher, batch: number) {
       ranges[2 * j + 1] = off + b.length - 2;
       off += b.length;
     });
-    s.append(Buffer.concat(bufs), ranges, chunk.length);
+    const data = Buffer.concat(bufs);
+    keep.push(data);
+    s.append(data, ranges, chunk.length);
   }
+  s.settle();
   return s;
 }
 
@@ -98,6 +102,37 @@ describe('batch ledger hashing (native addon and node:crypto fallback)', () => {
     });
   }
 
+  it('native background queue: the same leaf hashes, chain head, frontier and root, jobs in order across states', () => {
+    expect(native.queue).toBeDefined();
+    for (const batch of [1, 7, 1000, 3000]) {
+      const s = viaState(lines, native, batch, true);
+      expect(s.size).toBe(lines.length);
+      expect(s.chainHeadHex).toBe(ref.chain);
+      expect(s.rootHex()).toBe(ref.root);
+      expect(s.frontierHex()).toEqual(ref.frontier);
+    }
+    // two states interleaving jobs on the one thread: each gets its own tree
+    const a = new LedgerHashState({ size: 0, frontier: [], chainHeadHex: '0'.repeat(64), sealedSize: 0, sealedFrontier: [], unsealedLeaves: [] }, native, { background: true });
+    const b = new LedgerHashState({ size: 0, frontier: [], chainHeadHex: '0'.repeat(64), sealedSize: 0, sealedFrontier: [], unsealedLeaves: [] }, native, { background: true });
+    const keep: Buffer[] = [];
+    for (let i = 0; i < lines.length; i += 100) {
+      for (const st of [a, b]) {
+        const chunk = lines.slice(i, i + 100).map((l) => Buffer.from(l, 'utf8'));
+        const ranges = new Uint32Array(2 * chunk.length);
+        let off = 0;
+        chunk.forEach((c, j) => { ranges[2 * j] = off; ranges[2 * j + 1] = off + c.length; off += c.length; });
+        const data = Buffer.concat(chunk);
+        keep.push(data);
+        st.append(data, ranges, chunk.length);
+      }
+    }
+    for (const st of [a, b]) {
+      expect(st.rootHex()).toBe(ref.root);
+      expect(st.chainHeadHex).toBe(ref.chain);
+    }
+    expect(() => native.queue!.submit(Buffer.alloc(10), new Uint32Array([0, 11]), 1, Buffer.alloc(32), Buffer.alloc(32), 0, Buffer.alloc(2048), 0)).toThrow(/outside/);
+  });
+
   it('native: refuses ranges outside the data and leaf buffers without room', () => {
     const chain = Buffer.alloc(32);
     expect(() => native.leafChain(Buffer.alloc(10), new Uint32Array([0, 11]), 1, chain, Buffer.alloc(32), 0)).toThrow(/outside/);
@@ -105,26 +140,33 @@ describe('batch ledger hashing (native addon and node:crypto fallback)', () => {
     expect(() => native.leafChain(Buffer.alloc(10), new Uint32Array([0, 10]), 2, chain, Buffer.alloc(64), 0)).toThrow(/pairs/);
   });
 
-  it('a log written in batches (checkpoint every 1000, records around the flush size) verifies byte-exact', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wa-ledger-hash-'));
-    try {
-      const { privateKey } = generateKeyPairSync('ed25519');
-      const log = new LedgerLog({
-        dir, eventsFile: 'events.ndjson', checkpointsFile: 'checkpoints.ndjson', log: 'session', logId: 'test', key: privateKey,
-        checkpointEveryEvents: 1000, checkpointEverySeconds: 0, flushIntervalMs: 0, flushBytes: 4096,
-      });
-      for (const l of lines) log.append(l);
-      expect(log.chainHeadHex).toBe(ref.chain);
-      expect(log.rootHex).toBe(ref.root);
-      log.checkpoint('shutdown');
-      log.close();
-      for (const mode of ['full', 'fast'] as const) {
-        const v = await verifyLog(dir, 'events.ndjson', 'checkpoints.ndjson', { mode, pinned: null, parallelMinBytes: Number.POSITIVE_INFINITY });
-        expect('reason' in v ? v.reason : 'verified').toBe('verified');
-        if (!('reason' in v)) expect(v.last.predicate.tree_size).toBe(lines.length);
+  for (const backgroundHash of [true, false]) {
+    it(`a log written in batches (checkpoint every 1000, records around the flush size) verifies byte-exact (background hashing ${backgroundHash})`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'wa-ledger-hash-'));
+      try {
+        const { privateKey } = generateKeyPairSync('ed25519');
+        const log = new LedgerLog({
+          dir, eventsFile: 'events.ndjson', checkpointsFile: 'checkpoints.ndjson', log: 'session', logId: 'test', key: privateKey,
+          checkpointEveryEvents: 1000, checkpointEverySeconds: 0, flushIntervalMs: 0, flushBytes: 4096, backgroundHash,
+        });
+        // a record far larger than the buffer on the way: the writer replaces its buffer mid-stream
+        const all = [...lines.slice(0, 1500), JSON.stringify({ big: 'y'.repeat(200_000) }), ...lines.slice(1500)];
+        const want = reference(all);
+        for (const l of all) log.append(l);
+        expect(log.chainHeadHex).toBe(want.chain);
+        expect(log.rootHex).toBe(want.root);
+        log.checkpoint('shutdown');
+        log.close();
+        const expected = all.map((l, i) => `{"seq":${i},"event":${l}}\n`).join('');
+        expect(readFileSync(join(dir, 'events.ndjson'), 'utf8')).toBe(expected);
+        for (const mode of ['full', 'fast'] as const) {
+          const v = await verifyLog(dir, 'events.ndjson', 'checkpoints.ndjson', { mode, pinned: null, parallelMinBytes: Number.POSITIVE_INFINITY });
+          expect('reason' in v ? v.reason : 'verified').toBe('verified');
+          if (!('reason' in v)) expect(v.last.predicate.tree_size).toBe(all.length);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 });

@@ -110,6 +110,34 @@ describe('fast NDJSON lines', () => {
     });
   }
 
+  it('reuse what they wrote for the previous record only while every value it came from is the same', () => {
+    const [first] = envelopes({ manifest: false, scope: false }).filter((e) => e.event === 'file.write' && e.attributes['file.path'] === '/dev/null');
+    const a = { ...first!.attributes, 'witness.open.flags': ['O_WRONLY'] };
+    const fast = new ContextCompactor();
+    const ref = new ContextCompactor();
+    fast.classify(first!); // the context record of the key
+    ref.classify(first!);
+    let compacted = 0;
+    const at = (t: number, change: (x: typeof a) => void = () => {}): void => {
+      change(a);
+      // the same attributes object, changed in place: nothing but the values tells the records apart
+      for (const env of [{ time: `2026-12-02T10:00:00.00000000${t}Z`, event: 'file.write', attributes: a }, { time: `2026-12-02T10:00:01.00000000${t}Z`, event: 'file.write', attributes: { ...a } }] as Envelope[]) {
+        expect(compactLine(fast, env)).toBe(JSON.stringify(ref.compact(env)));
+      }
+      compacted = fast.compacted;
+    };
+    at(1);
+    at(2);
+    at(3, (x) => { x['witness.result'] = 4; });
+    at(4, (x) => { x['witness.open.flags'].push('O_APPEND'); }); // the same (unfrozen) list, longer
+    at(5, (x) => { x['file.path'] = '/dev/zero'; });
+    at(6, (x) => { x['thread.id'] = 12; });
+    at(7, (x) => { x['witness.agent'] = 'coder'; });
+    at(8, (x) => { x['witness.open.flags'] = Object.freeze(['O_RDWR']) as string[]; });
+    at(9, (x) => { x['witness.open.mode'] = '0600'; });
+    expect(compacted).toBe(18); // all of them compact: the templates (not the context) were under test
+  });
+
   it('refuse what they do not know, and the reference writes it', () => {
     const base = envelopes({ manifest: false, scope: false }).filter((e) => e.event === 'file.write');
     const twisted: Envelope[] = [];

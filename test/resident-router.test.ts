@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FRAME_JSON, FRAME_RECORDS, FrameReader, jsonFrame, recordsFrameHead } from '../src/daemon/resident-protocol.js';
+import { FRAME_JSON, FRAME_OUTPUT, FrameReader, jsonFrame, outputFrame } from '../src/daemon/resident-protocol.js';
 import { ResidentRouter, type RouteTarget, type RoutedBatch } from '../src/daemon/resident-router.js';
 import { LAYOUT as L } from '../src/sensor/layout.js';
 
@@ -21,11 +21,12 @@ const batch = (...frames: Buffer[]): ArrayBuffer => {
 };
 
 /** (type, pid) of every record a target was handed, in order. */
-function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number } {
+function target(guardian: number): RouteTarget & { got: [number, number][]; barrier: number; dropped: Map<number, number> } {
   const t = {
-    guardian, root: 0, pendingFork: null as Buffer | null, got: [] as [number, number][], barrier: 0,
+    guardian, root: 0, got: [] as [number, number][], barrier: 0, dropped: new Map<number, number>(),
     onGuardianExit() { t.barrier++; },
     deliver(b: RoutedBatch) {
+      for (const [type, n] of b.dropped ?? []) t.dropped.set(type, (t.dropped.get(type) ?? 0) + n);
       for (let off = 0; off < b.bytes.length;) {
         const len = b.bytes.readUInt32LE(off);
         t.got.push([b.bytes.readUInt16LE(off + 8), b.bytes.readUInt32LE(off + 8 + L['wa_hdr.pid'])]);
@@ -68,6 +69,40 @@ describe('resident router', () => {
     r.setRoot(t, 201);
     r.route(batch(frame(EXEC, 201)));
     expect(t.got).toEqual([[FORK, 200], [EXEC, 201]]);
+  });
+
+  it('holds what the guardian\'s child writes before it is named (the guardian\'s setuid in it), in order, and only its', () => {
+    const r = new ResidentRouter();
+    const t = target(250);
+    r.addGuardian(t);
+    // a drain between the child's credential drop and the client's "root": none of it may be lost
+    r.route(batch(frame(FORK, 250, 251), frame(WRITE, 251), frame(WRITE, 999), frame(EXEC, 251)));
+    r.route(batch(frame(WRITE, 251)));
+    expect(t.got).toEqual([]);
+    r.setRoot(t, 251);
+    expect(t.got).toEqual([[FORK, 250], [WRITE, 251], [EXEC, 251], [WRITE, 251]]);
+    r.route(batch(frame(EXIT, 251)));
+    expect(t.got.at(-1)).toEqual([EXIT, 251]);
+    // a session that ends before naming its root leaves nothing held behind
+    const u = target(260);
+    r.addGuardian(u);
+    r.route(batch(frame(FORK, 260, 261), frame(WRITE, 261)));
+    r.remove(u);
+    r.route(batch(frame(WRITE, 261)));
+    expect(u.got).toEqual([]);
+    expect(r.isMember(261)).toBe(false);
+  });
+
+  it('counts, per type, what the guardian\'s child writes past the hold bound before it is named', () => {
+    const r = new ResidentRouter();
+    const t = target(270);
+    r.addGuardian(t);
+    r.route(batch(frame(FORK, 270, 271), ...Array.from({ length: 300 }, () => frame(WRITE, 271)), frame(EXEC, 271)));
+    r.setRoot(t, 271);
+    // 256 held (the fork and 255 writes); the other 45 writes and the exec are counted, not lost silently
+    expect(t.got).toHaveLength(256);
+    expect(t.got.filter(([type]) => type === WRITE)).toHaveLength(255);
+    expect(Object.fromEntries(t.dropped)).toEqual({ [WRITE]: 45, [EXEC]: 1 });
   });
 
   it('keeps records a process writes after its exit (connection accounting) and ends at the guardian\'s exit', () => {
@@ -115,13 +150,13 @@ describe('resident router', () => {
 
 describe('resident frames', () => {
   it('reassembles frames split at any byte', () => {
-    const recs = Buffer.concat([frame(EXEC, 7), frame(EXIT, 7)]);
-    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), recordsFrameHead(recs.length), recs, jsonFrame({ ok: true })]);
+    const lines = '{"event":"process.exec"}\n{"event":"process.exit","é":"ü"}\n';
+    const wire = Buffer.concat([jsonFrame({ op: 'hello' }), outputFrame(lines), jsonFrame({ ok: true })]);
     for (let cut = 1; cut < wire.length; cut += 7) {
       const rd = new FrameReader();
       const out = [...rd.push(wire.subarray(0, cut)), ...rd.push(wire.subarray(cut))];
-      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_RECORDS, FRAME_JSON]);
-      expect(out[1]!.kind === FRAME_RECORDS && out[1]!.records.equals(recs)).toBe(true);
+      expect(out.map((f) => f.kind)).toEqual([FRAME_JSON, FRAME_OUTPUT, FRAME_JSON]);
+      expect(out[1]!.kind === FRAME_OUTPUT && out[1]!.bytes.toString('utf8')).toBe(lines);
     }
   });
 

@@ -6,7 +6,7 @@ import { isWitnessError } from '../errors.js';
  * A command module exports `run(argv): Promise<number>` (the exit code).
  */
 const COMMANDS: Record<string, { load: () => Promise<{ run: (argv: string[]) => Promise<number> }>; help: string }> = {
-  run: { load: () => import('./run.js'), help: 'run [--json] [--out FILE] -- CMD [ARGS...]   trace CMD and its descendants' },
+  run: { load: () => import('./run-entry.js'), help: 'run [--json] [--out FILE] -- CMD [ARGS...]   trace CMD and its descendants' },
   probe: { load: () => import('./probe.js'), help: 'probe [--json]                               kernel, BTF and which probes attach here' },
   keygen: { load: () => import('./keygen.js'), help: 'keygen --out PREFIX                          make an ed25519 signing key pair' },
   verify: { load: () => import('./verify.js'), help: 'verify [--pubkey FILE] [--full|--fast] [--json] PATH   verify a ledger' },

@@ -41,6 +41,8 @@ const storeSchema = z.strictObject({
   /** The events table is trimmed, oldest first, past this size (default 1 GiB). */
   maxBytes: positiveInt.default(1 << 30),
   maxQueued: positiveInt.default(100_000),
+  /** NDJSON text waiting for the store at most (UTF-16 units; default 32 Mi): a bound on memory whatever the lines' size */
+  maxQueuedBytes: positiveInt.default(32 << 20),
 });
 
 const stdoutSchema = z.strictObject({
@@ -57,6 +59,8 @@ const fileSchema = z.strictObject({
   maxAge: duration.default(3_600_000),
   keep: z.number().int().min(0).default(0),
   maxQueued: positiveInt.default(100_000),
+  /** NDJSON text waiting for the disk at most (UTF-16 units; default 32 Mi) */
+  maxQueuedBytes: positiveInt.default(32 << 20),
 }).superRefine((f, ctx) => {
   if (f.enabled && f.dir === undefined) ctx.addIssue({ code: 'custom', path: ['dir'], message: 'required when the file exporter is enabled' });
 });

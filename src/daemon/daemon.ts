@@ -29,6 +29,7 @@ import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
+import { DaemonHealth } from './health.js';
 import { ExtraSensitive, startResident } from './resident.js';
 import type { ResidentServer } from './resident-server.js';
 import type { WitnessError } from '../errors.js';
@@ -72,6 +73,8 @@ export class WitnessDaemon {
   /** the resident socket (`witness run` through this daemon's sensor); null when off */
   resident: ResidentServer | null = null;
   private extraSensitive: ExtraSensitive | null = null;
+  /** memory and event-loop holds, in every heartbeat */
+  private readonly health = new DaemonHealth();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -100,13 +103,15 @@ export class WitnessDaemon {
       store?.close();
     };
     try {
-      const storeSink = config.store.enabled && store ? new StoreSink(store, config.store.maxQueued) : null;
+      const storeSink = config.store.enabled && store
+        ? new StoreSink(store, { maxQueued: config.store.maxQueued, maxQueuedBytes: config.store.maxQueuedBytes, retention: { maxAgeMs: config.store.maxAge, maxBytes: config.store.maxBytes } })
+        : null;
       if (storeSink) sinks.push(storeSink);
       const x = config.export;
       if (x.stdout?.enabled) sinks.push(new StdoutSink({ maxQueuedBytes: x.stdout.maxQueuedBytes }));
       // the schema requires dir/endpoint whenever a sink is enabled
       const fileSink = x.file?.enabled && x.file.dir !== undefined
-        ? new RotatingFileSink({ dir: x.file.dir, prefix: x.file.prefix, maxBytes: x.file.maxBytes, maxAgeSeconds: x.file.maxAge / 1000, keep: x.file.keep, maxQueuedLines: x.file.maxQueued })
+        ? new RotatingFileSink({ dir: x.file.dir, prefix: x.file.prefix, maxBytes: x.file.maxBytes, maxAgeSeconds: x.file.maxAge / 1000, keep: x.file.keep, maxQueuedLines: x.file.maxQueued, maxQueuedBytes: x.file.maxQueuedBytes })
         : null;
       if (fileSink) sinks.push(fileSink);
       if (x.otlp?.enabled && x.otlp.endpoint !== undefined) {
@@ -237,14 +242,10 @@ export class WitnessDaemon {
       this.ledgerCounters(beat);
     });
     if (this.config.pulse.enabled) this.every(this.config.pulse.tick, () => this.pipeline.tick());
+    // retention in small steps (the sink also trims as rows arrive): one pass a minute stalled the loop for seconds
     if (this.storeSink) {
-      const policy = { maxAgeMs: this.config.store.maxAge, maxBytes: this.config.store.maxBytes };
-      const retain = (): void => {
-        const r = this.storeSink!.events.applyRetention(policy);
-        if (r.deletedByAge + r.deletedBySize > 0) log.info(r, 'store retention');
-      };
-      retain();
-      this.every(60_000, retain);
+      this.storeSink.retainSoon();
+      this.every(1000, () => this.storeSink!.retainSoon());
     }
     if (this.fileSink) this.every(1000, () => this.fileSink!.rotateIfDue());
     const watchdog = watchdogIntervalMs(env);
@@ -268,7 +269,8 @@ export class WitnessDaemon {
   /** `sensor.heartbeat` with the sensor's counts plus every pipeline stage and sink. */
   heartbeat(final?: SensorStats): Envelope {
     const env = heartbeat(this.sensor, new Date(), final);
-    Object.assign(env.attributes, { 'witness.schema_version': SCHEMA_VERSION, 'witness.sensor.mode': 'host' }, this.pipeline.heartbeatAttributes());
+    Object.assign(env.attributes, { 'witness.schema_version': SCHEMA_VERSION, 'witness.sensor.mode': 'host' }, this.pipeline.heartbeatAttributes(),
+      this.health.heartbeatAttributes());
     const r = this.resident?.stats;
     if (r) {
       Object.assign(env.attributes, {
@@ -356,6 +358,7 @@ export class WitnessDaemon {
         log.error({ sink: s.name, err: (err as Error).message }, 'sink close failed');
       }
     }));
+    this.health.close();
     const final = this.pipeline.stats();
     log.info({ sensor: { records: stats.records, drops: stats.droppedTotal }, emitted: final.emitted, sinks: final.sinks }, 'daemon stopped');
     this.store?.close();

@@ -18,7 +18,7 @@ export interface PipelineStats {
   emitted: number;
   enrichErrors: number;
   pulseErrors: number;
-  sinks: Record<string, { written: number; dropped: number; queued?: number }>;
+  sinks: Record<string, { written: number; dropped: number; queued?: number; queuedBytes?: number }>;
 }
 
 /**
@@ -113,12 +113,15 @@ export class Pipeline {
       'witness.pipeline.enrich_errors': s.enrichErrors,
       'witness.pipeline.pulse_errors': s.pulseErrors,
       ...this.net.heartbeatAttributes(),
+      ...this.enricher.heartbeatAttributes?.(),
     };
     for (const [name, st] of Object.entries(s.sinks)) {
       a[`witness.export.${name}.written`] = st.written;
       a[`witness.export.${name}.dropped`] = st.dropped;
       a[`witness.export.${name}.queued`] = st.queued ?? 0;
+      if (st.queuedBytes !== undefined) a[`witness.export.${name}.queued_bytes`] = st.queuedBytes;
     }
+    for (const sink of this.sinks) if (sink.heartbeatAttributes) Object.assign(a, sink.heartbeatAttributes());
     return a;
   }
 }

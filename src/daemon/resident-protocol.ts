@@ -2,32 +2,34 @@ import { WitnessError } from '../errors.js';
 
 /**
  * The resident socket's wire format (docs/resident.md): `witness run` asks
- * the running daemon to trace the tree it is about to start, and the daemon
- * streams that tree's raw kernel records back, so a call pays neither the
- * probes' load and attach nor their detach.
+ * the running daemon to record the tree it is about to start. The daemon's
+ * sensor, already loaded and attached, observes it, and the daemon runs the
+ * session itself (src/daemon/resident-run.ts: decode, attribution, NDJSON,
+ * the session ledger, exactly the code of a standalone run), so the
+ * `witness run` process loads nothing heavy: it spawns the guardian, relays
+ * the output and returns the exit code.
  *
  * Frames both ways: `u32 length` (little-endian, of what follows), `u8 kind`,
  * then `length - 1` payload bytes.
- *   kind 1 (JSON):    one UTF-8 JSON object (the requests and answers below)
- *   kind 2 (RECORDS): raw records framed exactly as the addon's batches
- *                     (u32 len, u32 0, record, zero padding to 8), so the
- *                     client decodes them with the same decoder as its own sensor
+ *   kind 1 (JSON):   one UTF-8 JSON object (the requests and answers below)
+ *   kind 3 (OUTPUT): bytes of the run's output (NDJSON or human lines), daemon → client only
  *
- * client → daemon: {op:"hello", wire, source}  {op:"trace", guardian, sensitive}
- *                  {op:"root", pid}            {op:"end"}
+ * client → daemon: {op:"hello", protocol}  {op:"session", plan}  {op:"trace", guardian}
+ *                  {op:"root", pid}  {op:"linger", survivors}  {op:"end", code, signal, survivors}
  * daemon → client: {ok:true, ...} / {ok:false, error:{code, message}} for each
- *                  request; RECORDS frames after "root"; {op:"event", event} for the
- *                  tree's `suppressed` summaries (made from kernel counters, not records); a last
- *                  {op:"end", routed, sent, dropped, ...} before it hangs up.
+ *                  request; OUTPUT frames once the session is open; a last
+ *                  {op:"end", ok:true, summary} once the session is sealed, before it hangs up.
  */
 
 export const DEFAULT_RESIDENT_SOCKET = '/run/agent-witness/resident.sock';
 export const FRAME_JSON = 1;
-export const FRAME_RECORDS = 2;
+export const FRAME_OUTPUT = 3;
+/** `hello.protocol`: a daemon speaking another refuses (mismatch) and the run uses its own sensor */
+export const RESIDENT_PROTOCOL = 2;
 /** a JSON frame past this is a broken or hostile peer: the connection ends */
 export const MAX_JSON_FRAME = 256 * 1024;
-/** a RECORDS frame is at most one addon batch (1 MiB default) plus its largest record */
-export const MAX_RECORDS_FRAME = 64 << 20;
+/** an OUTPUT frame carries at most a few hundred KiB of lines; past this the peer is broken */
+export const MAX_OUTPUT_FRAME = 64 << 20;
 
 export function residentSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   const p = env.WITNESS_RESIDENT_SOCKET;
@@ -49,26 +51,11 @@ export interface HelloAnswer {
   probes_missing: string[];
 }
 
-/** The daemon's last frame: per record kind, routed = sent + dropped (the stream's own stage). */
+/** The daemon's last frame: the session is sealed; `summary` is what a standalone run prints on stderr. */
 export interface EndAnswer {
   op: 'end';
-  routed: Record<string, number>;
-  sent: Record<string, number>;
-  dropped: Record<string, number>;
-  /** host-wide ring drops while the session ran: the tree's share is unknown, so it is named, not guessed */
-  host_kernel_drops: number;
-  /** the guardian's exit record closed the stream (false: the wait timed out) */
-  barrier: boolean;
-}
-
-/** A sensor event that is not a wire record (a `suppressed` summary) as JSON: bigints as {"$n":"123"}. */
-export function encodeEvent(ev: object): unknown {
-  return JSON.parse(JSON.stringify(ev, (_k, v: unknown) => (typeof v === 'bigint' ? { $n: v.toString() } : v)));
-}
-
-export function decodeEvent<T>(obj: unknown): T {
-  return JSON.parse(JSON.stringify(obj), (_k, v: unknown) => (
-    v !== null && typeof v === 'object' && Object.keys(v).length === 1 && typeof (v as { $n?: unknown }).$n === 'string' ? BigInt((v as { $n: string }).$n) : v)) as T;
+  ok: true;
+  summary: string;
 }
 
 export function jsonFrame(obj: unknown): Buffer {
@@ -79,14 +66,15 @@ export function jsonFrame(obj: unknown): Buffer {
   return Buffer.concat([head, body]);
 }
 
-export function recordsFrameHead(bytes: number): Buffer {
+export function outputFrame(text: string): Buffer {
+  const body = Buffer.from(text, 'utf8');
   const head = Buffer.allocUnsafe(5);
-  head.writeUInt32LE(bytes + 1, 0);
-  head.writeUInt8(FRAME_RECORDS, 4);
-  return head;
+  head.writeUInt32LE(body.length + 1, 0);
+  head.writeUInt8(FRAME_OUTPUT, 4);
+  return Buffer.concat([head, body]);
 }
 
-export type Frame = { kind: typeof FRAME_JSON; json: Record<string, unknown> } | { kind: typeof FRAME_RECORDS; records: Buffer };
+export type Frame = { kind: typeof FRAME_JSON; json: Record<string, unknown> } | { kind: typeof FRAME_OUTPUT; bytes: Buffer };
 
 /**
  * Incremental frame reader: push chunks, get whole frames. A frame that
@@ -106,10 +94,10 @@ export class FrameReader {
       this.chunks = [buf];
       const len = buf.readUInt32LE(0);
       const kind = buf.readUInt8(4);
-      if (len < 1 || (kind === FRAME_JSON && len > MAX_JSON_FRAME) || (kind === FRAME_RECORDS && len > MAX_RECORDS_FRAME)) {
+      if (len < 1 || (kind === FRAME_JSON && len > MAX_JSON_FRAME) || (kind === FRAME_OUTPUT && len > MAX_OUTPUT_FRAME)) {
         throw new WitnessError('E_IO', `resident socket: bad frame (kind ${kind}, ${len} bytes)`);
       }
-      if (kind !== FRAME_JSON && kind !== FRAME_RECORDS) throw new WitnessError('E_IO', `resident socket: unknown frame kind ${kind}`);
+      if (kind !== FRAME_JSON && kind !== FRAME_OUTPUT) throw new WitnessError('E_IO', `resident socket: unknown frame kind ${kind}`);
       if (this.have < 4 + len) break;
       const body = buf.subarray(5, 4 + len);
       if (kind === FRAME_JSON) {
@@ -120,7 +108,7 @@ export class FrameReader {
         if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new WitnessError('E_IO', 'resident socket: a JSON frame is not an object');
         out.push({ kind: FRAME_JSON, json: json as Record<string, unknown> });
       } else {
-        out.push({ kind: FRAME_RECORDS, records: Buffer.from(body) }); // a copy: the decoder keeps views into it
+        out.push({ kind: FRAME_OUTPUT, bytes: Buffer.from(body) }); // a copy: the reader's buffer is reused
       }
       const rest = buf.subarray(4 + len);
       this.chunks = rest.length > 0 ? [rest] : [];

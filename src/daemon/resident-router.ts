@@ -29,6 +29,15 @@ const EV_EXIT = L.WA_EV_EXIT;
 const EV_TLS_DATA = L.WA_EV_TLS_DATA;
 /** exited members a session remembers (late records) before the oldest are forgotten */
 const EXITED_MAX = 65_536;
+/**
+ * Records of a guardian's child held before the client names it as the root: the guardian's
+ * own code in the child (its setgid, setuid, seccomp) runs before the child is held, and a
+ * drain can pass before the client's "root" arrives. A few; past this the child is no guardian's.
+ */
+const HELD_MAX = 256;
+
+/** The guardian's child and its records, from its fork record until the root is named (past HELD_MAX: counted, per type). */
+interface Held { child: number; frames: Buffer[]; types: number[]; dropped: Map<number, number> }
 
 export function kindName(type: number): string {
   return RECORD_KIND_NAMES[type] ?? `type_${type}`;
@@ -39,14 +48,14 @@ export interface RoutedBatch {
   bytes: Buffer;
   /** records per wire type */
   byType: Map<number, number>;
+  /** records of the tree the router could not hold, per wire type (emitted, not delivered) */
+  dropped?: Map<number, number>;
 }
 
 export interface RouteTarget {
   /** the guardian: its one fork is the root; its exit record is the stream's barrier */
   readonly guardian: number;
   root: number;
-  /** the guardian's fork record, when it arrived before the root was named */
-  pendingFork: Buffer | null;
   /** set when the guardian's exit record passes: every record of the tree is ahead of it */
   onGuardianExit(): void;
   deliver(batch: RoutedBatch): void;
@@ -65,6 +74,9 @@ export class ResidentRouter {
   private readonly live = new Map<number, RouteTarget>();
   private readonly exited = new Map<number, RouteTarget>();
   private readonly guardians = new Map<number, RouteTarget>();
+  /** a guardian's forked child not yet named as root: pid → its session, and what it wrote */
+  private readonly held = new Map<number, RouteTarget>();
+  private readonly heldOf = new Map<RouteTarget, Held>();
 
   get sessions(): number {
     return this.guardians.size + new Set(this.live.values()).size;
@@ -75,13 +87,17 @@ export class ResidentRouter {
     this.guardians.set(t.guardian, t);
   }
 
-  /** Names the root (the guardian's child, not yet running); a fork record that came first is delivered now. */
+  /** Names the root (the guardian's child, not yet running); what it wrote before, from its fork on, is delivered now. */
   setRoot(t: RouteTarget, pid: number): void {
     t.root = pid;
     this.live.set(pid, t);
-    const f = t.pendingFork;
-    t.pendingFork = null;
-    if (f && f.readUInt32LE(FRAME_HEADER + FORK_CHILD) === pid) t.deliver({ bytes: f, byType: new Map([[EV_FORK, 1]]) });
+    const h = this.heldOf.get(t);
+    this.heldOf.delete(t);
+    if (h) this.held.delete(h.child);
+    if (!h || h.child !== pid) return;
+    const byType = new Map<number, number>();
+    for (const type of h.types) byType.set(type, (byType.get(type) ?? 0) + 1);
+    t.deliver({ bytes: Buffer.concat(h.frames), byType, dropped: h.dropped });
   }
 
   /** The session a pid (live or exited) belongs to. */
@@ -97,12 +113,22 @@ export class ResidentRouter {
   /** Forgets a session: its pids, its guardian. */
   remove(t: RouteTarget): void {
     if (this.guardians.get(t.guardian) === t) this.guardians.delete(t.guardian);
+    const h = this.heldOf.get(t);
+    this.heldOf.delete(t);
+    if (h) this.held.delete(h.child);
     for (const m of [this.live, this.exited]) for (const [pid, s] of m) if (s === t) m.delete(pid);
   }
 
   /** One raw batch (the addon's framing). Cheap when no session is open. */
   route(ab: ArrayBuffer): void {
     if (this.guardians.size === 0 && this.live.size === 0 && this.exited.size === 0) return;
+    const hold = (t: RouteTarget, child: number, off: number, framed: number, type: number): void => {
+      let h = this.heldOf.get(t);
+      if (!h) { this.heldOf.set(t, (h = { child, frames: [], types: [], dropped: new Map() })); this.held.set(child, t); }
+      if (h.frames.length >= HELD_MAX) { h.dropped.set(type, (h.dropped.get(type) ?? 0) + 1); return; }
+      h.frames.push(Buffer.from(buf.subarray(off, off + framed))); // a copy: the batch is gone by "root"
+      h.types.push(type);
+    };
     const buf = Buffer.from(ab);
     const out = new Map<RouteTarget, Collector>();
     const take = (t: RouteTarget, off: number, framed: number, type: number): void => {
@@ -129,11 +155,14 @@ export class ResidentRouter {
           if (reused) this.exited.delete(child);
           const g = this.guardians.get(pid);
           if (g && g.root === child) take(g, off, framed, type);
-          else if (g && g.root === 0 && g.pendingFork === null) g.pendingFork = Buffer.from(buf.subarray(off, off + framed));
+          else if (g && g.root === 0 && !this.heldOf.has(g)) hold(g, child, off, framed, type);
         }
       } else {
         const t = this.live.get(pid) ?? this.exited.get(pid);
-        if (t && type === EV_TLS_DATA) {
+        const early = t ? undefined : this.held.get(pid);
+        if (early && type !== EV_TLS_DATA) {
+          hold(early, pid, off, framed, type);
+        } else if (t && type === EV_TLS_DATA) {
           // not this run's to see (docs/privacy.md): skipped before any count, as a standalone run never emits it
         } else if (t) {
           take(t, off, framed, type);

@@ -4,13 +4,20 @@ import { dirname } from 'node:path';
 import { WitnessError } from '../errors.js';
 import { log } from '../log.js';
 import { closeRootOnly, listenRootOnly } from '../scope/root-socket.js';
+import { RunSession, within } from '../cli/run-session.js';
+import type { Survivor } from '../cli/run-tree.js';
+import { loadNative } from '../sensor/native.js';
+import { bootToEpochOffsetNs } from '../sensor/ndjson.js';
+import { expandHome } from '../sensor/sensitive.js';
 import type { WitnessSensor } from '../sensor/sensor.js';
 import type { SuppressedEvent } from '../sensor/types.js';
 import {
-  FRAME_JSON, FrameReader, encodeEvent, jsonFrame, recordsFrameHead,
+  FRAME_JSON, FrameReader, jsonFrame, RESIDENT_PROTOCOL,
   type EndAnswer, type HelloAnswer, type ResidentError, type ResidentErrorCode,
 } from './resident-protocol.js';
-import { kindName, ResidentRouter, type RouteTarget, type RoutedBatch } from './resident-router.js';
+import { ResidentRouter } from './resident-router.js';
+import { checkPlan, checkResult, checkSurvivors } from './resident-plan.js';
+import { ResidentRun, SocketLineSink } from './resident-run.js';
 
 /**
  * The daemon's resident socket: `witness run` asks here to have its agent
@@ -59,68 +66,26 @@ export function parentOf(pid: number): number | null {
   }
 }
 
-const isPid = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 1 && v <= 0x3fffffff;
-
-class Session implements RouteTarget {
-  root = 0;
-  pendingFork: Buffer | null = null;
-  readonly routed = new Map<number, number>();
-  readonly sent = new Map<number, number>();
-  readonly dropped = new Map<number, number>();
-  kernelDropsAtStart = 0;
-  /** `suppressed` summaries sent */
-  summaries = 0;
-  private barrierSeen = false;
-  private onBarrier: (() => void) | null = null;
-
-  constructor(readonly guardian: number, private readonly sock: Socket, private readonly maxQueued: number, private readonly stats: ResidentStats) {}
-
-  deliver(b: RoutedBatch): void {
-    const full = this.sock.destroyed || this.sock.writableLength > this.maxQueued;
-    for (const [type, n] of b.byType) {
-      this.routed.set(type, (this.routed.get(type) ?? 0) + n);
-      const to = full ? this.dropped : this.sent;
-      to.set(type, (to.get(type) ?? 0) + n);
-      this.stats.routed += n;
-      if (full) this.stats.dropped += n;
-    }
-    if (full) return;
-    this.sock.write(recordsFrameHead(b.bytes.length));
-    this.sock.write(b.bytes);
-  }
-
-  /** a `suppressed` summary of a tree process: the repeats its budget counted instead of writing */
-  deliverEvent(ev: SuppressedEvent): void {
-    this.summaries++;
-    if (!this.sock.destroyed) this.sock.write(jsonFrame({ op: 'event', event: encodeEvent(ev) }));
-  }
-
-  onGuardianExit(): void {
-    this.barrierSeen = true;
-    this.onBarrier?.();
-  }
-
-  /** true once the guardian's exit record passed; false when the wait timed out */
-  barrier(timeoutMs: number): Promise<boolean> {
-    if (this.barrierSeen) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
-      this.onBarrier = () => { clearTimeout(t); resolve(true); };
-    });
-  }
-
-  static named(m: Map<number, number>): Record<string, number> {
-    const o: Record<string, number> = {};
-    for (const [t, n] of m) o[kindName(t)] = (o[kindName(t)] ?? 0) + n;
-    return o;
-  }
+interface Conn {
+  sock: Socket;
+  cred: PeerCred;
+  helloed: boolean;
+  run: ResidentRun | null;
+  ended: boolean;
+  failed: boolean;
+  /** the requests, one after the other, then the seal */
+  chain: Promise<void>;
 }
+
+const isPid = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 1 && v <= 0x3fffffff;
 
 export class ResidentServer {
   readonly router = new ResidentRouter();
   readonly stats: ResidentStats = { connections: 0, refused: 0, sessions: 0, routed: 0, dropped: 0 };
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** open connections: close() seals their sessions before it hangs up */
+  private readonly conns = new Set<Conn>();
 
   constructor(private readonly opts: ResidentServerOptions) {}
 
@@ -139,13 +104,15 @@ export class ResidentServer {
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    // sessions first, while their clients still listen: sealed as their clients will end them (SIGKILL)
+    await Promise.all([...this.conns].map((c) => (c.chain = c.chain.then(() => this.abandon(c)))));
     await closeRootOnly(server, this.sockets, this.opts.path);
   }
 
   /** The daemon's `suppressed` summaries: a tree process's go to its session too. */
   onSuppressed(ev: SuppressedEvent): void {
     const t = this.router.targetOf(ev.pid);
-    if (t instanceof Session) t.deliverEvent(ev);
+    if (t instanceof ResidentRun) t.deliverEvent(ev);
   }
 
   /** The daemon's raw batches, before decoding. */
@@ -170,54 +137,132 @@ export class ResidentServer {
       return this.refuse(sock, 'refused', `peer uid ${cred.uid} is not root: only root may ask the daemon to trace`);
     }
     const reader = new FrameReader();
-    let session: Session | null = null;
-    let helloed = false;
-    const fail = (code: ResidentErrorCode, message: string): void => this.refuse(sock, code, message);
-    sock.on('close', () => { if (session) this.router.remove(session); });
+    // requests one at a time, in order: opening a session is asynchronous
+    const conn: Conn = { sock, cred, helloed: false, run: null, ended: false, failed: false, chain: Promise.resolve() };
+    this.conns.add(conn);
+    sock.on('close', () => { conn.chain = conn.chain.then(() => this.abandon(conn)).finally(() => this.conns.delete(conn)); });
     sock.on('data', (chunk: Buffer) => {
       let frames;
-      try { frames = reader.push(chunk); } catch (err) { return fail('bad_request', (err as Error).message); }
+      try { frames = reader.push(chunk); } catch (err) { return this.fail(conn, 'bad_request', (err as Error).message); }
       for (const f of frames) {
-        if (f.kind !== FRAME_JSON) return fail('bad_request', 'a client sends JSON frames only');
-        const req = f.json;
-        if (req.op === 'hello') {
-          helloed = true;
-          sock.write(jsonFrame(this.hello()));
-        } else if (!helloed) {
-          return fail('bad_request', 'hello first');
-        } else if (req.op === 'trace' && session === null) {
-          if (!isPid(req.guardian) || parentOf(req.guardian) !== cred.pid) {
-            return fail('not_child', `pid ${String(req.guardian)} is not a child of the requesting process ${cred.pid}`);
-          }
-          const sensitive = Array.isArray(req.sensitive) ? req.sensitive.filter((p): p is string => typeof p === 'string' && p.startsWith('/')).slice(0, 64) : [];
-          try { this.opts.addSensitive(sensitive); } catch (err) { log.warn({ err: (err as Error).message }, 'resident: sensitive paths not registered'); }
-          session = new Session(req.guardian, sock, this.opts.maxQueuedBytes ?? 32 << 20, this.stats);
-          this.router.addGuardian(session);
-          sock.write(jsonFrame({ ok: true }));
-        } else if (req.op === 'root' && session !== null && session.root === 0) {
-          const pid = req.pid;
-          if (!isPid(pid) || parentOf(pid) !== session.guardian) {
-            return fail('not_child', `pid ${String(pid)} is not the child of guardian ${session.guardian}`);
-          }
-          if (this.router.isMember(pid)) return fail('busy', `pid ${pid} is already traced by another session`);
-          try {
-            this.opts.sensor.addRoot(pid);
-          } catch (err) {
-            return fail('internal', `the kernel's traced set refused pid ${pid}: ${(err as Error).message}`);
-          }
-          const st = this.opts.sensor.stats();
-          session.kernelDropsAtStart = st.droppedTotal - st.userDropped;
-          this.router.setRoot(session, pid);
-          this.stats.sessions++;
-          sock.write(jsonFrame({ ok: true }));
-        } else if (req.op === 'end' && session !== null) {
-          void this.end(sock, session);
-          return;
-        } else {
-          return fail('bad_request', `unexpected request ${JSON.stringify(req.op)} here`);
-        }
+        if (f.kind !== FRAME_JSON) return this.fail(conn, 'bad_request', 'a client sends JSON frames only');
+        conn.chain = conn.chain.then(() => (conn.failed || conn.ended ? undefined : this.handle(conn, f.json)))
+          .catch((err: Error) => this.fail(conn, 'internal', err.message));
       }
     });
+  }
+
+  private async handle(c: Conn, req: Record<string, unknown>): Promise<void> {
+    const { sock } = c;
+    const run = c.run;
+    if (req.op === 'hello') {
+      if (req.protocol !== RESIDENT_PROTOCOL) return this.fail(c, 'mismatch', `this daemon speaks resident protocol ${RESIDENT_PROTOCOL}, the client ${String(req.protocol ?? 1)}`);
+      c.helloed = true;
+      sock.write(jsonFrame(this.hello()));
+    } else if (!c.helloed) {
+      return this.fail(c, 'bad_request', 'hello first');
+    } else if (req.op === 'session' && run === null) {
+      await this.open(c, req.plan);
+    } else if (req.op === 'trace' && run !== null && run.guardian === 0) {
+      if (!isPid(req.guardian) || parentOf(req.guardian) !== c.cred.pid) {
+        return this.fail(c, 'not_child', `pid ${String(req.guardian)} is not a child of the requesting process ${c.cred.pid}`);
+      }
+      run.guardian = req.guardian;
+      this.router.addGuardian(run);
+      sock.write(jsonFrame({ ok: true }));
+    } else if (req.op === 'root' && run !== null && run.guardian !== 0 && run.root === 0) {
+      const pid = req.pid;
+      if (!isPid(pid) || parentOf(pid) !== run.guardian) {
+        return this.fail(c, 'not_child', `pid ${String(pid)} is not the child of guardian ${run.guardian}`);
+      }
+      if (this.router.isMember(pid)) return this.fail(c, 'busy', `pid ${pid} is already traced by another session`);
+      try {
+        this.opts.sensor.addRoot(pid);
+      } catch (err) {
+        return this.fail(c, 'internal', `the kernel's traced set refused pid ${pid}: ${(err as Error).message}`);
+      }
+      const st = this.opts.sensor.stats();
+      run.kernelDropsAtStart = st.droppedTotal - st.userDropped;
+      this.router.setRoot(run, pid);
+      this.stats.sessions++;
+      // scope open, sensor.start sealed: before the client lets the agent run its first instruction
+      run.session.onPid(pid);
+      run.session.startTimers();
+      sock.write(jsonFrame({ ok: true }));
+    } else if (req.op === 'linger' && run !== null) {
+      // the root's exit record may still be in flight; give it a moment, not forever (as standalone)
+      await within(run.session.rootExitSeen, 500);
+      run.session.outlived(checkSurvivors(req.survivors));
+      sock.write(jsonFrame({ ok: true }));
+    } else if (req.op === 'end' && run !== null) {
+      c.ended = true;
+      await this.end(c, run, checkResult(req), checkSurvivors(req.survivors));
+    } else {
+      return this.fail(c, 'bad_request', `unexpected request ${JSON.stringify(req.op)} here`);
+    }
+  }
+
+  /** The session as a standalone run opens it; anything it refuses (a bad manifest, key, path) sends the client to its own sensor, which says why. */
+  private async open(c: Conn, raw: unknown): Promise<void> {
+    let session: RunSession;
+    try {
+      session = await RunSession.open(checkPlan(raw), { sink: new SocketLineSink(c.sock, this.stats) });
+    } catch (err) {
+      return this.fail(c, 'bad_request', (err as Error).message);
+    }
+    const sensitive = expandHome(session.sensitivePaths);
+    try { this.opts.addSensitive(sensitive); } catch (err) { log.warn({ err: (err as Error).message }, 'resident: sensitive paths not registered'); }
+    const clock = { bootToEpochNs: bootToEpochOffsetNs(loadNative().clockOffsets()) };
+    const run = new ResidentRun(session, clock, sensitive, this.stats, () => Object.keys(this.opts.sensor.stats().kernelDropped),
+      (err) => log.warn({ err: err.message }, 'malformed wire record'));
+    try {
+      await session.attach(run);
+    } catch (err) {
+      // nothing ran yet: the session is sealed as such (no exit status), its lock let go
+      await session.ledger?.close({ exitCode: null, signal: null, counters: {}, drops: {} }).catch(() => {});
+      return this.fail(c, 'internal', `the session could not start its attribution: ${(err as Error).message}`);
+    }
+    c.run = run;
+    c.sock.write(jsonFrame({ ok: true, session_dir: session.ledger?.dir ?? null }));
+  }
+
+  /** The tree is done (the client saw the guardian report it): the rest of its records, then the seal. */
+  private async end(c: Conn, run: ResidentRun, result: { code: number | null; signal: NodeJS.Signals | null }, survivors: Survivor[]): Promise<void> {
+    // Host-wide tracing puts the guardian's exit on the wire after every record of its tree.
+    const barrier = this.opts.traceAll ? await run.barrier(this.opts.barrierTimeoutMs ?? 2000) : (await sleep(this.opts.barrierTimeoutMs ?? 100), false);
+    if (!barrier) log.warn({ guardian: run.guardian }, 'resident: the guardian\'s exit record did not arrive; the session ends on a timeout');
+    this.finishStream(run, barrier ? {} : { residentBarrierTimeout: 1 });
+    await run.session.survivorsExited(survivors);
+    const summary = await run.session.close(result, survivors);
+    c.run = null;
+    const answer: EndAnswer = { op: 'end', ok: true, summary };
+    if (!c.sock.destroyed) c.sock.end(jsonFrame(answer));
+  }
+
+  /** Repeat counters swept while the tree's pids still route here; then the tree leaves the router. */
+  private finishStream(run: ResidentRun, loss: Record<string, number>): void {
+    try { this.opts.sensor.sweepSuppressed(); } catch (err) { log.warn({ err: (err as Error).message }, 'resident: suppressed sweep failed'); }
+    this.router.remove(run);
+    const st = this.opts.sensor.stats();
+    run.end({ hostKernelDrops: st.droppedTotal - st.userDropped - run.kernelDropsAtStart, ...loss });
+  }
+
+  /**
+   * The client went away (or this daemon is stopping) before the end: nothing observes the
+   * tree through it any more, and the client, or the guardian when the client died, ends the
+   * tree by SIGKILL. The session is sealed saying so, as the client's record would have.
+   */
+  private async abandon(c: Conn): Promise<void> {
+    const run = c.run;
+    if (run === null) return;
+    c.run = null;
+    if (run.root === 0) this.router.remove(run);
+    else this.finishStream(run, { residentStreamBroken: 1 });
+    try {
+      await run.session.close({ code: null, signal: 'SIGKILL' }, []);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'resident: an abandoned session could not be sealed');
+    }
   }
 
   private hello(): HelloAnswer {
@@ -230,21 +275,9 @@ export class ResidentServer {
     };
   }
 
-  private async end(sock: Socket, s: Session): Promise<void> {
-    // Host-wide tracing puts the guardian's exit on the wire after every record of its tree.
-    const barrier = this.opts.traceAll ? await s.barrier(this.opts.barrierTimeoutMs ?? 2000) : (await sleep(this.opts.barrierTimeoutMs ?? 100), false);
-    // the repeat counters the tree's budget kept: summarised now, while its pids still route here
-    try { this.opts.sensor.sweepSuppressed(); } catch (err) { log.warn({ err: (err as Error).message }, 'resident: suppressed sweep failed'); }
-    this.router.remove(s);
-    const st = this.opts.sensor.stats();
-    // every kind the sensor counts, as its own drop table has them (zero included), so a session's record reads the same
-    const dropped = { ...Object.fromEntries(Object.keys(st.kernelDropped).map((k) => [k, 0])), ...Session.named(s.dropped) };
-    const answer: EndAnswer = {
-      op: 'end', routed: Session.named(s.routed), sent: Session.named(s.sent), dropped,
-      host_kernel_drops: st.droppedTotal - st.userDropped - s.kernelDropsAtStart, barrier,
-    };
-    if (!barrier) log.warn({ guardian: s.guardian }, 'resident: the guardian\'s exit record did not arrive; the stream ends on a timeout');
-    if (!sock.destroyed) sock.end(jsonFrame(answer));
+  private fail(c: Conn, code: ResidentErrorCode, message: string): void {
+    c.failed = true;
+    this.refuse(c.sock, code, message);
   }
 
   private refuse(sock: Socket, code: ResidentErrorCode, message: string): void {

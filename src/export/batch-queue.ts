@@ -1,8 +1,10 @@
 /**
  * A bounded FIFO of NDJSON lines (or envelopes) drained by one asynchronous consumer at a
- * time. `push` never blocks and never waits: past `maxLines` it refuses the
- * line and counts it as dropped, so a stalled consumer (a full disk, a dead
- * collector) costs events at this stage only — never the kernel drain.
+ * time. `push` never blocks and never waits: past `maxLines` lines, or past
+ * `maxQueueBytes` of line text waiting, it refuses the line and counts it as
+ * dropped, so a stalled consumer (a full disk, a dead collector) costs events
+ * at this stage only — never the kernel drain — and memory stays bounded
+ * whatever the lines' size (a count alone let 100k long lines hold ~100 MiB).
  *
  * Subclasses implement `deliver(lines)`, which resolves once the batch is
  * durable downstream (or has been given up on and counted by the subclass).
@@ -11,27 +13,56 @@ export interface QueueStats {
   written: number;
   dropped: number;
   queued: number;
+  /** text waiting (queued and in flight), in UTF-16 units of the NDJSON lines: ~bytes for ASCII JSON */
+  queuedBytes: number;
 }
+
+/** Default byte bound of a queue (the line count bound applies too). */
+export const DEFAULT_QUEUE_BYTES = 32 << 20;
 
 export abstract class BatchQueue<T = string> {
   protected lines: T[] = [];
   protected written = 0;
   protected dropped = 0;
   private inFlight = 0;
+  /** size of everything in `lines` plus the batch in flight */
+  private queueBytes = 0;
+  private inFlightBytes = 0;
   private draining: Promise<void> | null = null;
   private scheduled = false;
   private idleWaiters: (() => void)[] = [];
   protected closing = false;
 
-  constructor(protected readonly maxLines: number, protected readonly maxBatch: number) {}
+  constructor(
+    protected readonly maxLines: number,
+    protected readonly maxBatch: number,
+    protected readonly maxQueueBytes: number = DEFAULT_QUEUE_BYTES,
+  ) {}
 
-  /** Queues a line; false (and counted) when the queue is full or closed. */
+  /** What an item weighs against `maxQueueBytes` (a string: its length; subclasses queuing objects say what they hold). Must not change while queued. */
+  protected sizeOf(item: T): number {
+    return typeof item === 'string' ? item.length : 0;
+  }
+
+  /** True when no line could be queued now (closed, or at the line bound): a writer can skip building one. */
+  protected full(): boolean {
+    return this.closing || this.lines.length >= this.maxLines;
+  }
+
+  /** Counts a line refused without building it (after `full()`). */
+  protected refuse(): void {
+    this.dropped++;
+  }
+
+  /** Queues a line; false (and counted) when the queue is full (lines or bytes) or closed. */
   push(line: T): boolean {
-    if (this.closing || this.lines.length >= this.maxLines) {
+    const size = this.sizeOf(line);
+    if (this.closing || this.lines.length >= this.maxLines || this.queueBytes + size > this.maxQueueBytes) {
       this.dropped++;
       return false;
     }
     this.lines.push(line);
+    this.queueBytes += size;
     if (!this.scheduled && this.draining === null) {
       this.scheduled = true;
       // Batch everything one kernel batch decodes into a single delivery.
@@ -41,7 +72,7 @@ export abstract class BatchQueue<T = string> {
   }
 
   stats(): QueueStats {
-    return { written: this.written, dropped: this.dropped, queued: this.lines.length + this.inFlight };
+    return { written: this.written, dropped: this.dropped, queued: this.lines.length + this.inFlight, queuedBytes: this.queueBytes };
   }
 
   /** Starts draining if idle. Subclasses call it when a backoff timer expires. */
@@ -60,11 +91,16 @@ export abstract class BatchQueue<T = string> {
   private async drain(): Promise<void> {
     while (this.lines.length > 0 && this.ready()) {
       const batch = this.lines.splice(0, this.maxBatch);
+      let size = 0;
+      for (const item of batch) size += this.sizeOf(item);
       this.inFlight = batch.length;
+      this.inFlightBytes = size;
       try {
         await this.deliver(batch);
       } finally {
         this.inFlight = 0;
+        this.inFlightBytes = 0;
+        this.queueBytes -= size;
       }
     }
   }
@@ -79,7 +115,13 @@ export abstract class BatchQueue<T = string> {
   /** Puts a batch that failed back at the head of the queue, dropping what no longer fits. */
   protected requeue(batch: T[]): void {
     const room = Math.max(0, this.maxLines - this.lines.length);
-    const kept = batch.length <= room ? batch : batch.slice(batch.length - room);
+    let kept = batch.length <= room ? batch : batch.slice(batch.length - room);
+    // the batch's bytes are released when its delivery returns; what is put back weighs again, within the byte bound
+    let roomBytes = this.maxQueueBytes - (this.queueBytes - this.inFlightBytes);
+    let from = kept.length;
+    while (from > 0 && roomBytes - this.sizeOf(kept[from - 1]!) >= 0) roomBytes -= this.sizeOf(kept[--from]!);
+    kept = kept.slice(from);
+    for (const item of kept) this.queueBytes += this.sizeOf(item);
     this.dropped += batch.length - kept.length;
     this.lines = kept.concat(this.lines);
   }
@@ -111,6 +153,7 @@ export abstract class BatchQueue<T = string> {
     this.closing = true;
     await this.drained(timeoutMs);
     this.dropped += this.lines.length;
+    for (const item of this.lines) this.queueBytes -= this.sizeOf(item);
     this.lines = [];
   }
 }

@@ -6,7 +6,7 @@ import { WitnessError } from '../errors.js';
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
-import { BatchQueue } from './batch-queue.js';
+import { BatchQueue, DEFAULT_QUEUE_BYTES } from './batch-queue.js';
 
 const writeAsync = promisify(fsWrite);
 
@@ -21,8 +21,10 @@ export interface RotatingFileOptions {
   maxAgeSeconds?: number;
   /** Keep at most this many files, deleting the oldest (default 0: keep all). */
   keep?: number;
-  /** Bounded queue length in lines (default 100 000). */
+  /** Bounded queue length in lines (default 100 000)... */
   maxQueuedLines?: number;
+  /** ...and in text waiting (UTF-16 units of the lines, default 32 Mi). */
+  maxQueuedBytes?: number;
   /** Injectable clock for tests. */
   now?: () => number;
 }
@@ -56,7 +58,7 @@ export class RotatingFileSink extends BatchQueue implements Sink {
 
   constructor(private readonly opts: RotatingFileOptions) {
     // everything queued in one write (up to 64k lines): a kernel batch per turn must not outpace one 4096-line write per turn
-    super(opts.maxQueuedLines ?? 100_000, 65_536);
+    super(opts.maxQueuedLines ?? 100_000, 65_536, opts.maxQueuedBytes ?? DEFAULT_QUEUE_BYTES);
     this.prefix = opts.prefix ?? 'witness';
     this.maxBytes = opts.maxBytes ?? 64 << 20;
     this.maxAgeMs = (opts.maxAgeSeconds ?? 3600) * 1000;

@@ -55,8 +55,10 @@ function strArray(v: unknown): string | null {
     s += i === 0 ? str(x) : `,${str(x)}`;
   }
   s += ']';
-  lastArr = v;
-  lastArrJson = s;
+  if (Object.isFrozen(v)) {
+    lastArr = v;
+    lastArrJson = s;
+  }
   return s;
 }
 
@@ -94,45 +96,79 @@ const TAIL: Own[] = [
 
 const q = JSON.stringify;
 
-function valueCode(o: Own, v: string, slot: number): string {
-  switch (o.type) {
-    // a per-key memo: the same path, key or agent comes record after record
-    case 's': return `if (typeof ${v} !== 'string') return null; if (${v} !== memo[${slot}]) { memo[${slot}] = ${v}; memo[${slot + 1}] = str(${v}); } s += ${q(`,${q(o.key)}:`)} + memo[${slot + 1}];`;
-    case 'n': return `if (typeof ${v} !== 'number') return null; s += ${q(`,${q(o.key)}:`)} + num(${v});`;
-    case 'sn': return `if (${v} === null) s += ${q(`,${q(o.key)}:null`)}; else { if (typeof ${v} !== 'string') return null; s += ${q(`,${q(o.key)}:`)} + str(${v}); }`;
-    case 'sa': return `{ const j = strArray(${v}); if (j === null) return null; s += ${q(`,${q(o.key)}:`)} + j; }`;
-  }
+/** A check of value `v` against its type; false: the template gives up. */
+function checkCode(o: Own, v: string): string {
+  const test = o.type === 's' ? `typeof ${v} === 'string'`
+    : o.type === 'n' ? `typeof ${v} === 'number'`
+      : o.type === 'sn' ? `(${v} === null || typeof ${v} === 'string')`
+        : `Array.isArray(${v})`;
+  return o.optional ? `(${v} === undefined || ${test})` : test;
 }
 
-/** Straight-line code per kind (like compact.ts's matchers): named loads the JIT caches per record shape. */
+/** Appends key and value of a checked `v` to the suffix `s`. */
+function writeCode(o: Own, v: string): string {
+  const key = q(`,${q(o.key)}:`);
+  const put = o.type === 's' ? `s += ${key} + str(${v});`
+    : o.type === 'n' ? `s += ${key} + num(${v});`
+      : o.type === 'sn' ? `s += ${key} + (${v} === null ? 'null' : str(${v}));`
+        : `{ const j = strArray(${v}); if (j === null) return null; s += ${key} + j; }`;
+  return o.optional ? `if (${v} !== undefined) { ${put} }` : put;
+}
+
+const PENDING: Own = { key: 'witness.agent.pending', type: 'n', optional: true }; // checked as === true below
+/** A scope's ids (scopeAttributes): run, session, tool call, then the tool's name when known. */
+const SCOPE: Own[] = [
+  { key: 'witness.scope.run_id', type: 's', optional: true }, { key: 'witness.scope.session_id', type: 's', optional: true },
+  { key: 'witness.scope.tool_call_id', type: 's', optional: true }, { key: 'witness.scope.tool_name', type: 's', optional: true },
+];
+
+/**
+ * Straight-line code per kind (like compact.ts's matchers): named loads the
+ * JIT caches per record shape. Everything after the time is the same record
+ * after record in a storm (same process, path, flags, agent): it is built
+ * once, flattened, and reused while every value it was built from is the same.
+ */
 function compile(own: Own[]): Template {
+  const keys = [...own, ...TAIL, PENDING, ...SCOPE];
+  const v = (i: number): string => `v${i}`;
   const lines: string[] = [
     'let n = 0; for (const k in a) n++;',
-    'const pid = a["process.pid"]; const tid = a["thread.id"];',
+    'const ev = env.event; const pid = a["process.pid"]; const tid = a["thread.id"];',
     "if (typeof pid !== 'number' || typeof tid !== 'number') return null;",
     // the context keys are left out of a compact record, but counted: they account for attributes present
     `let m = 2 + ${CONTEXT_KEYS.map((k) => `(a[${q(k)}] !== undefined ? 1 : 0)`).join(' + ')};`,
-    'let s = \'{"time":\' + str(env.time) + \',"event":\' + str(env.event) + \',"attributes":{"process.pid":\' + num(pid);',
-    'if (tid !== pid) s += \',"thread.id":\' + num(tid);',
-    'let v;',
   ];
-  let slots = 0;
-  for (const o of [...own, ...TAIL]) {
-    lines.push(`v = a[${q(o.key)}];`);
-    const code = valueCode(o, 'v', 2 * slots++);
-    lines.push(o.optional ? `if (v !== undefined) { ${code} m++; }` : `${code} m++;`);
-  }
-  lines.push("v = a['witness.agent.pending']; if (v !== undefined) { if (v !== true) return null; s += ',\"witness.agent.pending\":true'; m++; }");
-  // a scope's ids (scopeAttributes: run, session, tool call, then the tool's name when known)
-  lines.push("v = a['witness.scope.run_id']; if (v !== undefined) {");
-  for (const k of ['witness.scope.run_id', 'witness.scope.session_id', 'witness.scope.tool_call_id']) {
-    lines.push(`  v = a[${q(k)}]; ${valueCode({ key: k, type: 's' }, 'v', 2 * slots++)} m++;`);
-  }
-  lines.push(`  v = a['witness.scope.tool_name']; if (v !== undefined) { ${valueCode({ key: 'witness.scope.tool_name', type: 's' }, 'v', 2 * slots++)} m++; }`);
-  lines.push('}');
+  keys.forEach((o, i) => {
+    lines.push(`const ${v(i)} = a[${q(o.key)}];`);
+    if (o === PENDING) lines.push(`if (${v(i)} !== undefined && ${v(i)} !== true) return null;`);
+    else lines.push(`if (!(${checkCode(o, v(i))})) return null;`);
+    lines.push(o.optional ? `if (${v(i)} !== undefined) m++;` : 'm++;');
+  });
   lines.push('if (m !== n) return null; // an attribute this template does not know');
-  lines.push("return s + '}}';");
-  const body = `const memo = new Array(${2 * slots}).fill(null); return function (env) { const a = env.attributes; ${lines.join('\n')} };`;
+  // the scope's three ids come together or not at all
+  const [run, session, call, tool] = [keys.indexOf(SCOPE[0]!), keys.indexOf(SCOPE[1]!), keys.indexOf(SCOPE[2]!), keys.indexOf(SCOPE[3]!)].map(v);
+  lines.push(`if ((${run} === undefined) !== (${session} === undefined) || (${run} === undefined) !== (${call} === undefined) || (${run} === undefined && ${tool} !== undefined)) return null;`);
+  const inputs = ['ev', 'pid', 'tid', ...keys.map((_, i) => v(i))];
+  // arrays are the same only as the same frozen list (a list that can change cannot be remembered)
+  const same = inputs.map((x, i) => {
+    const o = i >= 3 ? keys[i - 3]! : null;
+    return o !== null && o.type === 'sa' ? `(${x} === last[${i}] && Object.isFrozen(${x}))` : `${x} === last[${i}]`;
+  }).join(' && ');
+  lines.push(`if (!(${same})) {`);
+  lines.push(`  let s = ',"event":' + str(ev) + ',"attributes":{"process.pid":' + num(pid);`);
+  lines.push(`  if (tid !== pid) s += ',"thread.id":' + num(tid);`);
+  keys.forEach((o, i) => {
+    if (o === PENDING) lines.push(`  if (${v(i)} === true) s += ',"witness.agent.pending":true';`);
+    else lines.push(`  ${writeCode(o, v(i))}`);
+  });
+  lines.push("  s += '}}';");
+  lines.push('  s.charCodeAt(0); // flattens it once, not at every write of every record it ends');
+  lines.push(`  ${inputs.map((x, i) => `last[${i}] = ${x};`).join(' ')}`);
+  lines.push('  suffix = s;');
+  lines.push('}');
+  lines.push(`return '{"time":' + str(env.time) + suffix;`);
+  const body = `const last = new Array(${inputs.length}).fill(null); let suffix = ''; last[0] = {}; ` +
+    `return function (env) { const a = env.attributes; ${lines.join('\n')} };`;
   return new Function('str', 'num', 'strArray', body)(str, num, strArray) as Template;
 }
 

@@ -1,7 +1,7 @@
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
-import { BatchQueue } from './batch-queue.js';
+import { BatchQueue, type QueueStats } from './batch-queue.js';
 import { exportRequest, resourceAttributes, toLogRecord, type KeyValue } from './otlp-map.js';
 
 export interface OtlpSinkOptions {
@@ -121,7 +121,7 @@ export class OtlpSink extends BatchQueue<Envelope> implements Sink {
     this.retryTimer.unref();
   }
 
-  override stats(): { written: number; dropped: number; queued: number; failures: number; requests: number } {
+  override stats(): QueueStats & { failures: number; requests: number } {
     return { ...super.stats(), failures: this.failures, requests: this.requests };
   }
 

@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
+import { utf8Write } from '../ledger/tail.js';
 
 export interface StdoutSinkOptions {
   /** File descriptor to write (default 1). */
@@ -78,7 +79,7 @@ export class StdoutSink implements Sink {
         this.writeFile(Buffer.from(`${line}\n`), 1);
         return;
       }
-      this.fileLen += buf.write(line, this.fileLen, 'utf8');
+      this.fileLen += utf8Write(buf, line, this.fileLen);
       buf[this.fileLen++] = 0x0a;
       this.fileLines++;
       if (this.fileLen >= FILE_BATCH_BYTES) {

@@ -82,6 +82,15 @@ export class AttributionEnricher implements Enricher {
     });
   }
 
+  /** The process table's size and evictions (a live process forgotten for the cap), for the heartbeat. */
+  heartbeatAttributes(): Record<string, number> {
+    return {
+      'witness.identity.processes': this.table.size,
+      'witness.identity.evicted': this.table.evicted,
+      'witness.identity.evicted_attributed': this.table.evictedAttributed,
+    };
+  }
+
   /** Resolves the declared hostnames once and keeps them fresh; await before the first event. */
   static async create(opts: AttributionOptions): Promise<AttributionEnricher> {
     const e = new AttributionEnricher(opts);

@@ -2,6 +2,8 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import type { EventHeader, ExecEvent, ForkEvent } from '../sensor/types.js';
 import { parseCgroupPath, v2PathFromProcCgroup, type CgroupIdentity, type CgroupResolver } from './cgroup.js';
 import type { ExecutableHasher, HashStatus } from './exe-hash.js';
+import { UNATTRIBUTED } from '../manifest/schema.js';
+import { log } from '../log.js';
 import type { UserNames } from './users.js';
 
 /**
@@ -65,13 +67,31 @@ export interface ProcessTableOptions {
   onIdentity: (info: ProcessInfo, parent: ProcessInfo | undefined, pendingHash?: Promise<string | null>) => void;
   /** exited processes stay this long for records still in flight */
   graceMs?: number;
+  /** live entries at most (default 65 536); past it the oldest unattributed entry goes first, counted */
   maxEntries?: number;
   now?: () => number;
   procRoot?: string;
 }
 
+/** Carries an agent (not yet decided, '', and 'unattributed' lose nothing when forgotten). */
+function attributed(p: ProcessInfo): boolean {
+  return p.agent !== '' && p.agent !== UNATTRIBUTED;
+}
+
+/** Entries looked at, oldest first, for an unattributed one to evict before an attributed one goes. */
+const EVICT_SCAN = 64;
+
 export class ProcessTable {
   private readonly procs = new Map<number, ProcessInfo>();
+  /**
+   * Entries dropped by the cap (not by exit): a process we never saw exit on a
+   * host with more live processes than the cap. Its next record rebuilds it
+   * from /proc, so what is lost is the tree it was built from: an evicted
+   * process that carried an agent (`evictedAttributed`) can lose that agent
+   * for its later children. Both are heartbeat counters.
+   */
+  evicted = 0;
+  evictedAttributed = 0;
   private readonly exited: number[] = [];
   private readonly graceMs: number;
   private readonly maxEntries: number;
@@ -102,6 +122,16 @@ export class ProcessTable {
     if (info.comm !== ev.comm) info.comm = ev.comm;
     if (info.cgroupId !== ev.cgroupId) this.setCgroup(info, ev.cgroupId);
     return info;
+  }
+
+  /**
+   * Loads a process from /proc now, while it is known to be alive and not yet
+   * past its first instruction (a traced root the guardian holds): its
+   * records may be enriched only after it has exec'd or exited, when /proc no
+   * longer shows what it ran before.
+   */
+  prime(pid: number): void {
+    if (!this.procs.has(pid)) this.load(pid, undefined, 0);
   }
 
   onFork(ev: ForkEvent, tNs: bigint): ProcessInfo {
@@ -161,17 +191,41 @@ export class ProcessTable {
       this.exited.shift();
       if (info && info.exitedAt !== null) this.procs.delete(pid);
     }
-    if (this.procs.size > this.maxEntries) {
-      for (const pid of this.procs.keys()) {
-        if (this.procs.size <= this.maxEntries * 0.9) break;
-        this.procs.delete(pid); // oldest first: a process we never saw exit
-      }
-    }
   }
 
   private put(info: ProcessInfo): void {
     this.procs.delete(info.pid); // re-insert: Map order is age order for eviction
     this.procs.set(info.pid, info);
+    if (this.procs.size > this.maxEntries) this.evictOne(info.pid);
+  }
+
+  /**
+   * Makes room for one entry: the oldest that exited, else the oldest with no
+   * agent among the first EVICT_SCAN, else the oldest of all (an attribution
+   * lost, counted apart). Never `keep`, the entry just put.
+   */
+  private evictOne(keep: number): void {
+    let oldest: ProcessInfo | undefined;
+    let unattributed: ProcessInfo | undefined;
+    let victim: ProcessInfo | undefined;
+    let n = 0;
+    for (const p of this.procs.values()) {
+      if (p.pid === keep) continue;
+      if (p.exitedAt !== null) { victim = p; break; }
+      oldest ??= p;
+      if (!attributed(p)) unattributed ??= p;
+      if (++n >= EVICT_SCAN) break;
+    }
+    victim ??= unattributed ?? oldest;
+    if (victim === undefined) return;
+    this.procs.delete(victim.pid);
+    if (victim.exitedAt !== null) return; // it would have gone at the next sweep anyway
+    this.evicted++;
+    if (!attributed(victim)) return;
+    if (this.evictedAttributed++ === 0) {
+      log.warn({ pid: victim.pid, agent: victim.agent, maxEntries: this.maxEntries },
+        'process table full: evicted a live attributed process (its later children may lose the agent; counted in witness.identity.evicted_attributed)');
+    }
   }
 
   private setCgroup(info: ProcessInfo, id: bigint): void {

@@ -21,6 +21,19 @@ export interface BatchHasher {
   frontierAppend(nodes: Uint8Array, size: number, leaves: Uint8Array, leavesAt: number, n: number): number;
   /** RFC 6962 MTH over n >= 1 leaf hashes, into out */
   subtreeRoot(leaves: Uint8Array, leavesAt: number, n: number, out: Uint8Array): void;
+  /** The addon's background thread (native/ledger_hash_queue.cc): leafChain + frontierAppend off the event loop */
+  queue?: HashQueue;
+}
+
+/**
+ * leafChain then frontierAppend as one job on a background thread, in
+ * submission order. The caller keeps every buffer alive and unchanged until
+ * waitFor(ticket), and reads chain, nodes or leaves only after wait().
+ */
+export interface HashQueue {
+  submit(data: Uint8Array, ranges: Uint32Array, n: number, chain: Uint8Array, leaves: Uint8Array, leavesAt: number, nodes: Uint8Array, size: number): number;
+  waitFor(ticket: number): void;
+  wait(): void;
 }
 
 const MAX_NODES = 64;
@@ -112,9 +125,14 @@ export class LedgerHashState {
   /** leaf hashes of records [sealedSize, count) */
   private segment: Buffer;
   private readonly impl: BatchHasher;
+  /** background hashing (opts.background and the addon has it); null: every append hashes before it returns */
+  private readonly queue: HashQueue | null;
+  /** the last job submitted and not yet waited for (0: none) */
+  private inflight = 0;
 
-  constructor(init: { size: number; frontier: readonly string[]; chainHeadHex: string; sealedSize: number; sealedFrontier: readonly string[]; unsealedLeaves: readonly string[] }, impl = batchHasher()) {
+  constructor(init: { size: number; frontier: readonly string[]; chainHeadHex: string; sealedSize: number; sealedFrontier: readonly string[]; unsealedLeaves: readonly string[] }, impl = batchHasher(), opts: { background?: boolean } = {}) {
     this.impl = impl;
+    this.queue = opts.background === true ? impl.queue ?? null : null;
     if (frontierRanges(init.size).length !== init.frontier.length) throw new RangeError(`frontier of size ${init.size} needs ${frontierRanges(init.size).length} nodes`);
     if (init.sealedSize + init.unsealedLeaves.length !== init.size) throw new RangeError('sealed size + unsealed leaves must equal the tree size');
     this.count = init.size;
@@ -128,9 +146,27 @@ export class LedgerHashState {
 
   get size(): number { return this.count; }
   get unsealed(): number { return this.count - this.sealedSize; }
-  get chainHeadHex(): string { return this.chain.toString('hex'); }
+  get chainHeadHex(): string { this.settle(); return this.chain.toString('hex'); }
+
+  /** Waits for the background jobs: chain, frontier and leaves are complete after it. */
+  settle(): void {
+    if (this.inflight === 0) return;
+    this.queue!.waitFor(this.inflight);
+    this.inflight = 0;
+  }
+
+  /** The ticket of the last job submitted (bytes it reads must stay unchanged until waitFor(it)); 0 when none. */
+  get lastTicket(): number { return this.inflight; }
+
+  /** Waits for the jobs up to `ticket` only (a buffer they read is about to be reused). */
+  waitFor(ticket: number): void {
+    if (ticket === 0 || this.queue === null) return;
+    this.queue.waitFor(ticket);
+    if (ticket >= this.inflight) this.inflight = 0;
+  }
 
   frontierHex(): string[] {
+    this.settle();
     const out: string[] = [];
     for (let i = 0; i < popcount(this.count); i++) out.push(this.nodes.toString('hex', i * HASH_SIZE, (i + 1) * HASH_SIZE));
     return out;
@@ -138,6 +174,7 @@ export class LedgerHashState {
 
   rootHex(): string {
     if (this.count === 0) return EMPTY_ROOT_HEX;
+    this.settle();
     const top = popcount(this.count) - 1;
     const r = Buffer.from(this.nodes.subarray(top * HASH_SIZE, (top + 1) * HASH_SIZE));
     for (let i = top - 1; i >= 0; i--) nodeInto(this.nodes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE), r, r, 0);
@@ -149,9 +186,15 @@ export class LedgerHashState {
     if (n === 0) return;
     const at = this.unsealed * HASH_SIZE;
     if (at + n * HASH_SIZE > this.segment.length) {
+      this.settle(); // the copy reads leaves a job may still be writing
       const next = Buffer.alloc(Math.max(this.segment.length * 2, at + n * HASH_SIZE));
       this.segment.copy(next, 0, 0, at);
       this.segment = next;
+    }
+    if (this.queue !== null) {
+      this.inflight = this.queue.submit(data, ranges, n, this.chain, this.segment, at, this.nodes, this.count);
+      this.count += n;
+      return;
     }
     this.impl.leafChain(data, ranges, n, this.chain, this.segment, at);
     this.count = this.impl.frontierAppend(this.nodes, this.count, this.segment, at, n);
@@ -159,6 +202,7 @@ export class LedgerHashState {
 
   /** One record whose leaf hash is already known (the v1 record path computes it first). */
   appendLeafHex(leafHex: string, chainHex: string): void {
+    this.settle();
     const at = this.unsealed * HASH_SIZE;
     if (at + HASH_SIZE > this.segment.length) {
       const next = Buffer.alloc(this.segment.length * 2);
@@ -180,6 +224,7 @@ export class LedgerHashState {
    * sealed tree's frontier nodes as they are, and the rest by recursion.
    */
   subtreeHasher(): SubtreeHash {
+    this.settle();
     const oldSize = this.sealedSize;
     const known = new Map<string, string>();
     frontierRanges(oldSize).forEach(([s, e], i) => known.set(`${s}:${e - s}`, this.sealedNodes[i]!));

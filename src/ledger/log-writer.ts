@@ -9,9 +9,9 @@ import { EventHasher, sha256 } from './hash.js';
 import { LedgerHashState } from './log-hash.js';
 import { keyIdOf, rawPublicKey } from './keys.js';
 import { consistencyProofWith } from './merkle.js';
-import { formatRecordV1, recordHead } from './record.js';
+import { formatRecordV1 } from './record.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
-import { fsyncDir, writeFully } from './tail.js';
+import { fsyncDir, utf8Write, writeFully } from './tail.js';
 
 export interface LedgerLogOptions {
   dir: string;
@@ -42,9 +42,29 @@ export interface LedgerLogOptions {
   onSealed?: (checkpointLine: Buffer) => void;
   /** Called when a timer's flush or checkpoint fails (the writer's outage starts then, not at the next append). */
   onBackgroundFailure?: (err: Error) => void;
+  /** Hash on the addon's background thread beside the event loop (default true; false: before append returns). */
+  backgroundHash?: boolean;
 }
 
 const MAX_SEGMENT = 1_000_000;
+/** Past the checkpoint count, the interval is checked every this many records (a clock read per record costs ~1 %). */
+const CLOCK_EVERY = 64;
+
+/** `{"seq":` + N + `,"event":` (recordHead's bytes) into buf at `at`; returns where the event bytes start. */
+const SEQ_OPEN = Buffer.from('{"seq":', 'latin1');
+const EVENT_OPEN = Buffer.from(',"event":', 'latin1');
+/** The longest head: 7 + 16 digits (seq < 2^53) + 9. */
+const HEAD_MAX = SEQ_OPEN.length + 16 + EVENT_OPEN.length;
+function writeHead(buf: Buffer, at: number, seq: number): number {
+  for (let i = 0; i < SEQ_OPEN.length; i++) buf[at++] = SEQ_OPEN[i]!;
+  let digits = 1;
+  for (let x = seq; x >= 10; x = Math.floor(x / 10)) digits++;
+  for (let i = digits - 1, x = seq; i >= 0; i--, x = Math.floor(x / 10)) buf[at + i] = 48 + (x % 10);
+  at += digits;
+  for (let i = 0; i < EVENT_OPEN.length; i++) buf[at++] = EVENT_OPEN[i]!;
+  return at;
+}
+
 /** Records hashed per native call at most (they are hashed at the latest when flushed). */
 const RANGE_BATCH = 8192;
 
@@ -76,6 +96,15 @@ export class LedgerLog {
   /** Records not yet handed to the kernel, UTF-8 encoded straight into one reused buffer. */
   private pending: Buffer;
   private pendingLen = 0;
+  /**
+   * With background hashing, two buffers take turns: a flushed one may still
+   * be read by its hash job while records fill the other. The tickets are the
+   * last jobs reading each (0: none); a buffer is reused or dropped only after
+   * its job is done.
+   */
+  private pendingTicket = 0;
+  private spare: Buffer | null = null;
+  private spareTicket = 0;
   /** [start, end) of the event bytes of pending records not hashed yet (pairs). */
   private readonly ranges = new Uint32Array(2 * RANGE_BATCH);
   private rangeCount = 0;
@@ -118,7 +147,7 @@ export class LedgerLog {
     this.hashes = new LedgerHashState({
       size: rec.frontier.size, frontier: rec.frontier.frontier, chainHeadHex: rec.chainHeadHex,
       sealedSize: rec.sealedFrontier.size, sealedFrontier: rec.sealedFrontier.frontier, unsealedLeaves: rec.unsealedLeaves,
-    });
+    }, undefined, { background: opts.backgroundHash !== false });
     this.fileBytes = rec.eventsBytes;
     this.checkpointIndex = rec.lastCheckpoint ? rec.lastCheckpoint.index + 1 : 0;
     this.prevCheckpointSha = rec.lastCheckpointSha256;
@@ -188,29 +217,35 @@ export class LedgerLog {
     const seq = this.seq;
     const v1 = this.opts.recordFormat === 1;
     // v2: the record is {"seq":N,"event": + line + }\n (record.ts), laid out piece by piece, never concatenated
-    const head = v1 ? this.v1Record(seq, line) : recordHead(seq);
+    const head = v1 ? this.v1Record(seq, line) : null;
     this.seq++;
     // A JS string of n UTF-16 units encodes to at most 3n UTF-8 bytes.
-    const most = head.length + (v1 ? 0 : line.length * 3 + 2);
+    const most = head !== null ? head.length * 3 : HEAD_MAX + line.length * 3 + 2;
     if (this.pendingLen + most > this.pending.length) {
       this.flush();
-      if (most > this.pending.length) this.pending = Buffer.allocUnsafe(most);
+      if (most > this.pending.length) {
+        this.hashes.waitFor(this.pendingTicket); // dropped: no job may read it any more
+        this.pending = Buffer.allocUnsafe(most);
+        this.pendingTicket = 0;
+      }
     }
     const p = this.pending;
-    let at = this.pendingLen + p.write(head, this.pendingLen, v1 ? 'utf8' : 'latin1');
-    if (!v1) {
-      const start = at;
-      at += p.write(line, at, 'utf8');
+    if (head !== null) {
+      this.pendingLen += p.write(head, this.pendingLen, 'utf8');
+    } else {
+      const start = writeHead(p, this.pendingLen, seq);
+      let at = start + utf8Write(p, line, start);
       const r = 2 * this.rangeCount++;
       this.ranges[r] = start;
       this.ranges[r + 1] = at;
       p[at++] = 0x7d; // }
       p[at++] = 0x0a;
-      if (this.rangeCount === RANGE_BATCH) { this.pendingLen = at; this.hashPending(); }
+      this.pendingLen = at;
+      if (this.rangeCount === RANGE_BATCH) this.hashPending();
     }
-    this.pendingLen = at;
     if (this.pendingLen >= this.flushBytes) this.flush();
-    if (this.unsealedCount >= this.everyEvents && this.countDue()) this.checkpoint('count');
+    // the clock is read once per CLOCK_EVERY records past the count, not per record
+    if (this.unsealedCount >= this.everyEvents && (this.minIntervalMs === 0 || seq % CLOCK_EVERY === 0) && this.countDue()) this.checkpoint('count');
     return seq;
   }
 
@@ -237,6 +272,7 @@ export class LedgerLog {
     const n = this.rangeCount;
     this.rangeCount = 0;
     this.hashes.append(this.pending, this.ranges, n);
+    this.pendingTicket = this.hashes.lastTicket;
   }
 
   /** Writes buffered records to the kernel (no fsync). */
@@ -247,6 +283,15 @@ export class LedgerLog {
     this.pendingLen = 0;
     writeFully(this.eventsFd, this.pending.subarray(0, n));
     this.fileBytes += n;
+    if (this.pendingTicket !== 0) {
+      // its hash job may still be reading it: fill the other buffer meanwhile (once that one's job is done)
+      this.hashes.waitFor(this.spareTicket);
+      const next = this.spare ?? Buffer.allocUnsafe(this.pending.length);
+      this.spare = this.pending;
+      this.spareTicket = this.pendingTicket;
+      this.pending = next;
+      this.pendingTicket = 0;
+    }
   }
 
   /** Seals everything appended so far with a signed checkpoint. Returns the checkpoint line's SHA-256. */
@@ -298,6 +343,7 @@ export class LedgerLog {
    */
   abandon(): void {
     if (this.closed) return;
+    this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.pendingLen = 0;
@@ -309,6 +355,7 @@ export class LedgerLog {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     fs.fsyncSync(this.eventsFd);

@@ -2,13 +2,18 @@ import type { Envelope } from '../events/envelope.js';
 import { ContextCompactor } from '../events/compact.js';
 import { StdoutSink } from '../export/stdout-sink.js';
 import { compactLine } from '../export/ndjson-line.js';
+import type { Sink } from './types.js';
 import type { SessionWriter } from '../ledger/index.js';
 import { humanLine } from '../cli/format.js';
 import { SinkFailures } from '../cli/sink-failures.js';
 
+/** a sink whose close waits for its reader up to a timeout */
+export type OutputSink = Sink & { close(timeoutMs?: number): Promise<void> };
+
 export interface RunPathOptions {
-  /** where NDJSON (or human lines) go */
-  fd: number;
+  /** where NDJSON (or human lines) go: a file descriptor, or a sink of the caller's (the resident daemon's socket) */
+  fd?: number;
+  sink?: OutputSink;
   /** the session ledger; null with --no-ledger */
   ledger: SessionWriter | null;
   /** NDJSON lines (true) or human lines for a terminal */
@@ -25,7 +30,7 @@ export function runPath(opts: RunPathOptions) {
   const { ledger, json } = opts;
   // The shared exporter: a reader that stops reading costs lines here
   // (bounded, counted), never the kernel drain or the session ledger.
-  const sink = new StdoutSink({ fd: opts.fd });
+  const sink: OutputSink = opts.sink ?? new StdoutSink({ fd: opts.fd ?? 1 });
   const counts = new Map<string, number>();
   const compactor = new ContextCompactor();
   const sinkFailures = new SinkFailures(); // a failing sink is counted, never an uncaught exception in the addon callback

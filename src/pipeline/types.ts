@@ -15,6 +15,8 @@ export interface Enricher {
   /** `env` is null for records that only feed state (fork). */
   enrich(ev: SensorEvent, env: Envelope | null): Envelope[];
   close?(): void | Promise<void>;
+  /** Sizes of its bounded state and what the bounds evicted, for the heartbeat (full attribute names). */
+  heartbeatAttributes?(): Record<string, number>;
 }
 
 /**
@@ -25,7 +27,9 @@ export interface Sink {
   readonly name: string;
   /** `line` is JSON.stringify(env), computed once and shared by every sink */
   write(env: Envelope, line: string): void;
-  stats(): { written: number; dropped: number; queued?: number };
+  stats(): { written: number; dropped: number; queued?: number; queuedBytes?: number };
+  /** Sink-specific heartbeat counters (full attribute names), beyond written/dropped/queued. */
+  heartbeatAttributes?(): Record<string, number>;
   flush?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -12,6 +12,37 @@ export interface EventRow {
   line: string;
 }
 
+/** A row as the table holds it: the indexed columns and the line (no envelope kept alive). */
+export interface PlainRow {
+  timeMs: number;
+  event: string;
+  agent: string | null;
+  pid: number | null;
+  line: string;
+}
+
+let lastSecond = '';
+let lastSecondMs = 0;
+
+/** Epoch ms of an envelope's `time`; the whole-second part is parsed once per second of records. */
+export function timeMsOf(time: string): number {
+  if (time.length !== 30 || time.charCodeAt(29) !== 90 /* Z */) return Number(parseRfc3339Nanos(time) / 1_000_000n);
+  const second = time.slice(0, 19);
+  if (second !== lastSecond) {
+    lastSecondMs = Date.parse(`${second}Z`);
+    lastSecond = second;
+  }
+  return lastSecondMs + Number(time.slice(20, 23));
+}
+
+/** The row for an envelope and its line. */
+export function plainRow(env: Envelope, line: string): PlainRow {
+  const a = env.attributes;
+  const agent = a['witness.agent'];
+  const pid = a['process.pid'];
+  return { timeMs: timeMsOf(env.time), event: env.event, agent: typeof agent === 'string' ? agent : null, pid: typeof pid === 'number' ? pid : null, line };
+}
+
 export interface EventQuery {
   agent?: string;
   event?: string;
@@ -38,28 +69,24 @@ export interface RetentionResult {
 
 export class EventStore {
   private readonly insert: Database.Statement;
-  private readonly insertMany: (rows: readonly EventRow[]) => void;
+  private readonly insertMany: (rows: readonly PlainRow[]) => void;
+  private trimAge: Database.Statement | undefined;
+  private trimOldest: Database.Statement | undefined;
 
   constructor(readonly store: Store) {
     this.insert = store.db.prepare('INSERT INTO events (time_ms, event, agent, pid, line) VALUES (?, ?, ?, ?, ?)');
-    this.insertMany = store.db.transaction((rows: readonly EventRow[]) => {
-      for (const { env, line } of rows) {
-        const a = env.attributes;
-        const agent = a['witness.agent'];
-        const pid = a['process.pid'];
-        this.insert.run(
-          Number(parseRfc3339Nanos(env.time) / 1_000_000n),
-          env.event,
-          typeof agent === 'string' ? agent : null,
-          typeof pid === 'number' ? pid : null,
-          line,
-        );
-      }
+    this.insertMany = store.db.transaction((rows: readonly PlainRow[]) => {
+      for (const r of rows) this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line);
     });
   }
 
   /** Appends rows in one transaction (one fsync-free WAL commit per batch). */
   append(rows: readonly EventRow[]): void {
+    if (rows.length > 0) this.insertMany(rows.map((r) => plainRow(r.env, r.line)));
+  }
+
+  /** Appends rows already reduced to their columns (the store sink's queue holds these). */
+  appendPlain(rows: readonly PlainRow[]): void {
     if (rows.length > 0) this.insertMany(rows);
   }
 
@@ -93,30 +120,46 @@ export class EventStore {
   }
 
   /**
-   * Deletes events past the age limit, then the oldest events in chunks
-   * while the database is over the size limit. Freed pages are reused by
-   * later inserts (the file does not shrink, it stops growing).
+   * One bounded step of retention: deletes at most `maxRows` events, first
+   * those past the age limit, then the oldest while the database is over the
+   * size limit. A step costs about `maxRows` index deletions, so a caller
+   * that repeats it across event-loop turns never holds the loop for long:
+   * at 50k events/s a full store trims 50k rows a second, which in one pass a
+   * minute stalled the daemon for seconds (the ring and every queue filled).
+   * Freed pages are reused by later inserts (the file stops growing; it does
+   * not shrink).
    */
-  applyRetention(policy: RetentionPolicy, nowMs: number = Date.now()): RetentionResult {
-    const db = this.store.db;
+  trimStep(policy: RetentionPolicy, maxRows: number, nowMs: number = Date.now()): { deletedByAge: number; deletedBySize: number } {
     let deletedByAge = 0;
     let deletedBySize = 0;
+    const limit = Math.max(1, Math.floor(maxRows));
     if (policy.maxAgeMs !== undefined && policy.maxAgeMs > 0) {
-      deletedByAge = db.prepare('DELETE FROM events WHERE time_ms < ?').run(nowMs - policy.maxAgeMs).changes;
+      this.trimAge ??= this.store.db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? ORDER BY time_ms, id LIMIT ?)');
+      deletedByAge = this.trimAge.run(nowMs - policy.maxAgeMs, limit).changes;
     }
-    if (policy.maxBytes !== undefined && policy.maxBytes > 0) {
-      const trim = db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ms, id LIMIT ?)');
-      while (this.usedBytes() > policy.maxBytes) {
-        const total = this.count();
-        if (total === 0) break;
-        // a tenth at a time (at least 100 rows): few passes, bounded overshoot
-        const n = trim.run(Math.max(100, Math.ceil(total / 10))).changes;
-        deletedBySize += n;
-        // the WAL holds freed pages until a checkpoint returns them to the free list
-        db.pragma('wal_checkpoint(PASSIVE)');
-        if (n === 0) break;
-      }
+    if (policy.maxBytes !== undefined && policy.maxBytes > 0 && deletedByAge < limit && this.usedBytes() > policy.maxBytes) {
+      // oldest by id (insertion order, which is time order but for records that arrived late): a
+      // range delete on the primary key, ~20 % cheaper than sorting the time index per step
+      this.trimOldest ??= this.store.db.prepare('DELETE FROM events WHERE id < (SELECT min(id) FROM events) + ?');
+      deletedBySize = this.trimOldest.run(limit - deletedByAge).changes;
     }
+    return { deletedByAge, deletedBySize };
+  }
+
+  /** Every step of retention at once (startup, tests): what `trimStep` does until nothing is over a limit. */
+  applyRetention(policy: RetentionPolicy, nowMs: number = Date.now()): RetentionResult {
+    let deletedByAge = 0;
+    let deletedBySize = 0;
+    // a tenth of the table per step (at least 100 rows): few steps, bounded overshoot
+    const step = Math.max(100, Math.ceil(this.count() / 10));
+    for (;;) {
+      const r = this.trimStep(policy, step, nowMs);
+      deletedByAge += r.deletedByAge;
+      deletedBySize += r.deletedBySize;
+      if (r.deletedByAge + r.deletedBySize === 0) break;
+    }
+    // the WAL holds freed pages until a checkpoint returns them to the free list
+    if (deletedBySize > 0) this.store.db.pragma('wal_checkpoint(PASSIVE)');
     return { deletedByAge, deletedBySize, usedBytes: this.usedBytes() };
   }
 }

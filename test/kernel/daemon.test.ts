@@ -153,6 +153,17 @@ describe.skipIf(skip)('witness daemon on the real kernel', () => {
       const final = fileEvents.filter((e) => e.event === 'sensor.heartbeat' && e.attributes['witness.sensor.final'] === true);
       expect(final.length).toBe(1);
       expect(final[0]!.attributes['witness.schema_version']).toBe('1.0');
+      // every bounded structure is in the heartbeat: the process table the real children filled, what its
+      // cap evicted (nothing here), the sink queues' bytes (the final beat precedes the sinks' drain, so
+      // only their presence is fixed), the daemon's memory and its longest event-loop hold
+      const fa = final[0]!.attributes;
+      expect(fa['witness.identity.processes']).toBeGreaterThan(0);
+      expect(fa['witness.identity.evicted']).toBe(0);
+      expect(fa['witness.identity.evicted_attributed']).toBe(0);
+      expect(typeof fa['witness.export.file.queued_bytes']).toBe('number');
+      expect(typeof fa['witness.export.store.queued_bytes']).toBe('number');
+      expect(fa['witness.daemon.rss_bytes']).toBeGreaterThan(fa['witness.daemon.heap_used_bytes'] as number);
+      expect(typeof fa['witness.daemon.loop_delay_max_ms']).toBe('number');
 
       const store = openStore(join(dir, 'state', 'witness.db'));
       try {

@@ -4,7 +4,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FRAME_JSON, FrameReader, jsonFrame } from '../../src/daemon/resident-protocol.js';
+import { FRAME_JSON, FrameReader, jsonFrame, RESIDENT_PROTOCOL } from '../../src/daemon/resident-protocol.js';
 import type { Envelope } from '../../src/events/envelope.js';
 import { PACKAGE_ROOT } from '../../src/sensor/native.js';
 import { kernelSuite } from '../helpers/kernel.js';
@@ -69,7 +69,7 @@ function firstAnswer(path: string, then: (send: (o: unknown) => void, answer: Re
     const sock = createConnection(path);
     const rd = new FrameReader();
     const got: Record<string, unknown>[] = [];
-    sock.once('connect', () => sock.write(jsonFrame({ op: 'hello' })));
+    sock.once('connect', () => sock.write(jsonFrame({ op: 'hello', protocol: RESIDENT_PROTOCOL })));
     sock.on('data', (c: Buffer) => {
       for (const f of rd.push(c)) {
         if (f.kind !== FRAME_JSON) continue;
@@ -91,6 +91,8 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
   let daemonErr = '';
   let listener: Server;
   let port = 0;
+  /** connections the tree made to the listener: one per agent that ran */
+  let accepted = 0;
   const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
     ...process.env, WITNESS_RESIDENT: 'on', WITNESS_RESIDENT_SOCKET: sock, WITNESS_STATE_DIR: state, ...extra,
   });
@@ -103,7 +105,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     chmodSync(dir, 0o755); // nobody (the agent, the refused peer) must reach what is inside
     mkdirSync(work);
     chmodSync(work, 0o777); // the agent runs as nobody and writes here
-    listener = createServer((c) => { c.on('data', () => {}); c.on('error', () => {}); c.on('end', () => c.end()); });
+    listener = createServer((c) => { accepted++; c.on('data', () => {}); c.on('error', () => {}); c.on('end', () => c.end()); });
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
     port = (listener.address() as { port: number }).port;
     daemon = spawn(process.execPath, [BIN, 'daemon', '--config', join(dir, 'w.json')], {
@@ -202,6 +204,36 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     }
   });
 
+  it('falls back to its own sensor when the daemon refuses the session (the guardian started meanwhile ends unforked)', async () => {
+    const fake = join(dir, 'no-session.sock');
+    const server = createServer((c) => {
+      const rd = new FrameReader();
+      c.on('data', (d: Buffer) => {
+        for (const f of rd.push(d)) {
+          if (f.kind !== FRAME_JSON) continue;
+          if (f.json.op === 'hello') c.write(jsonFrame({ ok: true, daemon_pid: 1, trace_all: true, budget_events: 1024, budget_window_ms: 1000, probes_attached: [], probes_missing: [] }));
+          else if (f.json.op === 'session') c.end(jsonFrame({ ok: false, error: { code: 'bad_request', message: 'session refused by the test' } }));
+        }
+      });
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(fake, r));
+    try {
+      const before = accepted;
+      const r = await run(process.execPath, [BIN, 'run', '--user', 'nobody', '--session-dir', join(dir, 'se'), '--out', join(dir, 'e.ndjson'), '--', ...tree()],
+        env({ WITNESS_RESIDENT_SOCKET: fake, WITNESS_LOG_LEVEL: 'debug' }));
+      expect(r.code, r.stderr).toBe(5);
+      expect(r.stderr).toContain('session refused by the test');
+      const s = JSON.parse(readFileSync(join(dir, 'se', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
+      expect(s.agent['witness.sensor.resident_pid']).toBeUndefined();
+      // one agent only: the first guardian never forked (an untraced first tree would have connected too)
+      expect(accepted - before).toBe(1);
+      expect(shape(lines(join(dir, 'e.ndjson')))).toEqual(shape(lines(join(dir, 'b.ndjson'))));
+    } finally {
+      server.close();
+    }
+  });
+
   it('answers a non-root peer with a refusal (SO_PEERCRED), even when the socket file lets it connect', async () => {
     // The client as nobody: raw frames, no project files (they need not be readable for nobody).
     const client = `const s=require('net').createConnection(process.argv[1]);let b=Buffer.alloc(0);
@@ -225,17 +257,25 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
   });
 
   it('refuses forged pids: a guardian that is not the peer\'s child, a root that is not the guardian\'s', async () => {
+    // a session of its own first (no ledger: nothing is written), as a real client opens one
+    const plan = {
+      settings: { command: ['/bin/true'], heartbeatSeconds: 10, lingerMs: 100, windowMs: 3_600_000, leaveRunning: false, ledger: false, tlsMetadata: false, tlsContent: false },
+      json: true, stateDir: state, agentAttrs: {},
+    };
     const notMine = await firstAnswer(sock, (send, a) => {
-      if (a.daemon_pid !== undefined) { send({ op: 'trace', guardian: 1 }); return true; }
+      if (a.daemon_pid !== undefined) { send({ op: 'session', plan }); return true; }
+      if (a.ok === true && a.session_dir !== undefined) { send({ op: 'trace', guardian: 1 }); return true; }
       return false;
     });
     expect(notMine.at(-1)).toMatchObject({ ok: false, error: { code: 'not_child' } });
 
     const child = spawn('/bin/sleep', ['30']); // our own child, standing in for a guardian
     try {
+      let traced = false;
       const forged = await firstAnswer(sock, (send, a) => {
-        if (a.daemon_pid !== undefined) { send({ op: 'trace', guardian: child.pid }); return true; }
-        if (a.ok === true) { send({ op: 'root', pid: daemon.pid }); return true; } // the daemon is no child of the sleep
+        if (a.daemon_pid !== undefined) { send({ op: 'session', plan }); return true; }
+        if (a.ok === true && a.session_dir !== undefined) { send({ op: 'trace', guardian: child.pid }); return true; }
+        if (a.ok === true && !traced) { traced = true; send({ op: 'root', pid: daemon.pid }); return true; } // the daemon is no child of the sleep
         return false;
       });
       expect(forged.at(-1)).toMatchObject({ ok: false, error: { code: 'not_child' } });
@@ -244,11 +284,29 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     }
   });
 
+  it('refuses a client of another protocol (it then uses its own sensor), and a trace before a session', async () => {
+    const old = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
+      const c = createConnection(sock);
+      const rd = new FrameReader();
+      const got: Record<string, unknown>[] = [];
+      c.once('connect', () => c.write(jsonFrame({ op: 'hello' }))); // the protocol-1 client's hello
+      c.on('data', (d: Buffer) => { for (const f of rd.push(d)) if (f.kind === FRAME_JSON) got.push(f.json); });
+      c.once('close', () => resolve(got));
+      c.once('error', reject);
+    });
+    expect(old).toEqual([{ ok: false, error: { code: 'mismatch', message: expect.stringContaining('protocol') } }]);
+    const early = await firstAnswer(sock, (send, a) => {
+      if (a.daemon_pid !== undefined) { send({ op: 'trace', guardian: process.pid }); return true; }
+      return false;
+    });
+    expect(early.at(-1)).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+  });
+
   // last: it stops the suite's daemon
   it('ends the tree when the daemon stops mid-run, and the record says the stream broke', async () => {
     const out = join(dir, 'broken.ndjson');
     const started = Date.now();
-    const pending = run(process.execPath, [BIN, 'run', '--user', 'nobody', '--no-ledger', '--out', out, '--', '/bin/sleep', '30'], env());
+    const pending = run(process.execPath, [BIN, 'run', '--user', 'nobody', '--session-dir', join(dir, 'sx'), '--out', out, '--', '/bin/sleep', '30'], env());
     // the agent has exec'd once its exec record reached the output
     for (let i = 0; i < 200 && !(existsSync(out) && readFileSync(out, 'utf8').includes('"process.exec"')); i++) await new Promise((r) => setTimeout(r, 50));
     const exec = lines(out).find((e) => e.event === 'process.exec')!;
@@ -262,5 +320,13 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
     const beat = lines(out).filter((e) => e.event === 'sensor.heartbeat').at(-1)!.attributes;
     expect(beat['witness.loss.resident_stream_broken']).toBe(1);
+    // the daemon sealed the session it was recording before it went: killed, and the stream named as broken
+    const sx = JSON.parse(readFileSync(join(dir, 'sx', 'session.json'), 'utf8')) as Record<string, unknown>;
+    expect(sx).toMatchObject({ exit_code: null, signal: 'SIGKILL' });
+    const recorded = readFileSync(join(dir, 'sx', 'events.ndjson'), 'utf8').split('\n').filter(Boolean)
+      .map((l) => (JSON.parse(l) as { event?: Envelope }).event).filter((e): e is Envelope => e?.event === 'sensor.heartbeat');
+    expect(recorded.at(-1)!.attributes['witness.loss.resident_stream_broken']).toBe(1);
+    const v = await run(process.execPath, [BIN, 'verify', '--pubkey', join(state, 'keys', 'host.pub'), join(dir, 'sx')], env());
+    expect(v.code, v.stdout + v.stderr).toBe(0);
   });
 });
