@@ -36,6 +36,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("disarmSpawn", &Sensor::DisarmSpawn),
                            InstanceMethod("setTraceAll", &Sensor::SetTraceAll),
                            InstanceMethod("hooks", &Sensor::Hooks),
+                           InstanceMethod("flushSoon", &Sensor::FlushSoon),
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
                            InstanceMethod("addSensitiveName", &Sensor::AddSensitiveName),
@@ -182,6 +183,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   }
 
   Napi::Value Hooks(const Napi::CallbackInfo& info) { Check(info); return HooksCall(info, loader_); }
+  Napi::Value FlushSoon(const Napi::CallbackInfo& info) { Check(info); poller_->FlushSoon(); return info.Env().Undefined(); }
 
   static uint64_t U64(const Napi::Value& v) { bool lossless = true; return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : uint64_t(v.As<Napi::Number>().Int64Value()); }
 

@@ -286,6 +286,10 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 	return (n > 0 ? n : 0) + m;
 }
 
+int wa_loader_ring_fd(struct wa_loader *l)
+{
+	return ring_buffer__epoll_fd(l->rb);
+}
 
 void wa_loader_close(struct wa_loader *l)
 {

@@ -120,6 +120,8 @@ int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, i
  * records never wake us, so a timeout must still consume). Returns records
  * handed to the callback, or -errno. */
 int wa_loader_poll(struct wa_loader *l, int timeout_ms);
+/* the ring's epoll fd (readable when the kernel woke the consumer), for a poller that waits on more than the ring */
+int wa_loader_ring_fd(struct wa_loader *l);
 
 /* per-type totals summed over CPUs */
 void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX]);

@@ -210,6 +210,11 @@ export class WitnessSensor {
    * attach — and 'idle' detaches them now if nothing needs them.
    */
   hooks(op?: 'hold' | 'release' | 'idle'): HooksState { return this.native.hooks(op); }
+  /**
+   * Every record in the ring now reaches onBatch within a poll, not at maxLatencyMs: for a
+   * caller that knows a record it waits for was written (a resident run's guardian exited).
+   */
+  flushSoon(): void { this.native.flushSoon(); }
   isTraced(pid: number): boolean { return this.native.isTraced(pid); }
 
   stats(): SensorStats {
