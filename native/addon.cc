@@ -51,7 +51,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   }
 
   // new Sensor({ onBatch(ab, records), ringBytes?, wakeupBytes?, batchBytes?, maxLatencyMs?, traceAll?,
-  //              tracedMax?, budgetEvents? (0: none), budgetWindowMs?, ringSharePct? })
+  //              tracedMax?, connOwnersMax?, budgetEvents? (0: none), budgetWindowMs?, ringSharePct? })
   explicit Sensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sensor>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Sensor: options object required");
@@ -64,6 +64,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     opts.wakeup_bytes = uint64_t(num("wakeupBytes", 256 << 10));
     opts.trace_all = o.Get("traceAll").ToBoolean().Value() ? 1 : 0;
     opts.traced_max = uint32_t(num("tracedMax", 0));
+    opts.conn_owners_max = uint32_t(num("connOwnersMax", 0));
     double budget = num("budgetEvents", WA_DEFAULT_BUDGET);
     opts.budget_events = budget <= 0 ? -1 : int64_t(budget);
     opts.budget_window_ns = uint64_t(num("budgetWindowMs", 0) * 1e6);

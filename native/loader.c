@@ -120,6 +120,8 @@ static struct witness_bpf *open_skel(const struct wa_loader_opts *o)
 	bpf_map__set_max_entries(s->maps.wa_events, o->ring_bytes);
 	if (o->traced_max)
 		bpf_map__set_max_entries(s->maps.wa_traced, o->traced_max);
+	if (o->conn_owners_max)
+		bpf_map__set_max_entries(s->maps.wa_conn_owners, o->conn_owners_max);
 	return s;
 }
 

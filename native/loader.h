@@ -23,6 +23,7 @@ struct wa_loader_opts {
 	uint64_t wakeup_bytes;  /* wake the consumer when this much waits; 0 = 256 KiB */
 	int trace_all;          /* host-wide mode */
 	uint32_t traced_max;    /* wa_traced entries; 0 = WA_TRACED_MAX */
+	uint32_t conn_owners_max; /* wa_conn_owners entries; 0 = the program's (tests shrink it) */
 	/* fairness (bpf/budget.bpf.h): records per process, per kind, per window
 	 * before repeats are counted instead of written; 0 = WA_DEFAULT_BUDGET,
 	 * negative = no budget */

@@ -47,6 +47,7 @@ export interface NativeSensorOptions {
   maxLatencyMs?: number;
   traceAll?: boolean;
   tracedMax?: number;
+  connOwnersMax?: number;
   budgetEvents?: number;
   budgetWindowMs?: number;
   ringSharePct?: number;
