@@ -218,7 +218,7 @@ export class WitnessSensor {
    * Every record in the ring now reaches onBatch within a poll, not at maxLatencyMs: for a
    * caller that knows a record it waits for was written (a resident run's guardian exited).
    */
-  flushSoon(): void { this.native.flushSoon(); }
+  flushSoon(): void { this.native.flushSoon?.(); }
   isTraced(pid: number): boolean { return this.native.isTraced(pid); }
 
   stats(): SensorStats {
