@@ -3,12 +3,16 @@
 // detach — this tree's design against another revision's, in one run.
 //
 //   node bench/hooks-bench.mjs                 this tree only
-//   BENCH_COMPARE_REV=<rev> node bench/...     also <rev> (its bpf/ + native/
+//   BENCH_COMPARE_REV=<rev>[,<rev>...] node bench/...
+//                                              also each <rev> (its bpf/ + native/
 //                                              built into /tmp), runs interleaved
 //   BENCH_ROUNDS (default 5), BENCH_EVENTS (default 1000000), BENCH_RO_PATHS
 //   (default /etc/hostname,/dev/null: read-only opens on the filesystem that
 //   holds /etc/shadow, in a directory with sensitive names, so nothing can be
 //   skipped; and on one that holds no sensitive identity)
+//   BENCH_HOST_WIDE=1 instead measures real workloads (tsc build, npm ci
+//   offline, git status + log, tar extraction) bare and under a host-wide
+//   sensor (traceAll, the daemon's mode), per design, CPU-time ratios
 //   HOOKS_STATS=1 also prints the kernel's mean ns per dispatcher run
 //   (bpf_enable_stats; it slows every run, so the ratios of such a run are
 //   not comparable with a run without it)
@@ -18,7 +22,8 @@
 // than wall because this machine is shared and waiting for a CPU is not cost.
 // `uptime` is printed before and after: a busy neighbour still moves numbers.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,16 +51,63 @@ function buildHarness(tree, gen, name) {
 }
 
 const designs = [{ name: 'this tree', bin: buildHarness(root, join(root, 'gen'), 'hooks-cost') }];
-if (rev) {
-  const tree = join('/tmp', `witness-bench-${rev}`);
+for (const r of rev ? rev.split(',') : []) {
+  const tree = join('/tmp', `witness-bench-${r}`);
   rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
-  execFileSync('sh', ['-c', `git -C "${root}" archive "${rev}" bpf native scripts | tar -x -C "${tree}"`]);
+  execFileSync('sh', ['-c', `git -C "${root}" archive "${r}" bpf native scripts | tar -x -C "${tree}"`]);
   sh('bash', [join(tree, 'scripts/build-bpf.sh'), join(tree, 'gen')], { env: { ...process.env, LIBBPF_INCLUDE: join(root, 'deps/out/include') }, stdio: 'ignore' });
-  designs.push({ name: `rev ${rev}`, bin: buildHarness(tree, join(tree, 'gen'), 'hooks-cost-rev') });
+  designs.push({ name: `rev ${r}`, bin: buildHarness(tree, join(tree, 'gen'), `hooks-cost-${r}`) });
 }
 
 const load = () => sh('uptime', []).trim().replace(/^.*load/, 'load');
+
+// BENCH_HOST_WIDE=1: real workloads bare and under a host-wide sensor (the
+// daemon's traceAll), each design in turn within a round; CPU-time ratios.
+// BENCH_HOST_WIDE_WORKLOADS picks some by name (comma-separated).
+if (process.env.BENCH_HOST_WIDE === '1') {
+  const tmp = mkdtempSync(join(tmpdir(), 'wa-hooks-hw-'));
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  const tree = join(tmp, 'tree');
+  cpSync(join(root, 'node_modules'), tree, { recursive: true });
+  const git = (...a) => sh('git', ['-C', tree, ...a], { stdio: 'ignore' });
+  git('init', '-q');
+  git('add', '-A');
+  git('-c', 'user.email=b@b', '-c', 'user.name=b', 'commit', '-qm', 'tree');
+  const tarball = join(tmp, 'tree.tar');
+  sh('tar', ['-cf', tarball, '-C', tmp, 'tree']);
+  const ci = join(tmp, 'ci');
+  mkdirSync(ci);
+  cpSync(join(root, 'package.json'), join(ci, 'package.json'));
+  cpSync(join(root, 'package-lock.json'), join(ci, 'package-lock.json'));
+  const all = {
+    'tsc build': ['sh', '-c', `rm -rf ${tmp}/tsc-out && exec node ${root}/node_modules/typescript/bin/tsc -p ${root}/tsconfig.json --outDir ${tmp}/tsc-out`],
+    'npm ci (offline cache)': ['sh', '-c', `cd ${ci} && rm -rf node_modules && exec npm ci --offline --ignore-scripts --no-audit --no-fund`],
+    'git status + log': ['sh', '-c', `touch ${tree}/package.json && git -C ${tree} status --porcelain && git -C ${tree} log --stat -n 1`],
+    'tar extraction': ['sh', '-c', `rm -rf ${tmp}/untar && mkdir ${tmp}/untar && exec tar -xf ${tarball} -C ${tmp}/untar`],
+  };
+  const pick = process.env.BENCH_HOST_WIDE_WORKLOADS?.split(',');
+  const work = Object.entries(all).filter(([k]) => !pick || pick.includes(k));
+  const hwBefore = load();
+  const res = designs.map((d) => ({ ...d, runs: {} }));
+  for (let r = 0; r < Number(ROUNDS); r++) {
+    for (const [name, cmd] of work) {
+      for (const d of res) (d.runs[name] ??= []).push(JSON.parse(sh(d.bin, ['host-wide', ...cmd])));
+    }
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const out = [`hooks bench, host-wide (traceAll): ${ROUNDS} rounds, CPU time of the workload under the sensor / bare (mean of the bare runs before and after), medians`, `  ${hwBefore}  (before)`];
+  for (const d of res) {
+    out.push(`  ${d.name}:`);
+    for (const [name] of work) {
+      const xs = d.runs[name];
+      out.push(`    ${name.padEnd(24)} ${med(xs.map((x) => x.all_x)).toFixed(3)}x bare (${med(xs.map((x) => x.bare_s)).toFixed(2)} CPU s bare, ${med(xs.map((x) => x.records))} records)`);
+    }
+  }
+  out.push(`  ${load()}  (after)`);
+  process.stdout.write(`${out.join('\n')}\n`);
+  process.exit(0);
+}
 const before = load();
 const results = designs.map((d) => ({ ...d, runs: [] }));
 // interleaved: one round of each design at a time, so drift hits both alike

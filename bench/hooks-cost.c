@@ -3,6 +3,7 @@
  * the loader of the tree under test, so two designs compare on one machine):
  *
  *   hooks-cost ROUNDS N STORM RO_PATH  ->  one JSON line
+ *   hooks-cost host-wide CMD ARGS...   ->  one JSON line (host_wide below)
  *
  * Per round: bare storm (no sensor); sensor loaded, no traced tree; a traced
  * tree present (a traced sleeper) while the storm runs untraced; the storm
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <bpf/bpf.h>
 #include "loader.h"
 
@@ -47,7 +49,10 @@ static double run(struct wa_loader *l, int traced, char *const argv[])
 	double t0 = now_s();
 	pid_t pid = fork();
 	if (pid == 0) {
-		execv(argv[0], argv);
+		int null = open("/dev/null", O_WRONLY); /* stdout is this harness's JSON */
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp(argv[0], argv);
 		_exit(127);
 	}
 	if (traced)
@@ -137,6 +142,46 @@ static void read_disp(struct disp_stats *s)
 		closedir(d);
 }
 
+/* HOOKS_STATS=1 with host-wide: every program's run time over the workload,
+ * to stderr (tail-called handlers are counted in their dispatcher) */
+#define MAXP 128
+struct prog_stats { int n; char name[MAXP][16]; uint64_t ns[MAXP], cnt[MAXP]; };
+
+static void read_all(struct prog_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while (d && (e = readdir(d)) && s->n < MAXP) {
+		int fd = atoi(e->d_name);
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		if (fd <= 2 || bpf_obj_get_info_by_fd(fd, &info, &len) || !info.run_cnt)
+			continue;
+		memcpy(s->name[s->n], info.name, 16);
+		s->ns[s->n] = info.run_time_ns;
+		s->cnt[s->n++] = info.run_cnt;
+	}
+	if (d)
+		closedir(d);
+}
+
+static void print_delta(const struct prog_stats *a, const struct prog_stats *b)
+{
+	for (int i = 0; i < b->n; i++) {
+		uint64_t ns = b->ns[i], cnt = b->cnt[i];
+		for (int j = 0; j < a->n; j++)
+			if (!strcmp(a->name[j], b->name[i]) && a->cnt[j] <= cnt) {
+				ns -= a->ns[j];
+				cnt -= a->cnt[j];
+				break;
+			}
+		if (cnt)
+			fprintf(stderr, "  %-16s %10llu runs %8.1f ns/run %8.3f s\n", b->name[i], (unsigned long long)cnt,
+				(double)ns / cnt, ns / 1e9);
+	}
+}
+
 /* a storm under stats: adds its dispatcher runs to acc */
 static double run_stats(struct wa_loader *l, int traced, char *const argv[], struct disp_stats *acc)
 {
@@ -176,8 +221,45 @@ static double med(double *v, int n)
 	return v[n / 2];
 }
 
+/* hooks-cost host-wide CMD ARGS...: one round of CMD bare, then under a
+ * host-wide sensor (trace_all, the daemon's mode, the default sensitive set),
+ * then bare again; CPU seconds of CMD and its children, ratio against the
+ * mean of the bare runs. The sensor's own consumer runs in this process, so
+ * the ratio is what the hooks add to CMD's own syscalls. */
+static int host_wide(char *const argv[])
+{
+	double b1 = run(NULL, 0, argv);
+	struct wa_loader_opts o = { .ring_bytes = 16u << 20, .trace_all = 1 };
+	struct wa_loader *l;
+	char err[256];
+	if (wa_loader_open(&l, &o, count, NULL, err, sizeof(err))) {
+		fprintf(stderr, "hooks-cost: %s\n", err);
+		return 1;
+	}
+	register_sensitive(l);
+	long before = records;
+	static struct prog_stats sa, sb;
+	int stats_fd = getenv("HOOKS_STATS") && !strcmp(getenv("HOOKS_STATS"), "1") ? bpf_enable_stats(BPF_STATS_RUN_TIME) : -1;
+	if (stats_fd >= 0)
+		read_all(&sa);
+	double all = run(l, 0, argv);
+	if (stats_fd >= 0) {
+		read_all(&sb);
+		print_delta(&sa, &sb);
+		close(stats_fd);
+	}
+	long got = records - before;
+	wa_loader_close(l);
+	double b2 = run(NULL, 0, argv);
+	double bare = (b1 + b2) / 2;
+	printf("{\"bare_s\":%.4f,\"all_s\":%.4f,\"all_x\":%.4f,\"records\":%ld}\n", bare, all, all / bare, got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "host-wide"))
+		return host_wide(argv + 2);
 	int rounds = argc > 1 ? atoi(argv[1]) : 3;
 	if (rounds > MAXR)
 		rounds = MAXR;

@@ -98,11 +98,21 @@ struct wa_inode_key {
 	__u32 pad;
 };
 
+/* bits: WA_SENS_* (file.bpf.h); names: for a directory with sensitive
+ * children by name, one bit per name at wa_name_bit(its length, its first
+ * byte), so that the walk compares a child's name only when its bit is set
+ * (native/loader_maps.c computes the same bit). */
+struct wa_sens_val {
+	__u8 bits;
+	__u8 pad[7];
+	__u64 names;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, struct wa_inode_key);
-	__type(value, __u8);
+	__type(value, struct wa_sens_val);
 } wa_sensitive SEC(".maps");
 
 /* Room to build one variable-size record plus the path-walk scratch. */
@@ -132,15 +142,20 @@ static __always_inline struct wa_scratch *wa_scratch(void)
 	return bpf_map_lookup_elem(&wa_scratch_map, &zero);
 }
 
-/* One bit per tgid, set for every tgid in wa_traced: the filter in front of
- * the hash lookup, so that a process nobody traces is told so by one inlined
- * array load and a test (no helper call, no hashing) on each of its syscalls
- * while the dispatchers are attached. A set bit only means "look in
- * wa_traced": every insert sets the bit first and every delete clears it
- * after, atomically (user space adds roots through its mmap of this map,
- * native/loader_maps.c, with the same atomics). Sized for PID_MAX_LIMIT, the
- * most pid_max can be on 64-bit: 512 KiB. An array map, not a .bss.* section:
- * the Debian bpftool that generates the skeleton does not know those. */
+/* The traced set's membership, one bit per tgid: wa_traced holds each
+ * member's scope (root, depth), and this says who is a member, so that every
+ * syscall of every process asks it with one inlined array load and a test (no
+ * helper call, no hashing) while the dispatchers are attached. The two change
+ * together: every insert into wa_traced sets the bit first and every delete
+ * clears it after, with atomics (a fork may set a bit in the same word as
+ * another exit clears; user space adds and removes roots through its mmap of
+ * this map with the same atomics, native/loader_maps.c). So a bit is never
+ * clear for a tgid in wa_traced; it is set without an entry only for the
+ * moment between the two steps, for a process being added (not yet running,
+ * or about to be traced) or removed (at its exit, or leaving the set).
+ * Sized for PID_MAX_LIMIT, the most pid_max can be on 64-bit: 512 KiB. An
+ * array map, not a .bss.* section: the Debian bpftool that generates the
+ * skeleton does not know those. */
 #define WA_PID_LIMIT (4u << 20)
 #define WA_PID_WORDS (WA_PID_LIMIT / 64)
 
@@ -158,7 +173,7 @@ static __always_inline __u64 *wa_traced_word(__u32 tgid)
 	return bpf_map_lookup_elem(&wa_traced_bits, &w);
 }
 
-static __always_inline bool wa_traced_maybe(__u32 tgid)
+static __always_inline bool wa_traced_member(__u32 tgid)
 {
 	__u64 *w = wa_traced_word(tgid);
 	return w && (*w & (1ull << (tgid & 63)));
@@ -182,7 +197,7 @@ static __always_inline bool wa_is_traced(__u32 tgid)
 {
 	if (wa_trace_all)
 		return tgid != wa_self_tgid && tgid != 0;
-	return wa_traced_maybe(tgid) && bpf_map_lookup_elem(&wa_traced, &tgid) != NULL;
+	return wa_traced_member(tgid);
 }
 
 /* The gate in front of every syscall handler (the dispatchers run it before

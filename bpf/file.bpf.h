@@ -96,45 +96,100 @@ struct {
 	__type(value, __u8);
 } wa_sensitive_devs SEC(".maps");
 
-static __always_inline bool wa_child_named(const struct wa_inode_key *parent, struct dentry *child)
+/* The name filter's bit for a name of `len` bytes starting with `c0`; names
+ * are compared on their first WA_SENSITIVE_NAME - 1 bytes, so longer ones
+ * count as that long. The loader computes the same (native/loader_maps.c). */
+static __always_inline __u32 wa_name_bit(__u32 len, __u8 c0)
+{
+	if (len > WA_SENSITIVE_NAME - 1)
+		len = WA_SENSITIVE_NAME - 1;
+	return (len * 31 + c0) & 63;
+}
+
+static __always_inline bool wa_child_named(const struct wa_inode_key *parent, const unsigned char *name)
 {
 	__u32 zero = 0;
 	struct wa_name_key *k = bpf_map_lookup_elem(&wa_name_scratch, &zero);
-	if (!k || !child)
+	if (!k || !name)
 		return false;
 	__builtin_memset(k, 0, sizeof(*k));
 	k->parent = *parent;
-	bpf_probe_read_kernel_str(k->name, sizeof(k->name), BPF_CORE_READ(child, d_name.name));
+	bpf_probe_read_kernel_str(k->name, sizeof(k->name), name);
 	return bpf_map_lookup_elem(&wa_sensitive_names, k) != NULL;
+}
+
+/* What the walk needs of a dentry: its parent, name and inode. struct dentry
+ * has kept d_parent, d_name and d_inode next to each other, in that order,
+ * since 2.6 (d_name being a struct qstr: hash and len, then the name
+ * pointer), so one probe read of 32 bytes gets all three where three or four
+ * would; CO-RE checks that layout on the running kernel, and any other layout
+ * reads them one by one. */
+struct wa_dent {
+	struct dentry *parent;
+	struct inode *inode;
+	const unsigned char *name;
+	__u32 len;
+};
+
+static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out)
+{
+	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 on = bpf_core_field_offset(struct dentry, d_name);
+	__u32 oi = bpf_core_field_offset(struct dentry, d_inode);
+	if (on == op + 8 && oi == on + 16 && bpf_core_field_offset(struct qstr, len) == 4 &&
+	    bpf_core_field_offset(struct qstr, name) == 8) {
+		__u64 span[4] = {};
+		bpf_probe_read_kernel(span, sizeof(span), (char *)d + op);
+		out->parent = (struct dentry *)span[0];
+		out->len = span[1] >> 32; /* x86_64 (little-endian): hash, then len */
+		out->name = (const unsigned char *)span[2];
+		out->inode = (struct inode *)span[3];
+		return;
+	}
+	out->parent = BPF_CORE_READ(d, d_parent);
+	out->len = BPF_CORE_READ(d, d_name.len);
+	out->name = BPF_CORE_READ(d, d_name.name);
+	out->inode = BPF_CORE_READ(d, d_inode);
 }
 
 /* Is the opened file — its own inode, so a hard link matches — or one of its
  * ancestors in the sensitive set, or named as sensitive under a watched
  * ancestor? Identities are the kernel's (superblock s_dev, inode number).
  * The superblock is the file's all the way up (d_parent stays in it), so its
- * s_dev is read once, and decides first whether there is anything to walk. */
+ * s_dev is read once, and decides first whether there is anything to walk.
+ * Per level: one read of the dentry, one of the inode number, one lookup; a
+ * child's name is read only when its parent is watched by name and the
+ * parent's name filter has the child's bit. */
 static __always_inline bool wa_is_sensitive(struct file *f)
 {
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	struct dentry *child = NULL;
 	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
 	if (!wa_sensitive_devs_full && !bpf_map_lookup_elem(&wa_sensitive_devs, &dev))
 		return false;
+	const unsigned char *child_name = NULL;
+	__u32 child_len = 0;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < WA_SENSITIVE_ANCESTORS; i++) {
+		struct wa_dent de;
+		wa_dent_read(d, &de);
+		struct inode *inode = de.inode; /* a local: CO-RE must not relocate wa_dent's own fields */
 		struct wa_inode_key k = {};
-		k.ino = BPF_CORE_READ(d, d_inode, i_ino);
+		k.ino = BPF_CORE_READ(inode, i_ino);
 		k.dev = dev;
-		__u8 *v = bpf_map_lookup_elem(&wa_sensitive, &k);
-		if (v && (*v & WA_SENS_SELF))
+		struct wa_sens_val *v = bpf_map_lookup_elem(&wa_sensitive, &k);
+		if (v && (v->bits & WA_SENS_SELF))
 			return true;
-		if (v && (*v & WA_SENS_PARENT) && wa_child_named(&k, child))
-			return true;
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		if (parent == d)
+		if (v && (v->bits & WA_SENS_PARENT) && child_name) {
+			__u8 c0 = 0;
+			bpf_probe_read_kernel(&c0, 1, child_name);
+			if ((v->names & (1ull << wa_name_bit(child_len, c0))) && wa_child_named(&k, child_name))
+				return true;
+		}
+		if (de.parent == d || !de.parent)
 			break;
-		child = d;
-		d = parent;
+		child_name = de.name;
+		child_len = de.len;
+		d = de.parent;
 	}
 	return false;
 }

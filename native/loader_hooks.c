@@ -102,7 +102,7 @@ void wa_hooks_attach_all(struct wa_loader *l, int lazy)
 	l->hooks_init = 1;
 	l->hooks_lazy = lazy;
 	l->disp[0] = l->disp[1] = -1;
-	(void)wa_traced_bits_map(l); /* unmapped, wa_loader_add_root fails (-ENODEV): no root hidden by the filter */
+	(void)wa_traced_bits_map(l); /* unmapped, wa_loader_add_root fails (-ENODEV): no root without its bit */
 	int tabs[2] = { bpf_map__fd(l->skel->maps.wa_sys_enter_tab), bpf_map__fd(l->skel->maps.wa_sys_exit_tab) };
 	for (int i = 0; i < l->nprogs; i++) {
 		struct wa_prog_status *st = &l->progs[i];
@@ -223,9 +223,12 @@ int wa_loader_add_root(struct wa_loader *l, uint32_t tgid)
 	pthread_mutex_lock(&l->hooks_mu);
 	int rc = hooks_attach_locked(l);
 	if (!rc)
-		rc = wa_traced_bits_mark(l, tgid); /* before the insert: the filter never hides a traced tgid */
-	if (!rc)
+		rc = wa_traced_bits_mark(l, tgid); /* membership before the scope entry (bpf/common.bpf.h) */
+	if (!rc) {
 		rc = bpf_map__update_elem(l->skel->maps.wa_traced, &tgid, sizeof(tgid), &v, sizeof(v), BPF_ANY);
+		if (rc && !wa_loader_is_traced(l, tgid))
+			wa_traced_bits_unmark(l, tgid); /* not added: not a member */
+	}
 	pthread_mutex_unlock(&l->hooks_mu);
 	return rc;
 }

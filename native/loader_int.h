@@ -42,9 +42,9 @@ struct wa_loader {
 /* loader_hooks.c: installs handlers, attaches the rest (at open) */
 void wa_hooks_attach_all(struct wa_loader *l, int lazy);
 
-/* loader_maps.c, under hooks_mu: the tgid filter in front of wa_traced
- * (bpf/common.bpf.h). map: 0 or -errno; mark: set before an insert; unmark:
- * clear after a delete. */
+/* loader_maps.c, under hooks_mu: the traced set's membership bits
+ * (bpf/common.bpf.h). map: 0 or -errno; mark: set before an insert into
+ * wa_traced; unmark: clear after a delete. */
 int wa_traced_bits_map(struct wa_loader *l);
 void wa_traced_bits_unmap(struct wa_loader *l);
 int wa_traced_bits_mark(struct wa_loader *l, uint32_t tgid);

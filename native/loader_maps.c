@@ -79,19 +79,39 @@ struct wa_inode_key_u {
 	uint32_t pad;
 };
 
-/* OR `bits` into an identity's value (file.bpf.h: 1 = sensitive itself,
- * 2 = has sensitive children by name); -E2BIG when the map is full. */
-static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits)
+/* struct wa_sens_val in bpf/common.bpf.h */
+struct wa_sens_val_u {
+	uint8_t bits;
+	uint8_t pad[7];
+	uint64_t names;
+};
+
+#define SENSITIVE_NAME 64 /* WA_SENSITIVE_NAME in bpf/file.bpf.h */
+
+/* wa_name_bit in bpf/file.bpf.h: the name filter's bit for a name as stored
+ * (at most SENSITIVE_NAME - 1 bytes) */
+static unsigned name_bit(const char *stored)
+{
+	return (unsigned)(strlen(stored) * 31 + (unsigned char)stored[0]) & 63;
+}
+
+/* OR `bits` (file.bpf.h: 1 = sensitive itself, 2 = has sensitive children by
+ * name) and `names` (the name filter) into an identity's value; -E2BIG when
+ * the map is full. */
+static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits, uint64_t names)
 {
 	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
-	uint8_t v = 0, one = 1;
+	struct wa_sens_val_u v;
+	uint8_t one = 1;
+	memset(&v, 0, sizeof(v));
 	/* its filesystem first: from here on opens there walk (file.bpf.h), so
 	 * none can skip the walk once the identity below is in */
 	if (bpf_map__update_elem(l->skel->maps.wa_sensitive_devs, &kdev, sizeof(kdev), &one, 1, BPF_ANY))
 		l->skel->bss->wa_sensitive_devs_full = 1;
-	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, 0);
-	v |= bits;
-	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, 1, BPF_ANY);
+	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, sizeof(v), 0);
+	v.bits |= bits;
+	v.names |= names;
+	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, sizeof(v), BPF_ANY);
 	if (!rc)
 		l->skel->bss->wa_sensitive_count++;
 	return rc;
@@ -99,14 +119,14 @@ static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, 
 
 int wa_loader_add_sensitive(struct wa_loader *l, uint32_t kdev, uint64_t ino)
 {
-	return sensitive_set_bits(l, kdev, ino, 1);
+	return sensitive_set_bits(l, kdev, ino, 1, 0);
 }
 
 int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint64_t parent_ino, const char *name)
 {
 	struct {
 		struct wa_inode_key_u parent;
-		char name[64]; /* WA_SENSITIVE_NAME in file.bpf.h */
+		char name[SENSITIVE_NAME];
 	} k;
 	memset(&k, 0, sizeof(k));
 	k.parent.ino = parent_ino;
@@ -114,7 +134,8 @@ int wa_loader_add_sensitive_name(struct wa_loader *l, uint32_t parent_kdev, uint
 	snprintf(k.name, sizeof(k.name), "%s", name);
 	uint8_t one = 1;
 	int rc = bpf_map__update_elem(l->skel->maps.wa_sensitive_names, &k, sizeof(k), &one, 1, BPF_ANY);
-	return rc ? rc : sensitive_set_bits(l, parent_kdev, parent_ino, 2);
+	/* the name before its filter bit: a walk that sees the bit finds the name */
+	return rc ? rc : sensitive_set_bits(l, parent_kdev, parent_ino, 2, 1ull << name_bit(k.name));
 }
 
 static void clear_map(int fd, size_t key_size)

@@ -127,19 +127,22 @@ function cgroupText(id: bigint): string {
 // Same output as rfc3339Nanos (src/events/envelope.ts; test/ndjson.test.ts
 // checks they agree) at ~1/10 of its cost: events arrive in time order, so
 // the `YYYY-MM-DDTHH:MM:SS.` prefix is built once per second, not per event.
-let lastSecond = -1;
+let lastSecondNs = -1n; // the epoch ns at which the current prefix's second starts
 let lastPrefix = '';
 const NINE_ZEROS = '000000000';
+const NS_PER_S = 1_000_000_000n;
 
 /** RFC 3339 UTC with nanoseconds for an instant in epoch nanoseconds (>= 0). */
 export function eventTime(epochNs: bigint): string {
-  const seconds = epochNs / 1_000_000_000n;
-  const frac = String(Number(epochNs - seconds * 1_000_000_000n));
-  const s = Number(seconds);
-  if (s !== lastSecond) {
-    lastSecond = s;
-    lastPrefix = `${new Date(s * 1000).toISOString().slice(0, 19)}.`;
+  // within the last second: one subtraction, no division (BigInt division is the costly part)
+  let d = epochNs - lastSecondNs;
+  if (lastSecondNs < 0n || d < 0n || d >= NS_PER_S) {
+    const seconds = epochNs / NS_PER_S;
+    lastSecondNs = seconds * NS_PER_S;
+    lastPrefix = `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19)}.`;
+    d = epochNs - lastSecondNs;
   }
+  const frac = String(Number(d));
   return `${lastPrefix}${frac.length === 9 ? frac : NINE_ZEROS.slice(frac.length) + frac}Z`;
 }
 
