@@ -67,7 +67,10 @@ struct {
 } wa_conns SEC(".maps");
 
 /* tgid -> entries it holds in wa_conns: the exit sweep walks wa_conns only
- * for a process that has some. */
+ * for a process that has some. A conn is stored only after its owner is
+ * claimed here: a conn without an owner entry would never be swept at exit
+ * (its conn_end lost, its slot held until the map fills), so a full owner
+ * map is a counted drop, like a full wa_conns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -81,17 +84,29 @@ static __always_inline struct wa_conn *wa_conn_lookup(__u32 fd)
 	return bpf_map_lookup_elem(&wa_conns, &k);
 }
 
-static __always_inline void wa_conn_owner_add(__u32 tgid, int delta)
+/* One more entry for tgid; false when the owner map has no room for it. */
+static __always_inline bool wa_conn_owner_claim(__u32 tgid)
 {
 	__u32 *n = bpf_map_lookup_elem(&wa_conn_owners, &tgid);
-	if (n) {
-		__sync_fetch_and_add(n, delta);
-		return;
+	if (!n) {
+		__u32 zero = 0;
+		/* -EEXIST: another thread of tgid claimed first; use its entry */
+		long err = bpf_map_update_elem(&wa_conn_owners, &tgid, &zero, BPF_NOEXIST);
+		if (err && err != -17 /* EEXIST */)
+			return false;
+		n = bpf_map_lookup_elem(&wa_conn_owners, &tgid);
+		if (!n)
+			return false;
 	}
-	if (delta > 0) {
-		__u32 one = 1;
-		bpf_map_update_elem(&wa_conn_owners, &tgid, &one, BPF_NOEXIST);
-	}
+	__sync_fetch_and_add(n, 1);
+	return true;
+}
+
+static __always_inline void wa_conn_owner_release(__u32 tgid)
+{
+	__u32 *n = bpf_map_lookup_elem(&wa_conn_owners, &tgid);
+	if (n)
+		__sync_fetch_and_add(n, -1);
 }
 
 static __always_inline void wa_conn_emit_end(__u32 fd, struct wa_conn *c, __u16 how)
@@ -168,14 +183,19 @@ static __always_inline void wa_conn_open(__u32 fd, __u16 kind, struct sock *sk)
 		c.head_writes = WA_STREAM_HEAD_WRITES;
 		wa_sock_peer(sk, &c.peer);
 	}
-	if (bpf_map_update_elem(&wa_conns, &k, &c, BPF_ANY)) {
-		wa_count(&wa_dropped, kind == WA_CONN_TCP ? WA_EV_CONN_END : WA_EV_DNS_ANSWER);
+	__u32 lost = kind == WA_CONN_TCP ? WA_EV_CONN_END : WA_EV_DNS_ANSWER;
+	if (!old && !wa_conn_owner_claim(tgid)) {
+		wa_count(&wa_dropped, lost);
 		return;
 	}
-	if (!old) {
-		wa_conn_owner_add(tgid, 1);
-		__sync_fetch_and_add(&wa_conn_live, 1);
+	if (bpf_map_update_elem(&wa_conns, &k, &c, BPF_ANY)) {
+		if (!old)
+			wa_conn_owner_release(tgid);
+		wa_count(&wa_dropped, lost);
+		return;
 	}
+	if (!old)
+		__sync_fetch_and_add(&wa_conn_live, 1);
 }
 
 static __always_inline void wa_conn_forget(__u32 fd)
@@ -183,7 +203,7 @@ static __always_inline void wa_conn_forget(__u32 fd)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct wa_conn_key k = { .tgid = tgid, .fd = fd };
 	if (bpf_map_delete_elem(&wa_conns, &k) == 0) {
-		wa_conn_owner_add(tgid, -1);
+		wa_conn_owner_release(tgid);
 		__sync_fetch_and_add(&wa_conn_live, -1);
 	}
 }

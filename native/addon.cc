@@ -36,6 +36,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
                            InstanceMethod("disarmSpawn", &Sensor::DisarmSpawn),
                            InstanceMethod("setTraceAll", &Sensor::SetTraceAll),
                            InstanceMethod("hooks", &Sensor::Hooks),
+                           InstanceMethod("flushSoon", &Sensor::FlushSoon),
                            InstanceMethod("addSensitive", &Sensor::AddSensitive),
                            InstanceMethod("clearSensitive", &Sensor::ClearSensitive),
                            InstanceMethod("addSensitiveName", &Sensor::AddSensitiveName),
@@ -50,7 +51,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   }
 
   // new Sensor({ onBatch(ab, records), ringBytes?, wakeupBytes?, batchBytes?, maxLatencyMs?, traceAll?,
-  //              tracedMax?, budgetEvents? (0: none), budgetWindowMs?, ringSharePct? })
+  //              tracedMax?, connOwnersMax?, budgetEvents? (0: none), budgetWindowMs?, ringSharePct? })
   explicit Sensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sensor>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Sensor: options object required");
@@ -63,6 +64,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
     opts.wakeup_bytes = uint64_t(num("wakeupBytes", 256 << 10));
     opts.trace_all = o.Get("traceAll").ToBoolean().Value() ? 1 : 0;
     opts.traced_max = uint32_t(num("tracedMax", 0));
+    opts.conn_owners_max = uint32_t(num("connOwnersMax", 0));
     double budget = num("budgetEvents", WA_DEFAULT_BUDGET);
     opts.budget_events = budget <= 0 ? -1 : int64_t(budget);
     opts.budget_window_ns = uint64_t(num("budgetWindowMs", 0) * 1e6);
@@ -182,6 +184,7 @@ class Sensor : public Napi::ObjectWrap<Sensor> {
   }
 
   Napi::Value Hooks(const Napi::CallbackInfo& info) { Check(info); return HooksCall(info, loader_); }
+  Napi::Value FlushSoon(const Napi::CallbackInfo& info) { Check(info); poller_->FlushSoon(); return info.Env().Undefined(); }
 
   static uint64_t U64(const Napi::Value& v) { bool lossless = true; return v.IsBigInt() ? v.As<Napi::BigInt>().Uint64Value(&lossless) : uint64_t(v.As<Napi::Number>().Int64Value()); }
 

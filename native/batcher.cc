@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "batcher.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "loader.h"
 
@@ -24,6 +29,8 @@ WaPoller::WaPoller(size_t batch_bytes, int max_latency_ms, Deliver deliver, Fata
 WaPoller::~WaPoller() {
   Stop();
   free(buf_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (wait_ep_ >= 0) close(wait_ep_);
 }
 
 bool WaPoller::NewBuffer() {
@@ -92,7 +99,24 @@ void WaPoller::CountLost(const WaBatch& b) {
 
 void WaPoller::Start() {
   if (running_.exchange(true)) return;
+  // Without the eventfd (or the ring's fd) FlushSoon still works, one poll timeout later.
+  if (wake_fd_ < 0) wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wait_ep_ >= 0) close(wait_ep_);
+  wait_ep_ = wake_fd_ < 0 ? -1 : epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (wait_ep_ >= 0 && (epoll_ctl(wait_ep_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0 ||
+                        epoll_ctl(wait_ep_, EPOLL_CTL_ADD, wa_loader_ring_fd(loader_), &ev) != 0)) {
+    close(wait_ep_);
+    wait_ep_ = -1;
+  }
   thread_ = std::thread([this] { Run(); });
+}
+
+void WaPoller::FlushSoon() {
+  flush_asked_.store(true);
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
 }
 
 void WaPoller::Run() {
@@ -100,7 +124,20 @@ void WaPoller::Run() {
   const uint64_t max_age = uint64_t(max_latency_ms_) * 1000000ull;
   int consecutive = 0;
   while (running_.load(std::memory_order_relaxed)) {
-    int rc = wa_loader_poll(loader_, timeout);
+    // after a failed poll, retry at once as the ring's own poll would (the bound below decides)
+    if (wait_ep_ >= 0 && consecutive == 0 && !flush_asked_.load()) {
+      epoll_event ev[2];
+      if (epoll_wait(wait_ep_, ev, 2, timeout) < 0 && errno != EINTR) {
+        close(wait_ep_);  // never spin on a broken wait: back to polling the ring alone
+        wait_ep_ = -1;
+      }
+      uint64_t n;
+      (void)!read(wake_fd_, &n, sizeof(n));
+    }
+    // the request is taken before the ring is drained: every record in the ring
+    // when FlushSoon was called is in the batch flushed below
+    const bool asked = flush_asked_.exchange(false);
+    int rc = wa_loader_poll(loader_, wait_ep_ >= 0 || asked ? 0 : timeout);
     if (rc < 0) {
       poll_errors++;
       // a failing poll returns at once: without a bound this spins while the
@@ -114,7 +151,7 @@ void WaPoller::Run() {
     } else {
       consecutive = 0;
     }
-    if (count_ && MonoNs() - first_ns_ >= max_age) Flush();
+    if (count_ && (asked || MonoNs() - first_ns_ >= max_age)) Flush();
   }
   // the tail: whatever the kernel produced before we were told to stop
   while (wa_loader_poll(loader_, 0) > 0) {
@@ -124,5 +161,6 @@ void WaPoller::Run() {
 
 void WaPoller::Stop() {
   running_.store(false);
+  FlushSoon();  // wakes the thread now rather than at its next poll timeout
   if (thread_.joinable()) thread_.join();
 }

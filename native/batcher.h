@@ -36,6 +36,9 @@ class WaPoller {
   void Attach(wa_loader* loader) { loader_ = loader; }
   void Start();
   void Stop();  // drains the ring, flushes, joins; idempotent
+  // Hands JS what the ring holds now instead of at max_latency: wakes the poll
+  // thread, which drains the ring after seeing the request and flushes.
+  void FlushSoon();
   static int OnRecord(void* self, const void* data, size_t size);
 
   std::atomic<uint64_t> batches{0}, records{0}, bytes{0}, user_dropped{0}, poll_errors{0};
@@ -56,6 +59,9 @@ class WaPoller {
   Fatal fatal_;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  std::atomic<bool> flush_asked_{false};
+  // the poll thread waits on the ring's epoll fd and wake_fd_ together (-1: on the ring alone)
+  int wake_fd_ = -1, wait_ep_ = -1;
   uint8_t* buf_ = nullptr;
   size_t len_ = 0, cap_ = 0, count_ = 0;
   uint64_t first_ns_ = 0;

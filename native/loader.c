@@ -120,6 +120,8 @@ static struct witness_bpf *open_skel(const struct wa_loader_opts *o)
 	bpf_map__set_max_entries(s->maps.wa_events, o->ring_bytes);
 	if (o->traced_max)
 		bpf_map__set_max_entries(s->maps.wa_traced, o->traced_max);
+	if (o->conn_owners_max)
+		bpf_map__set_max_entries(s->maps.wa_conn_owners, o->conn_owners_max);
 	return s;
 }
 
@@ -286,6 +288,10 @@ int wa_loader_poll(struct wa_loader *l, int timeout_ms)
 	return (n > 0 ? n : 0) + m;
 }
 
+int wa_loader_ring_fd(struct wa_loader *l)
+{
+	return ring_buffer__epoll_fd(l->rb);
+}
 
 void wa_loader_close(struct wa_loader *l)
 {

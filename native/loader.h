@@ -23,6 +23,7 @@ struct wa_loader_opts {
 	uint64_t wakeup_bytes;  /* wake the consumer when this much waits; 0 = 256 KiB */
 	int trace_all;          /* host-wide mode */
 	uint32_t traced_max;    /* wa_traced entries; 0 = WA_TRACED_MAX */
+	uint32_t conn_owners_max; /* wa_conn_owners entries; 0 = the program's (tests shrink it) */
 	/* fairness (bpf/budget.bpf.h): records per process, per kind, per window
 	 * before repeats are counted instead of written; 0 = WA_DEFAULT_BUDGET,
 	 * negative = no budget */
@@ -120,6 +121,8 @@ int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, i
  * records never wake us, so a timeout must still consume). Returns records
  * handed to the callback, or -errno. */
 int wa_loader_poll(struct wa_loader *l, int timeout_ms);
+/* the ring's epoll fd (readable when the kernel woke the consumer), for a poller that waits on more than the ring */
+int wa_loader_ring_fd(struct wa_loader *l);
 
 /* per-type totals summed over CPUs */
 void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX]);

@@ -88,4 +88,24 @@ describe('events table (migration 3)', () => {
       store.close();
     }
   });
+
+  it('the agent index (migration 5) holds attributed rows only, and agent queries still use it', () => {
+    const store = openStore(':memory:');
+    try {
+      const ev = new EventStore(store);
+      const rows = [];
+      for (let i = 0; i < 300; i++) rows.push(env(T0 + i, 'file.write', i % 10 === 0 ? 'coder' : null, 100 + i));
+      ev.append(rows);
+      // the index answers for the attributed rows
+      const entries = store.db.prepare('SELECT count(*) FROM events INDEXED BY events_agent_time WHERE agent IS NOT NULL').pluck().get();
+      expect(entries).toBe(30);
+      const sql = store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_agent_time'").pluck().get() as string;
+      expect(sql).toMatch(/WHERE agent IS NOT NULL/);
+      const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT line FROM events WHERE agent = ? ORDER BY time_ms DESC, id DESC LIMIT 5').all('coder') as { detail: string }[];
+      expect(plan.map((p) => p.detail).join(' | ')).toMatch(/USING INDEX events_agent_time/);
+      expect(ev.query({ agent: 'coder' })).toEqual(rows.filter((_, i) => i % 10 === 0).map((r) => r.line));
+    } finally {
+      store.close();
+    }
+  });
 });

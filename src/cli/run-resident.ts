@@ -55,19 +55,21 @@ export class ResidentClient {
   broken: string | null = null;
   /** the stream broke before this run asked to end it (the daemon stopped or died) */
   onBroken: (why: string) => void = () => {};
-  private readonly closed: Promise<void>;
+  /** the end answer, or the stream's close: what `end` waits for (not the close after the answer) */
+  private settled: () => void = () => {};
+  private readonly ended = new Promise<void>((res) => { this.settled = res; });
 
   /** where the daemon's output lines go (this run's stdout or --out file) */
   fd = 1;
 
   private constructor(private readonly sock: Socket, readonly hello: HelloAnswer, firstFrames: Buffer) {
-    this.closed = new Promise((res) => sock.once('close', () => res()));
     sock.on('data', (c: Buffer) => this.onData(c));
     sock.on('error', (err) => { this.broken ??= err.message; });
     sock.once('close', () => {
       if (!this.endAnswer) this.broken ??= 'the daemon closed the stream before the end';
       if (!this.endAnswer && !this.ending) this.onBroken(this.broken ?? 'closed');
       for (const r of this.replies.splice(0)) r({ ok: false, error: { code: 'internal', message: this.broken ?? 'closed' } });
+      this.settled();
     });
     if (firstFrames.length > 0) this.onData(firstFrames);
   }
@@ -131,7 +133,9 @@ export class ResidentClient {
     this.ending = true;
     if (!this.sock.destroyed) {
       this.sock.write(jsonFrame({ op: 'end', code: result.code, signal: result.signal, survivors }));
-      await this.closed;
+      // the answer comes once the session is sealed; the daemon's hang-up after it is not waited for
+      await this.ended;
+      this.sock.destroy();
     }
     return this.endAnswer?.summary ?? null;
   }
@@ -150,7 +154,7 @@ export class ResidentClient {
     }
     for (const f of frames) {
       if (f.kind !== FRAME_JSON) this.output(f.bytes);
-      else if (f.json.op === 'end') this.endAnswer = f.json as unknown as EndAnswer;
+      else if (f.json.op === 'end') { this.endAnswer = f.json as unknown as EndAnswer; this.settled(); }
       else this.replies.shift()?.(f.json);
     }
   }

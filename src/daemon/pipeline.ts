@@ -1,5 +1,6 @@
 import { ContextCompactor } from '../events/compact.js';
 import { compactLine } from '../export/ndjson-line.js';
+import { WholeLine } from '../export/whole-line.js';
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
@@ -36,6 +37,9 @@ export class Pipeline {
   /** network depth (TLS hello, names on connects, llm.call), before attribution */
   readonly net: NetDepth;
   private readonly compactor = new ContextCompactor();
+  /** the whole record's line for the sinks that keep it (the store), built at most once and mostly reused */
+  readonly whole = new WholeLine();
+  private readonly decided = { compact: false };
 
   constructor(
     private enricher: ReloadableEnricher,
@@ -94,8 +98,9 @@ export class Pipeline {
     this.emitted++;
     // Lines carry each process's context once (src/events/compact.ts); sinks
     // that need the whole record (OTLP, the store) read it from `env`.
-    const line = compactLine(this.compactor, env); // JSON.stringify(compactor.compact(env)), byte for byte
-    for (const s of this.sinks) s.write(env, line);
+    const line = compactLine(this.compactor, env, this.decided); // JSON.stringify(compactor.compact(env)), byte for byte
+    this.whole.set(env, line, this.decided.compact);
+    for (const s of this.sinks) s.write(env, line, this.whole);
   }
 
   stats(): PipelineStats {

@@ -186,11 +186,14 @@ export class ResidentServer {
       this.router.setRoot(run, pid);
       this.stats.sessions++;
       // scope open, sensor.start sealed: before the client lets the agent run its first instruction
+      const tr = performance.now();
       run.session.onPid(pid);
       run.session.startTimers();
+      log.debug({ root: pid, ledger: run.session.ledger != null, startSealMs: +(performance.now() - tr).toFixed(1) }, 'resident: root traced, sensor.start sealed');
       sock.write(jsonFrame({ ok: true }));
     } else if (req.op === 'linger' && run !== null) {
       // the root's exit record may still be in flight; give it a moment, not forever (as standalone)
+      this.opts.sensor.flushSoon();
       await within(run.session.rootExitSeen, 500);
       run.session.outlived(checkSurvivors(req.survivors));
       sock.write(jsonFrame({ ok: true }));
@@ -204,6 +207,7 @@ export class ResidentServer {
 
   /** The session as a standalone run opens it; anything it refuses (a bad manifest, key, path) sends the client to its own sensor, which says why. */
   private async open(c: Conn, raw: unknown): Promise<void> {
+    const t0 = performance.now();
     let session: RunSession;
     try {
       session = await RunSession.open(checkPlan(raw), { sink: new SocketLineSink(c.sock, this.stats) });
@@ -223,17 +227,27 @@ export class ResidentServer {
       return this.fail(c, 'internal', `the session could not start its attribution: ${(err as Error).message}`);
     }
     c.run = run;
+    log.debug({ ledger: session.ledger != null, openMs: +(performance.now() - t0).toFixed(1) }, 'resident: session open');
     c.sock.write(jsonFrame({ ok: true, session_dir: session.ledger?.dir ?? null }));
   }
 
   /** The tree is done (the client saw the guardian report it): the rest of its records, then the seal. */
   private async end(c: Conn, run: ResidentRun, result: { code: number | null; signal: NodeJS.Signals | null }, survivors: Survivor[]): Promise<void> {
-    // Host-wide tracing puts the guardian's exit on the wire after every record of its tree.
+    // Host-wide tracing puts the guardian's exit on the wire after every record of its tree. The
+    // guardian has exited (its parent saw it), so its exit record is in the ring: drain it now
+    // rather than at the poll thread's maxLatencyMs. Nothing is decided by the flush: the barrier
+    // is still the exit record itself.
+    const t0 = performance.now();
+    if (this.opts.traceAll) this.opts.sensor.flushSoon();
     const barrier = this.opts.traceAll ? await run.barrier(this.opts.barrierTimeoutMs ?? 2000) : (await sleep(this.opts.barrierTimeoutMs ?? 100), false);
     if (!barrier) log.warn({ guardian: run.guardian }, 'resident: the guardian\'s exit record did not arrive; the session ends on a timeout');
     this.finishStream(run, barrier ? {} : { residentBarrierTimeout: 1 });
+    const t1 = performance.now();
     await run.session.survivorsExited(survivors);
+    const t2 = performance.now();
     const summary = await run.session.close(result, survivors);
+    // where a run's end goes (docs/resident.md): WITNESS_LOG_LEVEL=debug
+    log.debug({ guardian: run.guardian, ledger: run.session.ledger != null, barrierMs: +(t1 - t0).toFixed(1), survivorsMs: +(t2 - t1).toFixed(1), sealMs: +(performance.now() - t2).toFixed(1) }, 'resident: session sealed');
     c.run = null;
     const answer: EndAnswer = { op: 'end', ok: true, summary };
     if (!c.sock.destroyed) c.sock.end(jsonFrame(answer));

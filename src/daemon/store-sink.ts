@@ -1,6 +1,7 @@
 import type { Envelope } from '../events/envelope.js';
 import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
+import type { WholeLine } from '../export/whole-line.js';
 import { BatchQueue, DEFAULT_QUEUE_BYTES } from '../export/batch-queue.js';
 import { EventStore, plainRow, type PlainRow, type RetentionPolicy } from '../store/events.js';
 import type { Store } from '../store/db.js';
@@ -56,12 +57,12 @@ export class StoreSink extends BatchQueue<PlainRow> implements Sink {
    * instead of waiting in the queue into the old generation (a queue of
    * envelopes held ~300 MiB of heap at 100k rows and kept the GC busy).
    */
-  write(env: Envelope, _line: string): void {
+  write(env: Envelope, _line: string, whole?: WholeLine): void {
     if (this.full()) {
       this.refuse(); // counted; nothing serialised for a row that cannot be queued
       return;
     }
-    this.push(plainRow(env, JSON.stringify(env)));
+    this.push(plainRow(env, whole ? whole.get() : JSON.stringify(env)));
   }
 
   protected async deliver(rows: PlainRow[]): Promise<void> {

@@ -185,8 +185,9 @@ export function compactLineFast(env: Envelope): string | null {
 export const lineStats = { fast: 0, reference: 0 };
 
 /** JSON.stringify(compactor.compact(env)), the hot compact records by template. */
-export function compactLine(compactor: ContextCompactor, env: Envelope): string {
+export function compactLine(compactor: ContextCompactor, env: Envelope, decided?: { compact: boolean }): string {
   const d = compactor.classify(env);
+  if (decided) decided.compact = d === COMPACT;
   if (d === COMPACT) {
     const fast = compactLineFast(env);
     if (fast !== null) {

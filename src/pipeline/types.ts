@@ -1,3 +1,4 @@
+import type { WholeLine } from '../export/whole-line.js';
 import type { Envelope } from '../events/envelope.js';
 import type { SensorEvent } from '../sensor/types.js';
 
@@ -25,8 +26,12 @@ export interface Enricher {
  */
 export interface Sink {
   readonly name: string;
-  /** `line` is JSON.stringify(env), computed once and shared by every sink */
-  write(env: Envelope, line: string): void;
+  /**
+   * `line` is JSON.stringify(compactor.compact(env)), computed once and shared
+   * by every sink; `whole`, when given, yields JSON.stringify(env) (built on
+   * first ask, mostly from the previous record's: src/export/whole-line.ts)
+   */
+  write(env: Envelope, line: string, whole?: WholeLine): void;
   stats(): { written: number; dropped: number; queued?: number; queuedBytes?: number };
   /** Sink-specific heartbeat counters (full attribute names), beyond written/dropped/queued. */
   heartbeatAttributes?(): Record<string, number>;

@@ -47,6 +47,7 @@ export interface NativeSensorOptions {
   maxLatencyMs?: number;
   traceAll?: boolean;
   tracedMax?: number;
+  connOwnersMax?: number;
   budgetEvents?: number;
   budgetWindowMs?: number;
   ringSharePct?: number;
@@ -80,6 +81,11 @@ export interface NativeSensor {
   /** hold: keep the syscall hooks attached (attaches now); release: drop one hold;
    * idle: detach now if nothing needs them; no op: just report */
   hooks(op?: 'hold' | 'release' | 'idle'): HooksState;
+  /**
+   * The poll thread drains the ring and hands over what it holds now, not at maxLatencyMs.
+   * Absent from an addon built before native/batcher.cc had it: callers then wait, as before.
+   */
+  flushSoon?(): void;
   addSensitive(kernelDev: number, inode: bigint): void;
   clearSensitive(): void;
   /** a sensitive name under a directory (its kernel identity): matches whatever inode later holds the name */

@@ -27,6 +27,9 @@ export interface SensorOptions {
   autoStart?: boolean;
   /** entries of the kernel's traced set (default 65,536); past it children escape, each one a scope_overflow */
   tracedMax?: number;
+  /** entries of the kernel's per-process connection index (default 8,192 processes); past it a
+   * connection's accounting is a counted conn_end drop. Tests shrink it to force that. */
+  connOwnersMax?: number;
   /** fairness (bpf/budget.bpf.h): records per process, per high-volume kind, per window before
    * repeats are counted instead of written; default 1024, 0 = no budget */
   budgetEvents?: number;
@@ -129,6 +132,7 @@ export class WitnessSensor {
         maxLatencyMs: opts.maxLatencyMs ?? 20,
         traceAll: opts.traceAll ?? false,
         tracedMax: opts.tracedMax ?? 0,
+        connOwnersMax: opts.connOwnersMax ?? 0,
         budgetEvents: budget,
         budgetWindowMs: windowMs,
         ringSharePct: opts.ringSharePct ?? 0,
@@ -210,6 +214,11 @@ export class WitnessSensor {
    * attach — and 'idle' detaches them now if nothing needs them.
    */
   hooks(op?: 'hold' | 'release' | 'idle'): HooksState { return this.native.hooks(op); }
+  /**
+   * Every record in the ring now reaches onBatch within a poll, not at maxLatencyMs: for a
+   * caller that knows a record it waits for was written (a resident run's guardian exited).
+   */
+  flushSoon(): void { this.native.flushSoon?.(); }
   isTraced(pid: number): boolean { return this.native.isTraced(pid); }
 
   stats(): SensorStats {

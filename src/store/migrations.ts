@@ -212,4 +212,21 @@ const windowBytes: Migration = {
   },
 };
 
-export const MIGRATIONS: readonly Migration[] = [pulse, attribution, events, windowBytes];
+/**
+ * Step 5 — the agent index holds attributed rows only. Host-wide, most rows
+ * have no agent, and each paid an entry in an index that `agent = ?` never
+ * reads (a partial index serves it: `agent = ?` implies `agent IS NOT NULL`);
+ * at 50k rows/s that entry was ~20 % of the store's insert-and-trim cost.
+ */
+const agentIndexPartial: Migration = {
+  version: 5,
+  name: 'events_agent_partial',
+  up(db) {
+    db.exec(`
+      DROP INDEX events_agent_time;
+      CREATE INDEX events_agent_time ON events (agent, time_ms) WHERE agent IS NOT NULL;
+    `);
+  },
+};
+
+export const MIGRATIONS: readonly Migration[] = [pulse, attribution, events, windowBytes, agentIndexPartial];

@@ -1,5 +1,6 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,54 @@ for k in kids: os.waitpid(k, 0)
     expect(stats.kernelEmitted.scope_overflow).toBe(6);
     // an escaped child records nothing
     for (const k of named) expect(events.filter((e) => e.pid === k)).toEqual([]);
+  });
+
+  it('a full connection index: a connection whose owner cannot be indexed is a counted conn_end drop, not state the exit sweep never finds', async () => {
+    // 2 owner slots, 5 processes holding a TCP connection at once, exiting without close(2):
+    // the exit sweep ends the 2 indexed ones, the other 3 are counted when their connect is seen
+    const held: Socket[] = [];
+    const server = createServer((s) => { held.push(s); s.on('error', () => {}); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const { sensor, events } = collecting({ connOwnersMax: 2 });
+    const script = `
+import os, socket, sys
+r_go, w_go = os.pipe()
+r_ready, w_ready = os.pipe()
+kids = []
+for i in range(5):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w_go)
+        s = socket.create_connection(("127.0.0.1", ${port}))
+        os.write(w_ready, b"x")
+        os.read(r_go, 1)
+        os._exit(0)
+    kids.append(pid)
+got = b""
+while len(got) < 5: got += os.read(r_ready, 5)
+os.close(w_go)
+for k in kids: os.waitpid(k, 0)
+print(" ".join(map(str, kids)), flush=True)
+`;
+    const child = sensor.spawnTraced(PY, ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    expect(await exited(child)).toBe(0);
+    await new Promise((r) => setTimeout(r, 100));
+    const stats = await sensor.close();
+    for (const s of held) s.destroy();
+    server.close();
+
+    const kids = new Set(out.trim().split(/\s+/).map(Number));
+    expect(kids.size).toBe(5);
+    const connects = ofKind(events, 'connect').filter((e) => kids.has(e.pid));
+    expect(connects).toHaveLength(5);
+    const ended = ofKind(events, 'conn_end').filter((e) => kids.has(e.pid));
+    expect(ended).toHaveLength(2);
+    for (const e of ended) expect(e).toMatchObject({ peerAddress: '127.0.0.1', peerPort: port });
+    expect(stats.kernelDropped.conn_end).toBe(3);
+    expect(ended.length + stats.kernelDropped.conn_end).toBe(connects.length);
   });
 
   it('a path walk that runs out of its loop bound (70 stacked mounts) is flagged truncated, not passed off as whole', async () => {

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// The daemon's store path without the kernel: replays ring batches captured by
+// `node bench/replay.mjs capture FILE` through the daemon's Pipeline (decode →
+// enrich → compact) into a StoreSink on a real file (retention on, as the soak
+// runs it), and prints the event-loop thread's CPU per record. Two variants,
+// interleaved round by round so a shared machine moves both alike:
+//   whole:     the store's line from the pipeline's WholeLine (src/export/whole-line.ts)
+//   stringify: the store serialises every record itself (JSON.stringify(env))
+//   node bench/store-bench.mjs FILE [ROUNDS]
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(root, 'dist', p);
+const [file, roundsArg] = process.argv.slice(2);
+if (!file) { process.stderr.write('usage: store-bench.mjs FILE [ROUNDS]\n'); process.exit(2); }
+const { decodeBatch } = await import(dist('sensor/decode.js'));
+const { Pipeline } = await import(dist('daemon/pipeline.js'));
+const { StoreSink } = await import(dist('daemon/store-sink.js'));
+const { openStore } = await import(dist('store/db.js'));
+const { AttributionEnricher } = await import(dist('identity/enricher.js'));
+
+const raw = readFileSync(file);
+const batches = [];
+for (let off = 0; off < raw.length;) {
+  const len = raw.readUInt32LE(off);
+  batches.push(raw.subarray(off + 4, off + 4 + len));
+  off += 4 + len;
+}
+const rounds = Number(roundsArg ?? 3);
+const clock = { bootToEpochNs: 1_700_000_000_000_000_000n };
+const mainTicks = () => { const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
+
+async function once(variant) {
+  const tmp = mkdtempSync(join(tmpdir(), 'wa-store-bench-'));
+  const store = openStore(join(tmp, 'witness.db'));
+  const sink = new StoreSink(store, { retention: { maxBytes: 32 << 20 } });
+  // stringify: the sink is handed no whole line, so it serialises each envelope itself
+  const target = variant === 'whole' ? sink : { name: 'store', write: (env, line) => sink.write(env, line), stats: () => sink.stats(), close: () => sink.close(), flush: () => sink.flush() };
+  const enricher = await AttributionEnricher.create({ clock, manifest: null, onLateFinding: () => {} });
+  const pipeline = new Pipeline(enricher, [target], null, () => clock);
+  const onEvent = (ev) => pipeline.onSensorEvent(ev);
+  const m0 = mainTicks();
+  let events = 0;
+  for (const b of batches) {
+    const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    events += decodeBatch(ab, onEvent).events;
+    await new Promise((r) => setImmediate(r)); // a turn per batch, as the daemon's drain: the sink delivers between
+  }
+  await sink.flush();
+  const mainS = (mainTicks() - m0) / 100;
+  const st = sink.stats();
+  await sink.close();
+  await enricher.close();
+  store.close();
+  rmSync(tmp, { recursive: true, force: true });
+  return { variant, events, written: st.written, dropped: st.dropped, mainUsPerRecord: (mainS / events) * 1e6, reused: pipeline.whole.reused, serialised: pipeline.whole.serialised };
+}
+
+process.stderr.write(`store bench: ${batches.length} batches, ${rounds} rounds; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+const by = { whole: [], stringify: [] };
+for (let r = 0; r < rounds; r++) {
+  for (const v of r % 2 === 0 ? ['whole', 'stringify'] : ['stringify', 'whole']) {
+    const x = await once(v);
+    by[v].push(x.mainUsPerRecord);
+    process.stdout.write(`${JSON.stringify(x)}\n`);
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+process.stdout.write(`${JSON.stringify({ medianUsPerRecord: { whole: median(by.whole), stringify: median(by.stringify) }, ratio: median(by.whole) / median(by.stringify), load: loadavg()[0] })}\n`);
