@@ -53,8 +53,9 @@ WA_SYSCALL_ENTER(openat2)
 	return 0;
 }
 
-/* p: openat2's pending slot, to empty; NULL for the others */
-static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, struct wa_pending *p)
+/* p: openat2's pending slot, to empty; NULL for the others. cast: walk by
+ * direct loads (wa_is_sensitive_cast, 6.2+) rather than probe reads. */
+static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, struct wa_pending *p, bool cast)
 {
 	__u32 oflags = a->flags;
 	__u32 mode = a->mode;
@@ -81,7 +82,8 @@ static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, 
 		if (how_user)
 			flags |= WA_F_USER_MEMORY;
 	}
-	if (!type && f && wa_sensitive_count && wa_is_sensitive(BPF_CORE_READ(f, f_path.dentry)))
+	if (!type && f && wa_sensitive_count &&
+	    (cast ? wa_is_sensitive_cast(f) : wa_is_sensitive(BPF_CORE_READ(f, f_path.dentry))))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	else if (!type && !f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
 		/* A denied read has no file to identify: the path as asked for (user
@@ -137,32 +139,51 @@ static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, 
 	return 0;
 }
 
+/* The open exits that may walk come twice: by direct loads (cast, 6.2+)
+ * and by probe reads (..._nocast, before 6.2); the loader loads one of each
+ * pair (sensitive.bpf.h, native/loader_hooks.c). creat always writes, so it
+ * never walks. */
 WA_SYSCALL_EXIT(openat)
 {
 	struct wa_open_args a = { ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], false };
-	return wa_open_exit(ctx->ret, &a, NULL);
+	return wa_open_exit(ctx->ret, &a, NULL, true);
+}
+
+WA_SYSCALL_EXIT(openat__nocast)
+{
+	struct wa_open_args a = { ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], false };
+	return wa_open_exit(ctx->ret, &a, NULL, false);
 }
 
 WA_SYSCALL_EXIT(open)
 {
 	struct wa_open_args a = { (__u64)(long)AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], false };
-	return wa_open_exit(ctx->ret, &a, NULL);
+	return wa_open_exit(ctx->ret, &a, NULL, true);
+}
+
+WA_SYSCALL_EXIT(open__nocast)
+{
+	struct wa_open_args a = { (__u64)(long)AT_FDCWD, ctx->args[0], ctx->args[1], ctx->args[2], false };
+	return wa_open_exit(ctx->ret, &a, NULL, false);
 }
 
 WA_SYSCALL_EXIT(creat)
 {
 	struct wa_open_args a = { (__u64)(long)AT_FDCWD, ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, ctx->args[1], false };
-	return wa_open_exit(ctx->ret, &a, NULL);
+	return wa_open_exit(ctx->ret, &a, NULL, false);
 }
 
-WA_SYSCALL_EXIT(openat2)
+static __always_inline int wa_openat2_exit(struct wa_sys_ctx *ctx, bool cast)
 {
 	struct wa_pending *p = wa_pending_get(WA_K_OPEN);
 	if (!p)
 		return 0;
 	struct wa_open_args a = { p->args[0], p->args[1], p->args[2], p->args[3], p->args[4] == WA_OPEN_HOW_USER };
-	return wa_open_exit(ctx->ret, &a, p);
+	return wa_open_exit(ctx->ret, &a, p, cast);
 }
+
+WA_SYSCALL_EXIT(openat2) { return wa_openat2_exit(ctx, true); }
+WA_SYSCALL_EXIT(openat2__nocast) { return wa_openat2_exit(ctx, false); }
 
 /* unlink and rename: built at exit from the names as given, anchored at
  * their dirfd (the directories still exist; the names may not). */

@@ -164,6 +164,28 @@ static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out, 
  * the child's bit. With the default set, /dev/null costs three probe reads
  * past the file (its dentry pointer, the dentry, s_dev) and no lookup;
  * /etc/hostname nine and one lookup (/etc's: watched by name). */
+/* One level of the walk, once its identity is known: is it sensitive
+ * itself, or is the child we came from (child_name, NULL at the first level)
+ * named as sensitive under it? */
+static __always_inline bool wa_level_matches(__u32 dev, __u64 ino, const unsigned char *child_name, __u32 child_len)
+{
+	if (!wa_sens_id_maybe(dev, ino))
+		return false;
+	struct wa_inode_key k = {};
+	k.ino = ino;
+	k.dev = dev;
+	struct wa_sens_val *v = bpf_map_lookup_elem(&wa_sensitive, &k);
+	if (v && (v->bits & WA_SENS_SELF))
+		return true;
+	if (v && (v->bits & WA_SENS_PARENT) && child_name) {
+		__u8 c0 = 0;
+		bpf_probe_read_kernel(&c0, 1, child_name);
+		if ((v->names & (1ull << wa_name_bit(child_len, c0))) && wa_child_named(&k, child_name))
+			return true;
+	}
+	return false;
+}
+
 static __always_inline bool wa_is_sensitive(struct dentry *d)
 {
 	struct wa_dent de;
@@ -179,26 +201,52 @@ static __always_inline bool wa_is_sensitive(struct dentry *d)
 		if (i > 0)
 			wa_dent_read(d, &de, NULL);
 		struct inode *inode = de.inode; /* a local: CO-RE must not relocate wa_dent's own fields */
-		__u64 ino = BPF_CORE_READ(inode, i_ino);
-		if (wa_sens_id_maybe(dev, ino)) {
-			struct wa_inode_key k = {};
-			k.ino = ino;
-			k.dev = dev;
-			struct wa_sens_val *v = bpf_map_lookup_elem(&wa_sensitive, &k);
-			if (v && (v->bits & WA_SENS_SELF))
-				return true;
-			if (v && (v->bits & WA_SENS_PARENT) && child_name) {
-				__u8 c0 = 0;
-				bpf_probe_read_kernel(&c0, 1, child_name);
-				if ((v->names & (1ull << wa_name_bit(child_len, c0))) && wa_child_named(&k, child_name))
-					return true;
-			}
-		}
+		if (wa_level_matches(dev, BPF_CORE_READ(inode, i_ino), child_name, child_len))
+			return true;
 		if (de.parent == d || !de.parent)
 			break;
 		child_name = de.name;
 		child_len = de.len;
 		d = de.parent;
+	}
+	return false;
+}
+
+/* The same walk by direct loads, for kernels with bpf_rdonly_cast (6.2+):
+ * the file pointer (a probe read from the fd table) is cast to a BTF
+ * pointer, and every field on the way up is then one load instruction the
+ * kernel guards with an exception entry, not a helper call of ~7 ns (the
+ * bpf_probe_read_kernel the walk above pays two of per level). The loader
+ * loads these programs (the open exits) on 6.2+ and the probe-read ones
+ * (named ..._nocast) before (native/loader_hooks.c). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+static __always_inline bool wa_is_sensitive_cast(struct file *file)
+{
+	struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+	if (!f)
+		return false;
+	struct dentry *d = f->f_path.dentry;
+	if (!d)
+		return false;
+	__u32 dev = d->d_sb->s_dev;
+	if (!wa_sens_dev_maybe(dev))
+		return false;
+	const unsigned char *child_name = NULL;
+	__u32 child_len = 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < WA_SENSITIVE_ANCESTORS; i++) {
+		struct inode *inode = d->d_inode;
+		if (!inode)
+			break;
+		if (wa_level_matches(dev, inode->i_ino, child_name, child_len))
+			return true;
+		struct dentry *parent = d->d_parent;
+		if (parent == d || !parent)
+			break;
+		child_name = d->d_name.name;
+		child_len = d->d_name.len;
+		d = parent;
 	}
 	return false;
 }

@@ -197,6 +197,7 @@ int wa_loader_open(struct wa_loader **out, const struct wa_loader_opts *opts, wa
 	 * that it doubles on every ENOSPC: a 1M-instruction rejection is then
 	 * verified again and again. Reasons come from probe_one anyway. */
 	skip_absent_tracepoints(l, l->skel);
+	wa_hooks_pick_variants(l);
 	char *full_load_log = calloc(1, 4096);
 	if (full_load_log)
 		bpf_object__for_each_program(p, l->skel->obj)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -63,10 +64,52 @@ static int handler_nr(const struct wa_prog_status *st, int *table)
 	} else {
 		return -1;
 	}
+	size_t n = strlen(rest);
+	if (n > 8 && !strcmp(rest + n - 8, "__nocast"))
+		n -= 8; /* the probe-read twin of a handler (below) serves the same slot */
 	for (size_t k = 0; k < N_HANDLED; k++)
-		if (!strcmp(rest, wa_handled[k].name))
+		if (strlen(wa_handled[k].name) == n && !strncmp(rest, wa_handled[k].name, n))
 			return wa_handled[k].nr;
 	return -1;
+}
+
+/* bpf_rdonly_cast, which the open exits' direct-load walk calls
+ * (bpf/sensitive.bpf.h), is in every kernel from 6.2; the release says so
+ * without parsing the kernel's BTF (~45 ms). A kernel that reports 6.2+ but
+ * lacks it fails those programs, and the capability table says so. */
+static int kernel_has_rdonly_cast(void)
+{
+	struct utsname u;
+	unsigned maj = 0, min = 0;
+	if (uname(&u) || sscanf(u.release, "%u.%u", &maj, &min) != 2)
+		return 0;
+	return maj > 6 || (maj == 6 && min >= 2);
+}
+
+/* Of each handler and its ..._nocast twin, only one is loaded: the direct-
+ * load one where the kernel has bpf_rdonly_cast, the probe-read one before.
+ * The other is skipped (not loaded), with why. Run before the object loads. */
+void wa_hooks_pick_variants(struct wa_loader *l)
+{
+	int cast = kernel_has_rdonly_cast();
+	for (int i = 0; i < l->nprogs; i++) {
+		struct wa_prog_status *st = &l->progs[i];
+		size_t n = strlen(st->name);
+		int nocast = n > 8 && !strcmp(st->name + n - 8, "__nocast");
+		char twin[sizeof(st->name) + 8];
+		snprintf(twin, sizeof(twin), "%s__nocast", st->name);
+		int has_twin = !nocast && bpf_object__find_program_by_name(l->skel->obj, twin);
+		if (!(nocast ? cast : has_twin && !cast))
+			continue;
+		struct bpf_program *p = bpf_object__find_program_by_name(l->skel->obj, st->name);
+		if (p)
+			bpf_program__set_autoload(p, false);
+		st->skipped = 1;
+		st->error = -ENOENT;
+		snprintf(st->reason, sizeof(st->reason), "%s", nocast
+			 ? "this kernel has bpf_rdonly_cast: its direct-load twin serves the syscall"
+			 : "this kernel has no bpf_rdonly_cast (before 6.2): its ..._nocast twin serves the syscall");
+	}
 }
 
 static uint64_t mono_ns(void)

@@ -41,6 +41,7 @@ struct wa_loader {
 
 /* loader_hooks.c: installs handlers, attaches the rest (at open) */
 void wa_hooks_attach_all(struct wa_loader *l, int lazy);
+void wa_hooks_pick_variants(struct wa_loader *l);
 
 /* loader_maps.c, under hooks_mu: the traced set's membership bits
  * (bpf/common.bpf.h). map: 0 or -errno; mark: set before an insert into

@@ -126,9 +126,10 @@ describe.skipIf(skip)('witness CLI on the real kernel', () => {
     expect(r.status).toBe(0);
     const p = JSON.parse(r.stdout);
     expect(p).toMatchObject({ btf: true, tracefs: true, core_ok: true, error: null });
-    // every program attached, but for one of each pair of alternatives (io_uring_submit_req/_sqe)
+    // every program attached, but for one of each pair of alternatives: io_uring_submit_req/_sqe, and
+    // the three walking open exits' direct-load / probe-read (..._nocast) twins (bpf/sensitive.bpf.h)
     expect(p.attached + p.skipped + p.on_demand).toBe(p.total); // on demand: the --tls-metadata uprobes
-    expect(p.skipped).toBe(1);
+    expect(p.skipped).toBe(4);
     expect(p.total).toBeGreaterThan(40);
   });
 
