@@ -41,25 +41,30 @@ struct {
 	__type(value, struct wa_name_key);
 } wa_name_scratch SEC(".maps");
 
-/* Two filters in front of the sensitive set, so that the walk does no map
- * lookup for what cannot be in it: one bit per filesystem (superblock s_dev)
- * holding any sensitive identity, and one bit per identity (s_dev, inode) in
- * wa_sensitive, each at a multiplicative hash (wa_sens_dev_bit,
- * wa_sens_id_bit; native/loader_maps.c computes the same). The ancestry walk
- * follows d_parent, which never leaves a superblock, so an open on a
- * filesystem whose bit is clear (/dev, /proc, tmpfs, a build tree's own
- * mount) cannot be sensitive; on one whose bit is set, a level whose identity
- * bit is clear is not in wa_sensitive, and only a set bit (a member, or one
- * collision in ~1600 at 40 identities) pays the hash lookup. Inline
- * loads from .bss, no helper call. The loader sets a bit before it inserts
- * what the bit stands for and clears the filters only after emptying the
- * maps, so a set member never has a clear bit; bits are never cleared one by
- * one (a stale bit costs one lookup). */
+/* Filters in front of the sensitive set, so that the walk does no map
+ * lookup for what cannot be in it, all indexed by multiplicative hashes
+ * (wa_sens_dev_bit, wa_sens_id_bit; native/loader_maps.c computes the same):
+ *  - one bit per filesystem (superblock s_dev) holding any sensitive
+ *    identity. The ancestry walk follows d_parent, which never leaves a
+ *    superblock, so an open on a filesystem whose bit is clear (/dev, /proc,
+ *    tmpfs, a build tree's own mount) cannot be sensitive;
+ *  - one bit per identity (s_dev, inode) sensitive itself (WA_SENS_SELF);
+ *  - per 16 identity bits, the OR of the name filters (wa_sens_val.names) of
+ *    the directories there with sensitive children by name (WA_SENS_PARENT).
+ * A level is looked up only when its self bit is set, or when its names word
+ * has the bit of the child's name (so /etc, watched by name, costs no lookup
+ * for /etc/hostname): a member, or a collision (about 1 in 1600 levels at 40
+ * identities). Inline loads from .bss, no helper call. The loader sets the
+ * bits before it inserts what they stand for and clears the filters only
+ * after emptying the maps, so a member never has a clear bit; bits are never
+ * cleared one by one (a stale bit costs one lookup). */
 #define WA_SENS_DEV_WORDS 4      /* 256 bits */
-#define WA_SENS_ID_WORDS 1024    /* 65536 bits, 8 KiB */
+#define WA_SENS_SELF_WORDS 1024  /* 65536 bits, 8 KiB */
+#define WA_SENS_NAME_WORDS 4096  /* one names word per 16 identity bits, 32 KiB */
 #define WA_SENS_HASH 0x9E3779B97F4A7C15ull
 volatile __u64 wa_sens_dev_filter[WA_SENS_DEV_WORDS];
-volatile __u64 wa_sens_id_filter[WA_SENS_ID_WORDS];
+volatile __u64 wa_sens_self_filter[WA_SENS_SELF_WORDS];
+volatile __u64 wa_sens_name_filter[WA_SENS_NAME_WORDS];
 
 static __always_inline __u32 wa_sens_dev_bit(__u32 dev)
 {
@@ -75,12 +80,6 @@ static __always_inline bool wa_sens_dev_maybe(__u32 dev)
 {
 	__u32 b = wa_sens_dev_bit(dev);
 	return wa_sens_dev_filter[(b >> 6) & (WA_SENS_DEV_WORDS - 1)] & (1ull << (b & 63));
-}
-
-static __always_inline bool wa_sens_id_maybe(__u32 dev, __u64 ino)
-{
-	__u32 b = wa_sens_id_bit(dev, ino);
-	return wa_sens_id_filter[(b >> 6) & (WA_SENS_ID_WORDS - 1)] & (1ull << (b & 63));
 }
 
 /* The name filter's bit for a name of `len` bytes starting with `c0`; names
@@ -166,24 +165,30 @@ static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out, 
  * /etc/hostname nine and one lookup (/etc's: watched by name). */
 /* One level of the walk, once its identity is known: is it sensitive
  * itself, or is the child we came from (child_name, NULL at the first level)
- * named as sensitive under it? */
+ * named as sensitive under it? The filters first; the child's first byte is
+ * read only when this level's names word is not empty. */
 static __always_inline bool wa_level_matches(__u32 dev, __u64 ino, const unsigned char *child_name, __u32 child_len)
 {
-	if (!wa_sens_id_maybe(dev, ino))
+	__u32 b = wa_sens_id_bit(dev, ino);
+	bool self = wa_sens_self_filter[(b >> 6) & (WA_SENS_SELF_WORDS - 1)] & (1ull << (b & 63));
+	__u64 names = child_name ? wa_sens_name_filter[(b >> 4) & (WA_SENS_NAME_WORDS - 1)] : 0;
+	__u64 name_bit = 0;
+	if (names) {
+		__u8 c0 = 0;
+		bpf_probe_read_kernel(&c0, 1, child_name);
+		name_bit = 1ull << wa_name_bit(child_len, c0);
+	}
+	if (!self && !(names & name_bit))
 		return false;
 	struct wa_inode_key k = {};
 	k.ino = ino;
 	k.dev = dev;
 	struct wa_sens_val *v = bpf_map_lookup_elem(&wa_sensitive, &k);
-	if (v && (v->bits & WA_SENS_SELF))
+	if (!v)
+		return false;
+	if (v->bits & WA_SENS_SELF)
 		return true;
-	if (v && (v->bits & WA_SENS_PARENT) && child_name) {
-		__u8 c0 = 0;
-		bpf_probe_read_kernel(&c0, 1, child_name);
-		if ((v->names & (1ull << wa_name_bit(child_len, c0))) && wa_child_named(&k, child_name))
-			return true;
-	}
-	return false;
+	return (v->bits & WA_SENS_PARENT) && (v->names & name_bit) && wa_child_named(&k, child_name);
 }
 
 static __always_inline bool wa_is_sensitive(struct dentry *d)

@@ -98,16 +98,24 @@ static unsigned name_bit(const char *stored)
 /* wa_sens_dev_bit / wa_sens_id_bit in bpf/sensitive.bpf.h: the same hashes */
 #define SENS_HASH 0x9E3779B97F4A7C15ull
 #define SENS_DEV_WORDS 4
-#define SENS_ID_WORDS 1024
+#define SENS_SELF_WORDS 1024
+#define SENS_NAME_WORDS 4096
 _Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_dev_filter) == SENS_DEV_WORDS * 8, "sensitive.bpf.h filter");
-_Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_id_filter) == SENS_ID_WORDS * 8, "sensitive.bpf.h filter");
+_Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_self_filter) == SENS_SELF_WORDS * 8, "sensitive.bpf.h filter");
+_Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_name_filter) == SENS_NAME_WORDS * 8, "sensitive.bpf.h filter");
 
-static void sensitive_filter_set(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+/* The filters' bits for an identity about to be inserted with `bits` and
+ * `names` (the walk reads them first: set before the map entry). */
+static void sensitive_filter_set(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits, uint64_t names)
 {
+	struct witness_bpf__bss *bss = l->skel->bss;
 	unsigned db = (unsigned)(((uint64_t)kdev * SENS_HASH) >> 56);
 	unsigned ib = (unsigned)(((ino ^ ((uint64_t)kdev << 40)) * SENS_HASH) >> 48);
-	__atomic_fetch_or(&l->skel->bss->wa_sens_dev_filter[db >> 6], 1ull << (db & 63), __ATOMIC_SEQ_CST);
-	__atomic_fetch_or(&l->skel->bss->wa_sens_id_filter[ib >> 6], 1ull << (ib & 63), __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&bss->wa_sens_dev_filter[db >> 6], 1ull << (db & 63), __ATOMIC_SEQ_CST);
+	if (bits & 1)
+		__atomic_fetch_or(&bss->wa_sens_self_filter[ib >> 6], 1ull << (ib & 63), __ATOMIC_SEQ_CST);
+	if (names)
+		__atomic_fetch_or(&bss->wa_sens_name_filter[ib >> 4], names, __ATOMIC_SEQ_CST);
 }
 
 /* OR `bits` (sensitive.bpf.h: 1 = sensitive itself, 2 = has sensitive children by
@@ -121,7 +129,7 @@ static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, 
 	/* the filters' bits first: from here on opens on that filesystem walk
 	 * and the walk looks this identity up (sensitive.bpf.h), so none can skip it
 	 * once it is in the map */
-	sensitive_filter_set(l, kdev, ino);
+	sensitive_filter_set(l, kdev, ino, bits, names);
 	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, sizeof(v), 0);
 	v.bits |= bits;
 	v.names |= names;
@@ -170,7 +178,8 @@ void wa_loader_clear_sensitive(struct wa_loader *l)
 	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
 	/* the filters after the maps: a bit is never clear for a member */
 	memset((void *)l->skel->bss->wa_sens_dev_filter, 0, sizeof(l->skel->bss->wa_sens_dev_filter));
-	memset((void *)l->skel->bss->wa_sens_id_filter, 0, sizeof(l->skel->bss->wa_sens_id_filter));
+	memset((void *)l->skel->bss->wa_sens_self_filter, 0, sizeof(l->skel->bss->wa_sens_self_filter));
+	memset((void *)l->skel->bss->wa_sens_name_filter, 0, sizeof(l->skel->bss->wa_sens_name_filter));
 }
 
 int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max)

@@ -163,4 +163,13 @@ describe.skipIf(skip)('the sensitive filters follow the set', () => {
     expect(registerSensitive(h.sensor.native, [one]).watched).toBe(1);
     expect(await seen(one, two)).toEqual([one]);
   });
+
+  it('a name registered after its directory was walked without one', async () => {
+    const three = join(fresh, 'three'); // not there yet: watched by name under `fresh`
+    writeFileSync(join(fresh, 'other'), 'x\n');
+    expect(await seen(join(fresh, 'other'))).toEqual([]);
+    expect(registerSensitive(h.sensor.native, [three]).names).toBeGreaterThan(0);
+    writeFileSync(three, 'secret\n');
+    expect(await seen(join(fresh, 'other'), three)).toEqual([three]);
+  });
 });
