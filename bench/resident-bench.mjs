@@ -4,7 +4,7 @@
 // run. Wall time per call, median of BENCH_RUNS; prints figures and ratios,
 // asserts nothing. Needs root (the daemon loads the probes once, up front).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,13 +64,29 @@ async function withDaemon(sensor, fn) {
     stateDir: join(dir, 'daemon-state'), scopeSocket: join(dir, 'scope.sock'),
     store: { enabled: false }, pulse: { enabled: false }, ledger: { enabled: false }, ...(sensor ? { sensor } : {}),
   }));
-  const daemon = spawn(process.execPath, [BIN, 'daemon', '--config', join(dir, 'w.json')], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
-  let err = '';
-  daemon.stderr.on('data', (d) => { err += d; });
+  // At debug level the daemon logs each run's phases (resident-server.ts): where its share of a call goes.
+  // To a file: the timed calls are synchronous, so a pipe would not be read (and could fill) meanwhile.
+  const logFile = join(dir, `daemon-${sensor ? 'tuned' : 'default'}.log`);
+  const logFd = openSync(logFile, 'w');
+  const daemon = spawn(process.execPath, [BIN, 'daemon', '--config', join(dir, 'w.json')], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, NOTIFY_SOCKET: '', WITNESS_LOG_LEVEL: 'debug' } });
+  closeSync(logFd);
+  const err = () => readFileSync(logFile, 'utf8');
   try {
-    for (let i = 0; i < 600 && !err.includes('resident socket listening'); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!existsSync(sock)) throw new Error(`the daemon did not open its resident socket:\n${err}`);
-    return await fn({ WITNESS_RESIDENT: 'on', WITNESS_RESIDENT_SOCKET: sock }, daemon.pid);
+    for (let i = 0; i < 600 && !err().includes('resident socket listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(sock)) throw new Error(`the daemon did not open its resident socket:\n${err()}`);
+    const r = await fn({ WITNESS_RESIDENT: 'on', WITNESS_RESIDENT_SOCKET: sock }, daemon.pid);
+    const phases = {};
+    for (const l of err().split('\n')) {
+      if (!l.includes('"resident: ')) continue;
+      const o = JSON.parse(l);
+      for (const [k, v] of Object.entries(o)) if (k.endsWith('Ms') && typeof v === 'number') ((phases[o.ledger ? 'ledger' : 'no-ledger'] ??= {})[k] ??= []).push(v);
+    }
+    const names = { openMs: 'session open', startSealMs: 'sensor.start sealed (agent held)', barrierMs: "wait for the guardian's exit record", sealMs: 'session seal' };
+    for (const [which, p] of Object.entries(phases)) {
+      console.log(`  the daemon's phases per resident call (${which}), medians: ${
+        Object.entries(names).filter(([k]) => p[k]).map(([k, n]) => `${n} ${median(p[k]).toFixed(1)} ms`).join('; ')}`);
+    }
+    return r;
   } finally {
     daemon.kill('SIGTERM');
     await new Promise((r) => (daemon.exitCode === null ? daemon.once('exit', r) : r()));

@@ -189,7 +189,7 @@ export class ResidentServer {
       const tr = performance.now();
       run.session.onPid(pid);
       run.session.startTimers();
-      log.debug({ root: pid, startSealMs: +(performance.now() - tr).toFixed(1) }, 'resident: root traced, sensor.start sealed');
+      log.debug({ root: pid, ledger: run.session.ledger != null, startSealMs: +(performance.now() - tr).toFixed(1) }, 'resident: root traced, sensor.start sealed');
       sock.write(jsonFrame({ ok: true }));
     } else if (req.op === 'linger' && run !== null) {
       // the root's exit record may still be in flight; give it a moment, not forever (as standalone)
@@ -227,7 +227,7 @@ export class ResidentServer {
       return this.fail(c, 'internal', `the session could not start its attribution: ${(err as Error).message}`);
     }
     c.run = run;
-    log.debug({ openMs: +(performance.now() - t0).toFixed(1) }, 'resident: session open');
+    log.debug({ ledger: session.ledger != null, openMs: +(performance.now() - t0).toFixed(1) }, 'resident: session open');
     c.sock.write(jsonFrame({ ok: true, session_dir: session.ledger?.dir ?? null }));
   }
 
@@ -247,7 +247,7 @@ export class ResidentServer {
     const t2 = performance.now();
     const summary = await run.session.close(result, survivors);
     // where a run's end goes (docs/resident.md): WITNESS_LOG_LEVEL=debug
-    log.debug({ guardian: run.guardian, barrierMs: +(t1 - t0).toFixed(1), survivorsMs: +(t2 - t1).toFixed(1), sealMs: +(performance.now() - t2).toFixed(1) }, 'resident: session sealed');
+    log.debug({ guardian: run.guardian, ledger: run.session.ledger != null, barrierMs: +(t1 - t0).toFixed(1), survivorsMs: +(t2 - t1).toFixed(1), sealMs: +(performance.now() - t2).toFixed(1) }, 'resident: session sealed');
     c.run = null;
     const answer: EndAnswer = { op: 'end', ok: true, summary };
     if (!c.sock.destroyed) c.sock.end(jsonFrame(answer));

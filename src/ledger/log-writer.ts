@@ -89,6 +89,8 @@ export class LedgerLog {
   private readonly keyId: string;
   private readonly publicKeyB64: string;
   private eventsFd: number;
+  /** nothing written to the events file since its last fsync: another fsync would persist nothing */
+  private eventsSynced = false;
   private checkpointsFd: number;
   private seq: number;
   /** Chain head, Merkle frontier and unsealed leaves, in binary; advanced a batch at a time. */
@@ -281,6 +283,7 @@ export class LedgerLog {
     this.hashPending();
     const n = this.pendingLen;
     this.pendingLen = 0;
+    this.eventsSynced = false;
     writeFully(this.eventsFd, this.pending.subarray(0, n));
     this.fileBytes += n;
     if (this.pendingTicket !== 0) {
@@ -298,7 +301,7 @@ export class LedgerLog {
   checkpoint(reason: CheckpointReason, extra: { sessionSha256?: string } = {}): string {
     if (this.closed) throw new WitnessError('E_LEDGER', 'checkpoint after close', { file: this.checkpointsPath });
     this.flush();
-    fs.fsyncSync(this.eventsFd);
+    this.syncEvents();
     this.hashPending();
     const h = this.hashes;
     const proof = consistencyProofWith(h.subtreeHasher(), h.sealed.size, h.size);
@@ -351,6 +354,13 @@ export class LedgerLog {
     this.closed = true;
   }
 
+  /** fsyncs the events file unless nothing was written since its last fsync (a close right after the final checkpoint). */
+  private syncEvents(): void {
+    if (this.eventsSynced) return;
+    fs.fsyncSync(this.eventsFd);
+    this.eventsSynced = true;
+  }
+
   /** Stops timers and closes the files. Call checkpoint('shutdown') first to seal the tail. */
   close(): void {
     if (this.closed) return;
@@ -358,7 +368,7 @@ export class LedgerLog {
     this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    fs.fsyncSync(this.eventsFd);
+    this.syncEvents();
     fs.closeSync(this.eventsFd);
     fs.closeSync(this.checkpointsFd);
     this.closed = true;
