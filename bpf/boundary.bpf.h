@@ -62,6 +62,7 @@ int BPF_PROG(wa_sys_enter, struct pt_regs *regs, long id)
 {
 	if (!wa_current_traced())
 		return 0;
+	wa_tail_hot_enter(ctx, id);
 	bpf_tail_call(ctx, &wa_sys_enter_tab, (__u32)id);
 	__u32 op = wa_sysop_of(id);
 	if (!op)
@@ -368,6 +369,7 @@ int BPF_PROG(wa_sys_exit, struct pt_regs *regs, long ret)
 	if (!wa_current_traced())
 		return 0;
 	long nr = regs->orig_ax;
+	wa_tail_hot_exit(ctx, nr);
 	bpf_tail_call(ctx, &wa_sys_exit_tab, (__u32)nr);
 	if (!wa_sysop_of(nr))
 		return 0;

@@ -98,7 +98,7 @@ struct wa_inode_key {
 	__u32 pad;
 };
 
-/* bits: WA_SENS_* (file.bpf.h); names: for a directory with sensitive
+/* bits: WA_SENS_* (sensitive.bpf.h); names: for a directory with sensitive
  * children by name, one bit per name at wa_name_bit(its length, its first
  * byte), so that the walk compares a child's name only when its bit is set
  * (native/loader_maps.c computes the same bit). */

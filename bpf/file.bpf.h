@@ -5,6 +5,7 @@
 
 #include "path.bpf.h"
 #include "budget.bpf.h"
+#include "sensitive.bpf.h"
 
 #define WA_K_OPEN 10    /* args: dirfd, path, flags, mode */
 #define WA_K_UNLINK 11  /* args: dirfd, path */
@@ -15,7 +16,6 @@
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define WA_WRITE_FLAGS (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
-#define WA_SENSITIVE_ANCESTORS 16
 #define O_EXCL 0200
 #define O_NOCTTY 0400
 #define FMODE_WRITE 0x2
@@ -53,147 +53,6 @@ WA_SYSCALL_ENTER(openat2)
 	return 0;
 }
 
-/* Sensitive names under a watched directory: (the directory's identity, a
- * child's name). A sensitive path that does not exist yet (~/.aws before the
- * agent creates it) or is replaced (rm -r ~/.ssh; mkdir ~/.ssh) still
- * matches by name under its parent. Names are compared on their first
- * WA_SENSITIVE_NAME - 1 bytes. */
-#define WA_SENSITIVE_NAME 64
-#define WA_SENS_SELF 1    /* wa_sensitive value bit: this file or directory is sensitive */
-#define WA_SENS_PARENT 2  /* wa_sensitive value bit: some children are sensitive by name */
-
-struct wa_name_key {
-	struct wa_inode_key parent;
-	char name[WA_SENSITIVE_NAME];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct wa_name_key);
-	__type(value, __u8);
-} wa_sensitive_names SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct wa_name_key);
-} wa_name_scratch SEC(".maps");
-
-/* Filesystems (superblock s_dev) holding any sensitive identity. The ancestry
- * walk follows d_parent, which never leaves a superblock, so an open on any
- * other filesystem (/dev, /proc, tmpfs, a build tree's own mount) cannot be
- * sensitive: one lookup instead of the walk. The loader sets
- * wa_sensitive_devs_full when this map had no room (then every open walks). */
-#define WA_SENSITIVE_DEVS 64
-volatile __u32 wa_sensitive_devs_full;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WA_SENSITIVE_DEVS);
-	__type(key, __u32);
-	__type(value, __u8);
-} wa_sensitive_devs SEC(".maps");
-
-/* The name filter's bit for a name of `len` bytes starting with `c0`; names
- * are compared on their first WA_SENSITIVE_NAME - 1 bytes, so longer ones
- * count as that long. The loader computes the same (native/loader_maps.c). */
-static __always_inline __u32 wa_name_bit(__u32 len, __u8 c0)
-{
-	if (len > WA_SENSITIVE_NAME - 1)
-		len = WA_SENSITIVE_NAME - 1;
-	return (len * 31 + c0) & 63;
-}
-
-static __always_inline bool wa_child_named(const struct wa_inode_key *parent, const unsigned char *name)
-{
-	__u32 zero = 0;
-	struct wa_name_key *k = bpf_map_lookup_elem(&wa_name_scratch, &zero);
-	if (!k || !name)
-		return false;
-	__builtin_memset(k, 0, sizeof(*k));
-	k->parent = *parent;
-	bpf_probe_read_kernel_str(k->name, sizeof(k->name), name);
-	return bpf_map_lookup_elem(&wa_sensitive_names, k) != NULL;
-}
-
-/* What the walk needs of a dentry: its parent, name and inode. struct dentry
- * has kept d_parent, d_name and d_inode next to each other, in that order,
- * since 2.6 (d_name being a struct qstr: hash and len, then the name
- * pointer), so one probe read of 32 bytes gets all three where three or four
- * would; CO-RE checks that layout on the running kernel, and any other layout
- * reads them one by one. */
-struct wa_dent {
-	struct dentry *parent;
-	struct inode *inode;
-	const unsigned char *name;
-	__u32 len;
-};
-
-static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out)
-{
-	__u32 op = bpf_core_field_offset(struct dentry, d_parent);
-	__u32 on = bpf_core_field_offset(struct dentry, d_name);
-	__u32 oi = bpf_core_field_offset(struct dentry, d_inode);
-	if (on == op + 8 && oi == on + 16 && bpf_core_field_offset(struct qstr, len) == 4 &&
-	    bpf_core_field_offset(struct qstr, name) == 8) {
-		__u64 span[4] = {};
-		bpf_probe_read_kernel(span, sizeof(span), (char *)d + op);
-		out->parent = (struct dentry *)span[0];
-		out->len = span[1] >> 32; /* x86_64 (little-endian): hash, then len */
-		out->name = (const unsigned char *)span[2];
-		out->inode = (struct inode *)span[3];
-		return;
-	}
-	out->parent = BPF_CORE_READ(d, d_parent);
-	out->len = BPF_CORE_READ(d, d_name.len);
-	out->name = BPF_CORE_READ(d, d_name.name);
-	out->inode = BPF_CORE_READ(d, d_inode);
-}
-
-/* Is the opened file — its own inode, so a hard link matches — or one of its
- * ancestors in the sensitive set, or named as sensitive under a watched
- * ancestor? Identities are the kernel's (superblock s_dev, inode number).
- * The superblock is the file's all the way up (d_parent stays in it), so its
- * s_dev is read once, and decides first whether there is anything to walk.
- * Per level: one read of the dentry, one of the inode number, one lookup; a
- * child's name is read only when its parent is watched by name and the
- * parent's name filter has the child's bit. */
-static __always_inline bool wa_is_sensitive(struct file *f)
-{
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
-	if (!wa_sensitive_devs_full && !bpf_map_lookup_elem(&wa_sensitive_devs, &dev))
-		return false;
-	const unsigned char *child_name = NULL;
-	__u32 child_len = 0;
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < WA_SENSITIVE_ANCESTORS; i++) {
-		struct wa_dent de;
-		wa_dent_read(d, &de);
-		struct inode *inode = de.inode; /* a local: CO-RE must not relocate wa_dent's own fields */
-		struct wa_inode_key k = {};
-		k.ino = BPF_CORE_READ(inode, i_ino);
-		k.dev = dev;
-		struct wa_sens_val *v = bpf_map_lookup_elem(&wa_sensitive, &k);
-		if (v && (v->bits & WA_SENS_SELF))
-			return true;
-		if (v && (v->bits & WA_SENS_PARENT) && child_name) {
-			__u8 c0 = 0;
-			bpf_probe_read_kernel(&c0, 1, child_name);
-			if ((v->names & (1ull << wa_name_bit(child_len, c0))) && wa_child_named(&k, child_name))
-				return true;
-		}
-		if (de.parent == d || !de.parent)
-			break;
-		child_name = de.name;
-		child_len = de.len;
-		d = de.parent;
-	}
-	return false;
-}
-
 /* p: openat2's pending slot, to empty; NULL for the others */
 static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, struct wa_pending *p)
 {
@@ -209,15 +68,20 @@ static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, 
 	/* Decide first, from as little of the file as possible: most opens are
 	 * read-only and record nothing. The create/truncate bits are gone from
 	 * f_flags by now and come from the arguments. */
-	if (f) {
+	if (f && how_user) {
+		/* openat2: its flags were read from user memory, so the file decides */
 		if ((BPF_CORE_READ(f, f_mode) & FMODE_WRITE) || (oflags & (O_CREAT | O_TRUNC)))
 			type = WA_EV_FILE_WRITE;
 	} else if (oflags & WA_WRITE_FLAGS) {
+		/* open, openat, creat, or a failed openat2: the flags are the
+		 * registers the kernel used (syscall.bpf.h), and FMODE_WRITE comes
+		 * from nothing else (O_WRONLY, O_RDWR), so an opened file need not
+		 * be read to know a write */
 		type = WA_EV_FILE_WRITE;
 		if (how_user)
 			flags |= WA_F_USER_MEMORY;
 	}
-	if (!type && f && wa_sensitive_count && wa_is_sensitive(f))
+	if (!type && f && wa_sensitive_count && wa_is_sensitive(BPF_CORE_READ(f, f_path.dentry)))
 		type = WA_EV_FILE_READ_SENSITIVE;
 	else if (!type && !f && (ret == -13 /* EACCES */ || ret == -1 /* EPERM */) && wa_sensitive_count)
 		/* A denied read has no file to identify: the path as asked for (user

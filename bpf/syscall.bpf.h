@@ -49,6 +49,34 @@ struct {
 	__type(value, __u32);
 } wa_sys_exit_tab SEC(".maps");
 
+/* The hottest syscalls with a handler go by a constant slot: the JIT makes
+ * such a tail call a direct jump, patched in when the loader fills the slot
+ * (a no-op while it is empty), where a tail call by a variable slot is an
+ * indirect jump, and an indirect jump costs a retpoline on a host mitigated
+ * against Spectre v2 (this one). bpf_tail_call_static keeps clang from
+ * merging the calls into one with a variable slot. Every other syscall, and
+ * these when their slot is empty, falls through to the variable tail call. */
+static __always_inline void wa_tail_hot_enter(void *ctx, long id)
+{
+	switch (id) {
+	case 0: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 0); break;   /* read */
+	case 1: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 1); break;   /* write */
+	case 3: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 3); break;   /* close */
+	case 20: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 20); break; /* writev */
+	}
+}
+
+static __always_inline void wa_tail_hot_exit(void *ctx, long nr)
+{
+	switch (nr) {
+	case 0: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 0); break;     /* read */
+	case 1: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 1); break;     /* write */
+	case 2: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 2); break;     /* open */
+	case 20: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 20); break;   /* writev */
+	case 257: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 257); break; /* openat */
+	}
+}
+
 #define TS_COMPAT 0x0002 /* x86 thread_info.status: in a 32-bit syscall */
 
 /* A 32-bit (ia32) syscall uses another number table and other registers; the

@@ -86,28 +86,42 @@ struct wa_sens_val_u {
 	uint64_t names;
 };
 
-#define SENSITIVE_NAME 64 /* WA_SENSITIVE_NAME in bpf/file.bpf.h */
+#define SENSITIVE_NAME 64 /* WA_SENSITIVE_NAME in bpf/sensitive.bpf.h */
 
-/* wa_name_bit in bpf/file.bpf.h: the name filter's bit for a name as stored
+/* wa_name_bit in bpf/sensitive.bpf.h: the name filter's bit for a name as stored
  * (at most SENSITIVE_NAME - 1 bytes) */
 static unsigned name_bit(const char *stored)
 {
 	return (unsigned)(strlen(stored) * 31 + (unsigned char)stored[0]) & 63;
 }
 
-/* OR `bits` (file.bpf.h: 1 = sensitive itself, 2 = has sensitive children by
+/* wa_sens_dev_bit / wa_sens_id_bit in bpf/sensitive.bpf.h: the same hashes */
+#define SENS_HASH 0x9E3779B97F4A7C15ull
+#define SENS_DEV_WORDS 4
+#define SENS_ID_WORDS 1024
+_Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_dev_filter) == SENS_DEV_WORDS * 8, "sensitive.bpf.h filter");
+_Static_assert(sizeof(((struct witness_bpf__bss *)0)->wa_sens_id_filter) == SENS_ID_WORDS * 8, "sensitive.bpf.h filter");
+
+static void sensitive_filter_set(struct wa_loader *l, uint32_t kdev, uint64_t ino)
+{
+	unsigned db = (unsigned)(((uint64_t)kdev * SENS_HASH) >> 56);
+	unsigned ib = (unsigned)(((ino ^ ((uint64_t)kdev << 40)) * SENS_HASH) >> 48);
+	__atomic_fetch_or(&l->skel->bss->wa_sens_dev_filter[db >> 6], 1ull << (db & 63), __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&l->skel->bss->wa_sens_id_filter[ib >> 6], 1ull << (ib & 63), __ATOMIC_SEQ_CST);
+}
+
+/* OR `bits` (sensitive.bpf.h: 1 = sensitive itself, 2 = has sensitive children by
  * name) and `names` (the name filter) into an identity's value; -E2BIG when
  * the map is full. */
 static int sensitive_set_bits(struct wa_loader *l, uint32_t kdev, uint64_t ino, uint8_t bits, uint64_t names)
 {
 	struct wa_inode_key_u k = { .ino = ino, .dev = kdev, .pad = 0 };
 	struct wa_sens_val_u v;
-	uint8_t one = 1;
 	memset(&v, 0, sizeof(v));
-	/* its filesystem first: from here on opens there walk (file.bpf.h), so
-	 * none can skip the walk once the identity below is in */
-	if (bpf_map__update_elem(l->skel->maps.wa_sensitive_devs, &kdev, sizeof(kdev), &one, 1, BPF_ANY))
-		l->skel->bss->wa_sensitive_devs_full = 1;
+	/* the filters' bits first: from here on opens on that filesystem walk
+	 * and the walk looks this identity up (sensitive.bpf.h), so none can skip it
+	 * once it is in the map */
+	sensitive_filter_set(l, kdev, ino);
 	bpf_map__lookup_elem(l->skel->maps.wa_sensitive, &k, sizeof(k), &v, sizeof(v), 0);
 	v.bits |= bits;
 	v.names |= names;
@@ -152,10 +166,11 @@ static void clear_map(int fd, size_t key_size)
 void wa_loader_clear_sensitive(struct wa_loader *l)
 {
 	l->skel->bss->wa_sensitive_count = 0;
-	l->skel->bss->wa_sensitive_devs_full = 0;
-	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_devs), sizeof(uint32_t));
 	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive), sizeof(struct wa_inode_key_u));
 	clear_map(bpf_map__fd(l->skel->maps.wa_sensitive_names), bpf_map__key_size(l->skel->maps.wa_sensitive_names));
+	/* the filters after the maps: a bit is never clear for a member */
+	memset((void *)l->skel->bss->wa_sens_dev_filter, 0, sizeof(l->skel->bss->wa_sens_dev_filter));
+	memset((void *)l->skel->bss->wa_sens_id_filter, 0, sizeof(l->skel->bss->wa_sens_id_filter));
 }
 
 int wa_loader_kernel_identities(struct wa_loader *l, struct wa_identity *rows, int max)

@@ -5,7 +5,7 @@ import type { NativeSensor } from './native.js';
 import { kernelDev } from './sensitive.js';
 
 /**
- * Turns sensitive paths into what the kernel matches (bpf/file.bpf.h):
+ * Turns sensitive paths into what the kernel matches (bpf/sensitive.bpf.h):
  *  - identities of the paths themselves and of every file under a sensitive
  *    directory (bounded), so a hard link made elsewhere is still the file;
  *  - (parent identity, name) for every path whose parent exists, so a path

@@ -6,7 +6,7 @@ import { kernelSuite, ofKind, SensorHarness } from '../helpers/kernel.js';
 
 /**
  * Read-only opens skip the sensitive ancestry walk on filesystems that hold no
- * sensitive identity (bpf/file.bpf.h, wa_sensitive_fs). The skip must never
+ * sensitive identity (bpf/sensitive.bpf.h, wa_sens_dev_filter). The skip must never
  * hide a sensitive read: one sensitive file on tmpfs (/dev/shm) and one on
  * the root filesystem are both seen, each only on its own filesystem, while
  * reads elsewhere stay unrecorded.

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelDev } from '../../src/sensor/sensitive.js';
+import { registerSensitive } from '../../src/sensor/sensitive-set.js';
 import { kernelSuite, ofKind, SensorHarness } from '../helpers/kernel.js';
 
 /**
@@ -108,5 +109,58 @@ describe.skipIf(skip)('a sensitive set past the kernel cap', () => {
       await h.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * The walk skips a filesystem whose filter bit is clear and looks up only
+ * identities whose filter bit is set (bpf/sensitive.bpf.h); the loader sets the
+ * bits before the map entries and clears them only with the whole set
+ * (native/loader_maps.c). So a filesystem that held nothing sensitive when a
+ * read was let through, and a set cleared and registered again (the daemon's
+ * reload), must still report: each read below would pass unseen if the bits
+ * were not set on every registration.
+ */
+describe.skipIf(skip)('the sensitive filters follow the set', () => {
+  let h: SensorHarness;
+  let dir: string;
+  let fresh: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'witness-sensitive-filter-'));
+    fresh = join(dir, 'fresh');
+    mkdirSync(fresh);
+    // a filesystem of its own: no identity on it is in the set at first
+    execFileSync('mount', ['-t', 'tmpfs', 'witness-test', fresh]);
+    for (const f of ['one', 'two']) writeFileSync(join(fresh, f), 'secret\n');
+    h = new SensorHarness({ sensitivePaths: [join(dir, 'elsewhere')] });
+  });
+  afterAll(async () => {
+    await h?.close();
+    execFileSync('umount', [fresh]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const seen = async (...files: string[]) => {
+    const r = await h.run('/bin/cat', files);
+    expect(r.code).toBe(0);
+    return ofKind(r.events, 'file_read_sensitive').map((e) => e.path);
+  };
+
+  it('a filesystem made sensitive after reads on it were let through', async () => {
+    const one = join(fresh, 'one');
+    expect(await seen(one)).toEqual([]);
+    expect(registerSensitive(h.sensor.native, [one]).watched).toBe(1);
+    expect(await seen(one)).toEqual([one]);
+  });
+
+  it('a set cleared and registered again, as on a daemon reload', async () => {
+    const one = join(fresh, 'one');
+    const two = join(fresh, 'two');
+    h.sensor.native.clearSensitive();
+    expect(await seen(one, two)).toEqual([]);
+    expect(registerSensitive(h.sensor.native, [two]).watched).toBe(1);
+    expect(await seen(one, two)).toEqual([two]);
+    h.sensor.native.clearSensitive();
+    expect(registerSensitive(h.sensor.native, [one]).watched).toBe(1);
+    expect(await seen(one, two)).toEqual([one]);
   });
 });
