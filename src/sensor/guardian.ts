@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { WitnessError } from '../errors.js';
-import { PACKAGE_ROOT } from './native.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import type { WitnessSensor } from './sensor.js';
 
 /**
