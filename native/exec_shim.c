@@ -213,6 +213,14 @@ static int descendants(pid_t root, pid_t *out, int cap)
 static int kill_tree(const struct opts *o)
 {
 	int killed = 0;
+	/* We are the tree's subreaper: every descendant that is still alive is a
+	 * child of ours or below one. No child left means no tree left, so the
+	 * /proc scan (milliseconds on a busy host, on every run's way out) is skipped. */
+	int st0;
+	pid_t r0;
+	while ((r0 = waitpid(-1, &st0, WNOHANG)) > 0) {}
+	if (r0 < 0 && errno == ECHILD)
+		return 0;
 	if (o->cgroup) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/cgroup.kill", o->cgroup);

@@ -148,3 +148,17 @@ describe('options', () => {
     expect(resolvePulseOptions({ windowMs: 10_000 }).windowMs).toBe(10_000);
   });
 });
+
+describe('event times', () => {
+  it('a time the engine cannot read is E_PULSE, whatever its length; a good one is read to the millisecond', () => {
+    store = openStore(':memory:');
+    const engine = new PulseEngine({ store, options: {} });
+    for (const bad of ['2026-12-02T14:00:0x.123456789Z', 'yesterday', '2026-13-45T99:00:00.123456789Z', '2026-12-02T14:00:00.12a456789Z']) {
+      expect(isWitnessError(thrown(() => engine.ingest({ time: bad, event: 'file.write', attributes: {} })), 'E_PULSE'), bad).toBe(true);
+    }
+    const t = T0 + 1234;
+    engine.ingest(env(t, 'network.connect', { 'witness.agent': 'coder', 'network.peer.address': '198.51.100.1', 'network.peer.port': 443 }));
+    // the window opened at the event's hour: the time was read, not taken from the clock
+    expect(engine.ingest(env(t + HOUR, 'file.write', {})).some((p) => p.event.startsWith('pulse.'))).toBe(true);
+  });
+});

@@ -1,4 +1,5 @@
 import type { Envelope } from '../events/envelope.js';
+import { timeMsOf } from '../store/events.js';
 import { parseRfc3339Nanos } from '../events/envelope.js';
 import { WitnessError, isWitnessError } from '../errors.js';
 import { log } from '../log.js';
@@ -92,7 +93,10 @@ export class PulseEngine {
   ingest(env: Envelope): Envelope[] {
     let t: number;
     try {
-      t = Number(parseRfc3339Nanos(env.time) / 1_000_000n);
+      // every record passes here: the store's parse, cached per second (~0.15 us against ~0.6 for
+      // the BigInt parse); a time it cannot read is NaN or throws, both the typed error below
+      t = timeMsOf(env.time);
+      if (!Number.isFinite(t)) throw new RangeError(`not RFC 3339 with ns: ${env.time}`);
     } catch (cause) {
       throw new WitnessError('E_PULSE', `event time '${env.time}' is not RFC 3339 with nanoseconds`, { field: 'time', cause });
     }

@@ -1,10 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { WitnessError } from '../errors.js';
-import { PACKAGE_ROOT } from './native.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import type { WitnessSensor } from './sensor.js';
 
 /**
@@ -56,7 +56,39 @@ export function resolveUser(spec: string, shim = shimPath()): AgentCredentials {
   return { uid: ids[0]!, gid: ids[1]!, home, name, groups: ids.slice(2) };
 }
 
-/** A fresh cgroup v2 directory under the witness's own cgroup; null where there is none to make. */
+const RUN_CGROUP_PREFIX = 'witness-run-';
+const STALE_AFTER_MS = 60_000;
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/**
+ * Run cgroups a witness could not remove: it was killed (its tree died with it), or --leave-running
+ * left survivors in it that have exited since. Each is removed once its witness is gone; rmdir
+ * refuses a cgroup that still holds a process, so survivors keep theirs until they exit.
+ * Returns how many were removed (a directory younger than minAgeMs is kept).
+ */
+export function removeStaleRunCgroups(parent: string, minAgeMs = STALE_AFTER_MS): number {
+  let removed = 0;
+  let names: string[];
+  try { names = readdirSync(parent); } catch { return 0; }
+  for (const name of names) {
+    const m = name.startsWith(RUN_CGROUP_PREFIX) ? /^(\d+)-/.exec(name.slice(RUN_CGROUP_PREFIX.length)) : null;
+    if (!m || alive(Number(m[1]))) continue;
+    const dir = join(parent, name);
+    try {
+      // a witness in another pid namespace looks dead from here: its cgroup is empty only in the
+      // moment between its mkdir and its agent joining, so a young one is left alone
+      if (Date.now() - statSync(dir).ctimeMs < minAgeMs) continue;
+      rmdirSync(dir);
+      removed++;
+    } catch { /* not empty (survivors), or raced with another run */ }
+  }
+  return removed;
+}
+
+/** A fresh cgroup v2 directory under the witness's own cgroup, after removing stale ones; null where there is none to make. */
 export function makeRunCgroup(): string | null {
   try {
     const mount = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
@@ -66,7 +98,9 @@ export function makeRunCgroup(): string | null {
     if (!mount || own === undefined) return null;
     // pid + clock: unique on this host (a run's stale directory never has our pid and our nanosecond); node:crypto costs
     // the thin `witness run` client ~4 ms to load, and the name needs no secrecy (the parent is root's own cgroup)
-    const dir = join(mount, own, `witness-run-${process.pid}-${process.hrtime.bigint().toString(36)}`);
+    const parent = join(mount, own);
+    removeStaleRunCgroups(parent);
+    const dir = join(parent, `${RUN_CGROUP_PREFIX}${process.pid}-${process.hrtime.bigint().toString(36)}`);
     mkdirSync(dir, { mode: 0o755 });
     return dir;
   } catch {

@@ -1,8 +1,7 @@
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WitnessError } from '../errors.js';
 import { checkLayout } from './layout.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import type { SuppressRow } from './suppression.js';
 
 /** One row of the capability table: did the program load, did it attach, why not. */
@@ -117,7 +116,7 @@ export interface NativeModule {
 }
 
 /** Package root: this file is src/sensor/ or dist/sensor/, two levels down. */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { PACKAGE_ROOT };
 
 let cached: NativeModule | undefined;
 
