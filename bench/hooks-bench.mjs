@@ -22,10 +22,11 @@
 // than wall because this machine is shared and waiting for a CPU is not cost.
 // `uptime` is printed before and after: a busy neighbour still moves numbers.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workloadInputs } from './bench-fixtures.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = process.env.BENCH_ROUNDS ?? '5';
@@ -68,18 +69,7 @@ const load = () => sh('uptime', []).trim().replace(/^.*load/, 'load');
 if (process.env.BENCH_HOST_WIDE === '1') {
   const tmp = mkdtempSync(join(tmpdir(), 'wa-hooks-hw-'));
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-  const tree = join(tmp, 'tree');
-  cpSync(join(root, 'node_modules'), tree, { recursive: true });
-  const git = (...a) => sh('git', ['-C', tree, ...a], { stdio: 'ignore' });
-  git('init', '-q');
-  git('add', '-A');
-  git('-c', 'user.email=b@b', '-c', 'user.name=b', 'commit', '-qm', 'tree');
-  const tarball = join(tmp, 'tree.tar');
-  sh('tar', ['-cf', tarball, '-C', tmp, 'tree']);
-  const ci = join(tmp, 'ci');
-  mkdirSync(ci);
-  cpSync(join(root, 'package.json'), join(ci, 'package.json'));
-  cpSync(join(root, 'package-lock.json'), join(ci, 'package-lock.json'));
+  const { tree, tarball, ci } = workloadInputs(root, tmp);
   const all = {
     'tsc build': ['sh', '-c', `rm -rf ${tmp}/tsc-out && exec node ${root}/node_modules/typescript/bin/tsc -p ${root}/tsconfig.json --outDir ${tmp}/tsc-out`],
     'npm ci (offline cache)': ['sh', '-c', `cd ${ci} && rm -rf node_modules && exec npm ci --offline --ignore-scripts --no-audit --no-fund`],

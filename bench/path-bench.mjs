@@ -10,10 +10,11 @@
 // Prints one table (and build-c/path-bench.md); asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS,
 // BENCH_WORKLOADS=0, BENCH_WORKLOAD_RUNS, BENCH_SETTLE_MS. The decode-only figures: npm run bench:decode.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workloadInputs } from './bench-fixtures.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -139,18 +140,7 @@ async function withBpftrace(work) {
 }
 
 function workloads() {
-  const tree = join(tmp, 'tree');
-  cpSync(join(root, 'node_modules'), tree, { recursive: true });
-  const git = (...a) => execFileSync('git', ['-C', tree, ...a], { stdio: 'ignore' });
-  git('init', '-q');
-  git('add', '-A');
-  git('-c', 'user.email=b@b', '-c', 'user.name=b', 'commit', '-qm', 'tree');
-  const tarball = join(tmp, 'tree.tar');
-  execFileSync('tar', ['-cf', tarball, '-C', tmp, 'tree']);
-  const ci = join(tmp, 'ci');
-  mkdirSync(ci);
-  cpSync(join(root, 'package.json'), join(ci, 'package.json'));
-  cpSync(join(root, 'package-lock.json'), join(ci, 'package-lock.json'));
+  const { tree, tarball, ci } = workloadInputs(root, tmp);
   return {
     'storm (1/4 N opens)': () => timed(storm, [String(Math.floor(N / 4))]),
     'tsc build': () => timed(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', join(tmp, 'tsc-out')]),

@@ -13,6 +13,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } fro
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCapturedBatches } from './bench-fixtures.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', p);
@@ -56,13 +57,7 @@ if (mode === 'capture') {
   const { AttributionEnricher } = await import(dist('identity/enricher.js'));
   const { NetDepth, enrichThrough } = await import(dist('sensor/netdepth.js'));
   const { ProviderTable } = await import(dist('sensor/llm.js'));
-  const raw = readFileSync(file);
-  const batches = [];
-  for (let off = 0; off < raw.length;) {
-    const len = raw.readUInt32LE(off);
-    batches.push(raw.subarray(off + 4, off + 4 + len));
-    off += 4 + len;
-  }
+  const batches = readCapturedBatches(file);
   const repeat = Number(arg ?? 1);
   const tmp = mkdtempSync(join(tmpdir(), 'wa-replay-out-'));
   const clock = { bootToEpochNs: 1_700_000_000_000_000_000n };

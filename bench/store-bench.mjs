@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCapturedBatches } from './bench-fixtures.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', p);
@@ -22,13 +23,7 @@ const { StoreSink } = await import(dist('daemon/store-sink.js'));
 const { openStore } = await import(dist('store/db.js'));
 const { AttributionEnricher } = await import(dist('identity/enricher.js'));
 
-const raw = readFileSync(file);
-const batches = [];
-for (let off = 0; off < raw.length;) {
-  const len = raw.readUInt32LE(off);
-  batches.push(raw.subarray(off + 4, off + 4 + len));
-  off += 4 + len;
-}
+const batches = readCapturedBatches(file);
 const rounds = Number(roundsArg ?? 3);
 const clock = { bootToEpochNs: 1_700_000_000_000_000_000n };
 const mainTicks = () => { const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); };
