@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FRAME_JSON, FrameReader, jsonFrame, RESIDENT_PROTOCOL } from '../../src/daemon/resident-protocol.js';
 import type { Envelope } from '../../src/events/envelope.js';
-import { PACKAGE_ROOT } from '../../src/sensor/native.js';
 import { kernelSuite } from '../helpers/kernel.js';
+import { runCollect as run, startResidentDaemon, stopDaemon, WITNESS_BIN as BIN, type Done, type TestDaemon } from '../helpers/resident-daemon.js';
 
 /**
  * `witness run` through a running daemon (docs/resident.md) against the same
@@ -16,22 +16,6 @@ import { kernelSuite } from '../helpers/kernel.js';
  * the socket's own defences (a non-root peer, forged pids).
  */
 const { skip } = kernelSuite();
-const BIN = join(PACKAGE_ROOT, 'bin', 'witness.js');
-
-interface Done { code: number | null; stdout: string; stderr: string }
-
-/** Async, so servers in this process keep answering while the CLI runs. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Done> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = ''; let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
-    c.once('close', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
-  });
-}
-
 const lines = (path: string): Envelope[] => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Envelope);
 
 /**
@@ -87,8 +71,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
   const work = join(dir, 'work');
   const sock = join(dir, 'resident.sock');
   const state = join(dir, 'state');
-  let daemon: ChildProcess;
-  let daemonErr = '';
+  let daemon: TestDaemon;
   let listener: Server;
   let port = 0;
   /** connections the tree made to the listener: one per agent that ran */
@@ -108,17 +91,11 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     listener = createServer((c) => { accepted++; c.on('data', () => {}); c.on('error', () => {}); c.on('end', () => c.end()); });
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
     port = (listener.address() as { port: number }).port;
-    daemon = spawn(process.execPath, [BIN, 'daemon', '--config', join(dir, 'w.json')], {
-      env: { ...process.env, WITNESS_LOG_LEVEL: 'info', NOTIFY_SOCKET: '' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    daemon.stderr!.on('data', (d: Buffer) => { daemonErr += d.toString(); });
-    for (let i = 0; i < 600 && !daemonErr.includes('resident socket listening'); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!existsSync(sock)) throw new Error(`the daemon did not open its resident socket:\n${daemonErr}`);
+    daemon = await startResidentDaemon(join(dir, 'w.json'), sock);
   });
 
   afterAll(async () => {
-    daemon?.kill('SIGTERM');
-    await new Promise((r) => (daemon && daemon.exitCode === null ? daemon.once('exit', r) : r(null)));
+    await stopDaemon(daemon);
     listener?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -135,7 +112,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     // the resident run really went through the daemon, the other did not
     const sa = JSON.parse(readFileSync(join(dir, 'sa', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
     const sb = JSON.parse(readFileSync(join(dir, 'sb', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
-    expect(sa.agent['witness.sensor.resident_pid']).toBe(daemon.pid);
+    expect(sa.agent['witness.sensor.resident_pid']).toBe(daemon.proc.pid);
     expect(sb.agent['witness.sensor.resident_pid']).toBeUndefined();
 
     const a = lines(join(dir, 'a.ndjson'));
@@ -165,7 +142,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
       '/bin/bash', '-c', `for ((i = 0; i < ${n}; i++)); do : > ${work}/flood; done`], env());
     expect(r.code, r.stderr).toBe(0);
     const sf = JSON.parse(readFileSync(join(dir, 'sf', 'session.json'), 'utf8')) as { agent: Record<string, unknown> };
-    expect(sf.agent['witness.sensor.resident_pid']).toBe(daemon.pid);
+    expect(sf.agent['witness.sensor.resident_pid']).toBe(daemon.proc.pid);
     const ev = lines(join(dir, 'flood.ndjson'));
     const writes = ev.filter((e) => e.event === 'file.write' && e.attributes['file.path'] === `${work}/flood`).length;
     const repeats = ev.filter((e) => e.event === 'sensor.suppressed' && e.attributes['witness.suppressed.kind'] === 'file_write')
@@ -275,7 +252,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
       const forged = await firstAnswer(sock, (send, a) => {
         if (a.daemon_pid !== undefined) { send({ op: 'session', plan }); return true; }
         if (a.ok === true && a.session_dir !== undefined) { send({ op: 'trace', guardian: child.pid }); return true; }
-        if (a.ok === true && !traced) { traced = true; send({ op: 'root', pid: daemon.pid }); return true; } // the daemon is no child of the sleep
+        if (a.ok === true && !traced) { traced = true; send({ op: 'root', pid: daemon.proc.pid }); return true; } // the daemon is no child of the sleep
         return false;
       });
       expect(forged.at(-1)).toMatchObject({ ok: false, error: { code: 'not_child' } });
@@ -311,7 +288,7 @@ describe.skipIf(skip)('witness run through the resident daemon', () => {
     for (let i = 0; i < 200 && !(existsSync(out) && readFileSync(out, 'utf8').includes('"process.exec"')); i++) await new Promise((r) => setTimeout(r, 50));
     const exec = lines(out).find((e) => e.event === 'process.exec')!;
     expect(exec, 'the agent never showed up through the daemon').toBeDefined();
-    daemon.kill('SIGTERM');
+    daemon.proc.kill('SIGTERM');
     const r = await pending;
     expect(Date.now() - started).toBeLessThan(25_000); // not the sleep's 30 s: the tree was ended
     expect(r.code).toBe(137); // SIGKILL
