@@ -9,7 +9,7 @@
  * instruction), and then:
  *   - is the agent tree's child subreaper, so orphans (double forks, nohup)
  *     reparent here and "no children left" means the whole tree has exited;
- *   - places the agent in the witness's cgroup (cgroup.kill ends the tree at once);
+ *   - forks the agent into the witness's cgroup (cgroup.kill ends the tree at once);
  *   - in the agent: setgroups/setresgid/setresuid, PR_SET_PDEATHSIG(SIGKILL),
  *     PR_SET_NO_NEW_PRIVS, a seccomp filter failing io_uring_* with EPERM;
  *   - kills the whole tree when the witness asks ("kill"), or when the control
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -213,14 +214,11 @@ static int descendants(pid_t root, pid_t *out, int cap)
 static int kill_tree(const struct opts *o)
 {
 	int killed = 0;
-	/* We are the tree's subreaper: every descendant that is still alive is a
-	 * child of ours or below one. No child left means no tree left, so the
-	 * /proc scan (milliseconds on a busy host, on every run's way out) is skipped. */
-	int st0;
+	/* We are the tree's subreaper: no child left means no tree left, so the /proc
+	 * scan (milliseconds on a busy host, on every run's way out) is skipped. */
 	pid_t r0;
-	while ((r0 = waitpid(-1, &st0, WNOHANG)) > 0) {}
-	if (r0 < 0 && errno == ECHILD)
-		return 0;
+	while ((r0 = waitpid(-1, NULL, WNOHANG)) > 0) {}
+	if (r0 < 0 && errno == ECHILD) return 0;
 	if (o->cgroup) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/cgroup.kill", o->cgroup);
@@ -231,13 +229,30 @@ static int kill_tree(const struct opts *o)
 	for (int pass = 0;; pass++) {
 		int n = descendants(getpid(), pids, 4096);
 		for (int i = 0; i < n; i++) if (kill(pids[i], SIGKILL) == 0 && pass == 0) killed++;
-		int st;
 		pid_t r;
-		while ((r = waitpid(-1, &st, WNOHANG)) > 0) {}
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0) {}
 		if (r < 0 && errno == ECHILD) break;
 		usleep(1000); /* a SIGKILLed task needs a moment to become a zombie */
 	}
 	return killed;
+}
+
+/*
+ * fork(2), born in the run's cgroup (clone3 CLONE_INTO_CGROUP, 5.7+): writing cgroup.procs
+ * waits for an RCU grace period the first time in a while (7-14 ms here, once per run).
+ * *placed = 0 (old kernel, refusal): a plain fork, moved by place_in_cgroup as before.
+ */
+static pid_t fork_into_cgroup(const char *cgroup, int *placed)
+{
+	int cfd = cgroup ? open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	*placed = 0;
+	if (cfd >= 0) {
+		struct clone_args args = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (__u64)cfd };
+		long pid = syscall(SYS_clone3, &args, sizeof(args));
+		if (pid != 0) close(cfd); /* the child's copy goes at exec (O_CLOEXEC) */
+		if (pid >= 0) { *placed = 1; return (pid_t)pid; }
+	}
+	return fork();
 }
 
 /* Into the run's cgroup before it runs; on failure the tree is still ended by ancestry (kill_tree). */
@@ -308,7 +323,8 @@ static int guard(struct opts *o)
 				int syncp[2], errp[2];
 				if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) die("pipe2");
 				pid_t me = getpid();
-				agent = fork();
+				int placed;
+				agent = fork_into_cgroup(o->cgroup, &placed);
 				if (agent < 0) die("fork");
 				if (agent == 0) {
 					close(syncp[1]); close(errp[0]); close(CONTROL_FD); close(sfd);
@@ -324,7 +340,7 @@ static int guard(struct opts *o)
 					kill_tree(o);
 					return 0;
 				}
-				int cgerr = o->cgroup ? place_in_cgroup(o->cgroup, agent) : 0;
+				int cgerr = o->cgroup && !placed ? place_in_cgroup(o->cgroup, agent) : 0;
 				if (cgerr) { say("nocgroup %d\n", cgerr); o->cgroup = NULL; }
 				if (write(syncp[1], "g", 1) != 1) die("release agent");
 				close(syncp[1]);

@@ -31,11 +31,11 @@ describe.skipIf(skip)('the exec guardian binary root runs', () => {
     expect(() => shimPath(root)).toThrow(/uid 65534/);
   });
 
-  it('resolves users and groups through NSS, and names what does not exist', () => {
-    expect(resolveUser('nobody', built)).toMatchObject({ uid: 65534, name: 'nobody' });
-    expect(resolveUser('65534', built).name).toBe('nobody');
-    expect(resolveUser('root:0', built)).toMatchObject({ uid: 0, gid: 0, home: '/root' });
-    expect(() => resolveUser('no-such-user-wx', built)).toThrow(/no such user 'no-such-user-wx'/);
-    expect(() => resolveUser('nobody:no-such-group-wx', built)).toThrow(/no such group 'no-such-group-wx'/);
+  it('resolves users and groups through NSS, and names what does not exist', async () => {
+    await expect(resolveUser('nobody', built)).resolves.toMatchObject({ uid: 65534, name: 'nobody' });
+    expect((await resolveUser('65534', built)).name).toBe('nobody');
+    await expect(resolveUser('root:0', built)).resolves.toMatchObject({ uid: 0, gid: 0, home: '/root' });
+    await expect(resolveUser('no-such-user-wx', built)).rejects.toThrow(/no such user 'no-such-user-wx'/);
+    await expect(resolveUser('nobody:no-such-group-wx', built)).rejects.toThrow(/no such group 'no-such-group-wx'/);
   });
 });

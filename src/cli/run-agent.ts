@@ -19,7 +19,7 @@ export const ROOT_REFUSAL = 'refusing to run the command as root: a root agent c
  * --as-root → root, marked privileged. Root without any of them is refused
  * rather than silently demoted to `nobody` (docs/ledger.md, "Who the agent runs as").
  */
-export function planAgent(opts: { user?: string; asRoot: boolean }, env: NodeJS.ProcessEnv = process.env, resolve = resolveUser): AgentPlan {
+export async function planAgent(opts: { user?: string; asRoot: boolean }, env: NodeJS.ProcessEnv = process.env, resolve = resolveUser): Promise<AgentPlan> {
   if (opts.asRoot && opts.user !== undefined) {
     throw new WitnessError('E_CONFIG', '--as-root and --user exclude each other: choose who the agent runs as', { file: 'witness run', field: '--as-root' });
   }
@@ -38,7 +38,7 @@ export function planAgent(opts: { user?: string; asRoot: boolean }, env: NodeJS.
   if (spec === undefined) throw new WitnessError('E_CONFIG', ROOT_REFUSAL, { file: 'witness run', field: '--user' });
   let cred: AgentCredentials;
   try {
-    cred = resolve(spec);
+    cred = await resolve(spec);
   } catch (err) {
     if (source === 'SUDO_USER') throw new WitnessError('E_CONFIG', `SUDO_USER: ${(err as Error).message}; pass --user USER`, { file: 'witness run', field: 'SUDO_USER' });
     throw err;

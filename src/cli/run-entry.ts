@@ -1,6 +1,6 @@
 import type { WitnessTarget } from '../cosigner/push.js';
 import { openOutputFile } from '../ledger/safe-path.js';
-import { makeRunCgroup, shimPath } from '../sensor/guardian.js';
+import { makeRunCgroup, resolveUser, shimPath } from '../sensor/guardian.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { planAgent, type AgentPlan } from './run-agent.js';
 import { hasWitnessFlag, parseRunArgs, runSettings, type RunSettings } from './run-flags.js';
@@ -49,11 +49,11 @@ export async function run(rawArgv: string[]): Promise<number> {
   const parsed = parseRunArgs(argv);
   const { flags } = parsed;
   let reason = residentOff(flags, witnesses);
-  // the daemon's hello is on its way while the rest is settled (resolving the user spawns a helper)
+  // the daemon's hello is on its way while the rest is settled (resolving the user, in a helper process)
   const connecting = reason === null ? connectResident() : null;
   let ctx: RunContext;
   try {
-    ctx = settle(parsed, witnesses);
+    ctx = await settle(parsed, witnesses);
   } catch (err) {
     void connecting?.then((c) => { if (typeof c !== 'string') c.destroy(); });
     throw err;
@@ -69,12 +69,14 @@ export async function run(rawArgv: string[]): Promise<number> {
 }
 
 /** Privileges, who the agent runs as, the settings, the output and the cgroup: in standalone's order (same first error). */
-function settle(parsed: ReturnType<typeof parseRunArgs>, witnesses: WitnessTarget[]): RunContext {
+async function settle(parsed: ReturnType<typeof parseRunArgs>, witnesses: WitnessTarget[]): Promise<RunContext> {
   const { flags } = parsed;
   checkPrivileges(); // before touching the state dir: the one-line answer a non-root user needs
   // Who the agent runs as is settled before anything is created or spawned.
   const shim = shimPath();
-  const plan = planAgent({ ...(str(flags, 'user') !== undefined && { user: str(flags, 'user')! }), asRoot: flags['as-root'] === true });
+  // the guardian's --resolve runs while the daemon's hello is answered
+  const plan = await planAgent({ ...(str(flags, 'user') !== undefined && { user: str(flags, 'user')! }), asRoot: flags['as-root'] === true },
+    process.env, (spec) => resolveUser(spec, shim));
   const settings = runSettings(parsed);
   if (plan.privileged) process.stderr.write('witness: WARNING: --as-root: the agent runs as root and could rewrite its own record; the session says so\n');
   const toStdout = settings.out === undefined;

@@ -22,26 +22,33 @@ export function cachedHasher(stateDir: string): { hasher: ExecutableHasher; save
   const hasher = new ExecutableHasher();
   const dir = join(stateDir, 'cache');
   const path = join(dir, FILE);
+  // what the file holds: a run that hashed nothing new (a resident run of a cached tree) rewrites nothing
+  let onDisk = '';
   try {
     const st = lstatSync(path);
     // root's own regular file, private: anything else is not trusted as a digest source
     if (st.isFile() && st.uid === 0 && (st.mode & 0o077) === 0) {
-      const entries = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+      const text = readFileSync(path, 'utf8');
+      const entries = JSON.parse(text) as unknown;
+      onDisk = text;
       if (Array.isArray(entries)) hasher.seed(entries.filter((e): e is [string, string] => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string'));
     }
   } catch { /* no cache yet, or unreadable: hash as without one */ }
   const save = (): void => {
     try {
+      const text = JSON.stringify(hasher.known().slice(-MAX_ENTRIES));
+      if (text === onDisk) return;
       ensurePrivateDir(dir);
       const tmp = `${path}.${process.pid}.tmp`;
       const fd = openSync(tmp, 'w', 0o600);
       // no fsync: a cache torn by a crash fails to parse and is ignored (hashing again is the cost)
       try {
-        writeSync(fd, JSON.stringify(hasher.known().slice(-MAX_ENTRIES)));
+        writeSync(fd, text);
       } finally {
         closeSync(fd);
       }
       renameSync(tmp, path);
+      onDisk = text;
     } catch (err) {
       log.debug({ err: (err as Error).message, path }, 'executable digest cache not saved');
     }

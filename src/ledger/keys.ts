@@ -71,25 +71,42 @@ export function writeKeyPair(prefix: string): KeyFiles {
   return { privatePath, publicPath, keyId: keyIdOf(publicKey) };
 }
 
+/**
+ * Parsed keys by path, with the identity of the file they were parsed from. A long-lived
+ * process (the daemon) signs several checkpoints per `witness run` and parsing the PEM is
+ * most of a signature's cost; a key file replaced or rewritten in any way (inode, size,
+ * mtime, ctime) is read again. The owner and mode checks run on every load all the same.
+ */
+const parsedKeys = new Map<string, { identity: string; key: KeyObject }>();
+const PARSED_KEYS_MAX = 8;
+const fileIdentity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
 /** Loads a PKCS#8 PEM private key; refuses keys other users could read. */
 export function loadPrivateKey(path: string): KeyObject {
-  let st: fs.Stats;
+  let st: fs.BigIntStats;
   try {
-    st = fs.statSync(path);
+    st = fs.statSync(path, { bigint: true });
   } catch (cause) {
     throw new WitnessError('E_CONFIG', `cannot read signing key (${(cause as Error).message})`, { file: path, field: '--sign-key', cause });
   }
   const me = process.getuid?.() ?? 0;
-  if (st.uid !== me && st.uid !== 0) {
+  const uid = Number(st.uid);
+  if (uid !== me && uid !== 0) {
     // a key another user owns is a key another user can replace: checkpoints signed with it prove nothing
-    throw new WitnessError('E_CONFIG', `signing key belongs to uid ${st.uid}; it must be owned by root${me !== 0 ? ` or uid ${me}` : ''}`, { file: path, field: '--sign-key' });
+    throw new WitnessError('E_CONFIG', `signing key belongs to uid ${uid}; it must be owned by root${me !== 0 ? ` or uid ${me}` : ''}`, { file: path, field: '--sign-key' });
   }
-  if ((st.mode & 0o077) !== 0) {
-    throw new WitnessError('E_CONFIG', `signing key is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`, { file: path, field: '--sign-key' });
+  const mode = Number(st.mode);
+  if ((mode & 0o077) !== 0) {
+    throw new WitnessError('E_CONFIG', `signing key is accessible to other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it`, { file: path, field: '--sign-key' });
   }
+  const identity = fileIdentity(st);
+  const known = parsedKeys.get(path);
+  if (known?.identity === identity) return known.key;
   try {
     const key = crypto.createPrivateKey(fs.readFileSync(path));
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`key type is ${key.asymmetricKeyType}, expected ed25519`);
+    if (parsedKeys.size >= PARSED_KEYS_MAX) parsedKeys.delete(parsedKeys.keys().next().value!);
+    parsedKeys.set(path, { identity, key });
     return key;
   } catch (cause) {
     throw new WitnessError('E_CONFIG', `not an ed25519 PKCS#8 PEM private key (${(cause as Error).message})`, { file: path, field: '--sign-key', cause });

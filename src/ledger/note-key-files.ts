@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,21 +75,42 @@ export function ensureHostKey(stateDir: string): string {
   return keyPath;
 }
 
-export function loadVerifierKey(file: string, field = '--vkey'): NoteVerifierKey {
-  let text: string;
-  try { text = fs.readFileSync(file, 'utf8').trim(); } catch (cause) {
+function readVerifierKeyText(file: string, field: string): string {
+  try { return fs.readFileSync(file, 'utf8').trim(); } catch (cause) {
     throw new WitnessError('E_CONFIG', `cannot read verifier key (${(cause as Error).message})`, { file, field, cause });
   }
+}
+
+export function loadVerifierKey(file: string, field = '--vkey'): NoteVerifierKey {
+  return parseVerifierKeyText(readVerifierKeyText(file, field), file, field);
+}
+
+function parseVerifierKeyText(text: string, file: string, field: string): NoteVerifierKey {
   try { return parseVerifierKey(text); } catch (cause) {
     throw new WitnessError('E_CONFIG', `not a signed-note verifier key <name>+<8 hex>+<base64>: ${(cause as Error).message}`, { file, field, cause });
   }
 }
 
+/**
+ * Signers by key path, with the verifier key's text and the private key object they were
+ * made from: the daemon signs a continuity note for every ledger checkpoint (three per
+ * `witness run`), and deriving the signer is most of a signature's cost. loadPrivateKey
+ * re-reads a key file that changed, so a rotated key or a rewritten .vkey makes a new signer.
+ */
+const signers = new Map<string, { vkeyText: string; key: KeyObject; signer: NoteSignerKey }>();
+
 /** The note signer for PREFIX.key, named by PREFIX.vkey (whose type, 0x01 or 0x04, it keeps). */
 export function loadNoteSigner(keyPath: string): NoteSignerKey {
-  const vkey = loadVerifierKey(vkeyPathOf(keyPath), '--key');
-  const signer = signerKeyFromPrivate(vkey.name, vkey.alg, loadPrivateKey(keyPath));
-  if (signer.keyHash !== vkey.keyHash) throw new WitnessError('E_CONFIG', 'the .vkey beside this key names a different key', { file: vkeyPathOf(keyPath), field: '--key' });
+  const vkeyPath = vkeyPathOf(keyPath);
+  const vkeyText = readVerifierKeyText(vkeyPath, '--key');
+  const key = loadPrivateKey(keyPath);
+  const known = signers.get(keyPath);
+  if (known && known.vkeyText === vkeyText && known.key === key) return known.signer;
+  const vkey = parseVerifierKeyText(vkeyText, vkeyPath, '--key');
+  const signer = signerKeyFromPrivate(vkey.name, vkey.alg, key);
+  if (signer.keyHash !== vkey.keyHash) throw new WitnessError('E_CONFIG', 'the .vkey beside this key names a different key', { file: vkeyPath, field: '--key' });
+  if (signers.size >= 8) signers.delete(signers.keys().next().value!);
+  signers.set(keyPath, { vkeyText, key, signer });
   return signer;
 }
 

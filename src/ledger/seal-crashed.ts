@@ -102,15 +102,27 @@ function lastSessionSigner(dir: string): string | null {
   }
 }
 
+/**
+ * Session dirs seen sealed (session.json present), per sessions root: a sealed session is
+ * never resumed, so a long-lived writer (the daemon opens a session per `witness run`)
+ * checks each dir once, not once per run; without it every open costs a stat per session
+ * the state dir ever held.
+ */
+const seenSealed = new Map<string, Set<string>>();
+
 async function sealCrashedSessions(stateDir: string, keyFor: KeyFor, sealer: string, ownDir?: string): Promise<string[]> {
-  const root = path.join(stateDir, 'sessions');
+  const root = path.resolve(stateDir, 'sessions');
   let names: string[];
   try { names = fs.readdirSync(root).sort(); } catch { return []; }
+  let known = seenSealed.get(root);
+  if (!known) seenSealed.set(root, known = new Set());
   const sealed: string[] = [];
   for (const name of names) {
+    if (known.has(name)) continue;
     const dir = path.join(root, name);
     if (dir === ownDir) continue;
-    if (fs.existsSync(path.join(dir, SESSION_FILE)) || !fs.existsSync(path.join(dir, SESSION_OPEN_FILE)) || writerState(dir).alive) continue;
+    if (fs.existsSync(path.join(dir, SESSION_FILE))) { known.add(name); continue; }
+    if (!fs.existsSync(path.join(dir, SESSION_OPEN_FILE)) || writerState(dir).alive) continue;
     const k = keyFor(lastSessionSigner(dir));
     if (!k) { log.warn({ dir }, 'crashed session signed by a key this writer does not hold; left unsealed'); continue; }
     const w = await SessionWriter.create({ dir, stateDir, signKey: k, command: [], sealCrashed: false, checkpointEverySeconds: 0, flushIntervalMs: 0 });

@@ -62,8 +62,12 @@ function lockOwner(lockPath: string): number | null {
 /** Best effort: who holds the lock, for `lock held by pid …` and verify's OPEN lines. A full disk leaves it empty, harmlessly. */
 function notePid(fd: number): void {
   try {
+    const pid = Buffer.from(String(process.pid));
+    // Already ours (the daemon takes the same locks for every run): the truncate is a journaled metadata write, skip it.
+    const held = Buffer.alloc(pid.length + 1);
+    if (fs.readSync(fd, held, 0, held.length, 0) === pid.length && held.subarray(0, pid.length).equals(pid)) return;
     fs.ftruncateSync(fd, 0);
-    fs.writeSync(fd, String(process.pid), 0);
+    fs.writeSync(fd, pid, 0, pid.length, 0);
   } catch { /* informational only */ }
 }
 

@@ -20,7 +20,20 @@ export interface SensitiveEntry {
   inode: bigint;
 }
 
+/**
+ * /etc/passwd as last parsed, with the identity of the file: expandHome runs once per
+ * `~` path for every run the daemon records (~30 reads a run), and the file rarely changes.
+ * Any change (inode, size, mtime, ctime) is read again, so a user added since is covered.
+ */
+let parsedPasswd: { file: string; identity: string; homes: string[] } | null = null;
+
 export function loginHomes(passwd = '/etc/passwd'): string[] {
+  let identity: string;
+  try {
+    const st = statSync(passwd, { bigint: true });
+    identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch { return ['/root']; }
+  if (parsedPasswd?.file === passwd && parsedPasswd.identity === identity) return [...parsedPasswd.homes];
   const homes = new Set<string>();
   let text = '';
   try { text = readFileSync(passwd, 'utf8'); } catch { return ['/root']; }
@@ -30,6 +43,7 @@ export function loginHomes(passwd = '/etc/passwd'): string[] {
     const home = f[5];
     if (home && home !== '/' && (uid === 0 || (uid >= 1000 && uid < 65534))) homes.add(home);
   }
+  parsedPasswd = { file: passwd, identity, homes: [...homes] };
   return [...homes];
 }
 

@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeRunCgroup, removeRunCgroup, removeStaleRunCgroups } from '../../src/sensor/guardian.js';
+import type { Socket } from 'node:net';
+import { makeRunCgroup, removeRunCgroup, removeStaleRunCgroups, shimPath } from '../../src/sensor/guardian.js';
 import { kernelSuite } from '../helpers/kernel.js';
 
 /**
@@ -57,5 +58,36 @@ describe.skipIf(skip)('stale run cgroups', () => {
     expect(removeStaleRunCgroups(parent, 0)).toBeGreaterThanOrEqual(1);
     expect(existsSync(busy)).toBe(false);
     expect(removeRunCgroup(mine)).toBe(true);
+  });
+
+  it('the guardian forks the agent inside the run cgroup: it is there while held, before "run"', async () => {
+    const cg = makeRunCgroup();
+    expect(cg).not.toBeNull();
+    made.push(cg!);
+    // fd 3 is the guardian's control socket (native/exec_shim.c)
+    const g = spawn(shimPath(), ['--uid', '65534', '--gid', '65534', '--groups', '65534', '--cgroup', cg!, '--', '/bin/true'],
+      { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+    const ctl = g.stdio[3] as Socket;
+    const lines: string[] = [];
+    let buf = '';
+    const next = (): Promise<string> => new Promise((resolve) => {
+      const take = (): boolean => { const l = lines.shift(); if (l === undefined) return false; resolve(l); return true; };
+      if (take()) return;
+      ctl.on('data', function on() { if (take()) ctl.off('data', on); });
+    });
+    ctl.on('data', (c: Buffer) => { buf += c.toString(); for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) lines.push(buf.slice(0, i)); });
+    ctl.write('go\n');
+    const pidLine = await next();
+    expect(pidLine).toMatch(/^pid \d+$/);
+    const pid = Number(pidLine.slice(4));
+    // held: it has not read its release byte yet, and it is already in the run's cgroup (moved at "run" before)
+    const own = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))![1]!;
+    expect(/^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))![1]).toBe(join(own, basename(cg!)));
+    expect(readFileSync(join(cg!, 'cgroup.procs'), 'utf8').trim().split('\n')).toContain(String(pid));
+    ctl.write('run\n');
+    expect(await next()).toBe('exit 0 0');
+    ctl.write('kill\n');
+    await new Promise((r) => (g.exitCode === null ? g.once('exit', r) : r(null)));
+    expect(removeRunCgroup(cg)).toBe(true);
   });
 });
