@@ -147,6 +147,8 @@ export class SessionWriter {
         session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths,
         ...(opts.startAttributes !== undefined && { start_attributes: opts.startAttributes }),
       };
+      // the log's two files first, so the one directory sync of session.open.json covers their entries too
+      for (const f of [SESSION_EVENTS_FILE, SESSION_CHECKPOINTS_FILE]) fs.closeSync(fs.openSync(path.join(dir, f), 'a', 0o600));
       writeFileDurably(openPath, JSON.stringify(open));
     }
     let writer: SessionWriter | null = null;
