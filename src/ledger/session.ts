@@ -159,6 +159,7 @@ export class SessionWriter {
       key,
       onSealed: continuityHook(stateDir),
       onBackgroundFailure: (e) => { if (writer && isIoFault(e) && !writer.outage.failing) writer.fault(e); },
+      asyncSeal: true, // a flood's count checkpoints fsync on the threadpool; close and explicit ones stay synchronous
       ...(opts.checkpointEveryEvents !== undefined && { checkpointEveryEvents: opts.checkpointEveryEvents }),
       ...(opts.checkpointEverySeconds !== undefined && { checkpointEverySeconds: opts.checkpointEverySeconds }),
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
