@@ -134,7 +134,10 @@ describe('rollback and truncation are findings', () => {
     await runSession(stateDir);
     const w = await SessionWriter.create({ stateDir, command: ['killed'], checkpointEveryEvents: 3, checkpointEverySeconds: 0 });
     for (let i = 0; i < 7; i++) w.append(eventLine(i));
-    (w as unknown as { log: { flush(): void } }).log.flush();
+    const log = (w as unknown as { log: { flush(): void; sealsQueued: number } }).log;
+    log.flush();
+    // the count checkpoints fsync on the threadpool (src/ledger/seal-queue.ts): killed once they are on disk
+    while (log.sealsQueued > 0) await new Promise((r) => setTimeout(r, 5));
     // kill -9: no close; the kernel drops a killed writer's flock (released here), its lock file names a dead pid.
     (w as unknown as { unlock(): void }).unlock();
     fs.writeFileSync(path.join(w.dir, 'writer.lock'), String(deadPid()));

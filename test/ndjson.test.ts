@@ -3,7 +3,7 @@ import { envelopeSchema, rfc3339Nanos, type Envelope } from '../src/events/envel
 import { SENSOR_EVENT_NAMES } from '../src/events/names.js';
 import { sensorAttributeSchemas, sensorEnvelopeSchema } from '../src/events/schemas.js';
 import { decodeBatch } from '../src/sensor/decode.js';
-import { bootToEpochOffsetNs, eventTime, networkTransport, openFlagNames, toEnvelope } from '../src/sensor/ndjson.js';
+import { bootEventTime, bootToEpochOffsetNs, eventTime, networkTransport, openFlagNames, toEnvelope } from '../src/sensor/ndjson.js';
 import { SuppressionSummarizer } from '../src/sensor/suppression.js';
 import type { SensorEvent } from '../src/sensor/types.js';
 import { batchOf, execRecord, HEADER, record, sockaddr } from './helpers/wire.js';
@@ -185,6 +185,24 @@ describe('helpers', () => {
     const samples = [0n, 1n, 999_999_999n, 1_000_000_000n, base, base + 1n, base + 2n, base - 1n, 4_102_444_800_000_000_000n];
     for (let i = 0; i < 2000; i++) samples.push(base + BigInt(Math.floor(rand() * 2 ** 52)) * BigInt(1 + (i % 3) * 1000));
     for (const ns of samples) expect(eventTime(ns)).toBe(rfc3339Nanos(ns));
+  });
+
+  it('bootEventTime (Number arithmetic within a second) agrees with rfc3339Nanos: in order, backwards, past 2^53 boot ns, two clocks', () => {
+    let seed = 7;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 0x1000000;
+    const a = { bootToEpochNs: 1_796_000_000_123_456_789n };
+    const b = { bootToEpochNs: 1_796_000_100_000_000_001n };
+    const cases: [bigint, { bootToEpochNs: bigint }][] = [];
+    let t = 5_000_000_000n;
+    for (let i = 0; i < 3000; i++) {
+      t += BigInt(Math.floor(rand() * 3_000_000)); // runs inside a second, crossing seconds
+      cases.push([t, i % 500 === 499 ? b : a]);
+      if (i % 97 === 0) cases.push([t - 2_000_000_000n, a]); // an older event
+    }
+    const huge = 2n ** 53n - 5n; // past ~104 days of uptime Number loses nanoseconds: the BigInt path
+    for (let i = 0n; i < 12n; i++) cases.push([huge + i * 3n, a]);
+    cases.push([0n, a], [999_999_999n, b], [huge + 2n ** 40n, b]);
+    for (const [boot, clock] of cases) expect(bootEventTime(boot, clock)).toBe(rfc3339Nanos(boot + clock.bootToEpochNs));
   });
 
   it('bootToEpochOffsetNs is realtime minus boottime', () => {

@@ -145,18 +145,21 @@ export class AttributionEnricher implements Enricher {
     this.boundary = manifest ? new BoundaryFindings(manifest, this.opts.homes) : null;
   }
 
+  /** Epoch ns only where a table or scope needs it: a BigInt sum is a heap allocation (the storm's file.write needs none). */
+  private epochNs(ev: SensorEvent): bigint { return ev.tsBootNs + this.opts.clock.bootToEpochNs; }
+
   enrich(ev: SensorEvent, env: Envelope | null): Envelope[] {
-    const tNs = ev.tsBootNs + this.opts.clock.bootToEpochNs;
     if ((++this.events & 255) === 0) this.table.sweep();
     if (ev.kind === 'fork') {
+      const tNs = this.epochNs(ev);
       const child = this.table.onFork(ev, tNs);
       this.registry.onFork(ev.pid, ev.childPid, tNs);
       this.store?.process(child);
       return env ? [env] : [];
     }
-    const info = ev.kind === 'exec' ? this.table.onExec(ev, tNs) : this.table.ensure(ev);
+    const info = ev.kind === 'exec' ? this.table.onExec(ev, this.epochNs(ev)) : this.table.ensure(ev);
     if (ev.kind === 'exec') this.store?.process(info);
-    const scope = this.registry.lookup(ev.pid, ev.cgroupId, info.cgroupPath, tNs);
+    const scope = this.registry.active ? this.registry.lookup(ev.pid, ev.cgroupId, info.cgroupPath, this.epochNs(ev)) : null;
     if (scope && info.scopeSerial !== scope.serial) {
       info.scopeSerial = scope.serial;
       if (ev.kind !== 'exec') this.store?.process(info); // a process met mid-life has no row yet
@@ -165,7 +168,7 @@ export class AttributionEnricher implements Enricher {
     if (ev.kind === 'exit') {
       this.table.onExit(ev.pid);
       this.registry.onExit(ev.pid);
-      this.store?.exit(info, tNs, ev.exitCode, ev.signal);
+      this.store?.exit(info, this.epochNs(ev), ev.exitCode, ev.signal);
     }
     if (!env) return [];
     annotate(env.attributes, info, scope, ev.kind === 'exec');

@@ -11,6 +11,7 @@ import { keyIdOf, rawPublicKey } from './keys.js';
 import { consistencyProofWith } from './merkle.js';
 import { formatRecordV1 } from './record.js';
 import { recoverLog, type RecoveredLog } from './recovery.js';
+import { SealQueue } from './seal-queue.js';
 import { fsyncDir, utf8Write, writeFully } from './tail.js';
 
 export interface LedgerLogOptions {
@@ -44,6 +45,11 @@ export interface LedgerLogOptions {
   onBackgroundFailure?: (err: Error) => void;
   /** Hash on the addon's background thread beside the event loop (default true; false: before append returns). */
   backgroundHash?: boolean;
+  /**
+   * The count and time checkpoints' fsyncs on libuv's threadpool, in order, the event loop not
+   * waiting (src/ledger/seal-queue.ts); explicit checkpoints and close stay synchronous. Default false.
+   */
+  asyncSeal?: boolean;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -89,9 +95,9 @@ export class LedgerLog {
   private readonly keyId: string;
   private readonly publicKeyB64: string;
   private eventsFd: number;
-  /** nothing written to the events file since its last fsync: another fsync would persist nothing */
-  private eventsSynced = false;
   private checkpointsFd: number;
+  /** makes signed checkpoint lines durable, events first (synchronously, or on the threadpool) */
+  private readonly sealer: SealQueue;
   private seq: number;
   /** Chain head, Merkle frontier and unsealed leaves, in binary; advanced a batch at a time. */
   private readonly hashes: LedgerHashState;
@@ -163,17 +169,18 @@ export class LedgerLog {
     this.eventsFd = fs.openSync(this.eventsPath, 'a', 0o600);
     this.checkpointsFd = fs.openSync(this.checkpointsPath, 'a', 0o600);
     if (creates) fsyncDir(opts.dir);
+    this.sealer = new SealQueue(this.eventsFd, this.checkpointsFd, opts.onSealed, (e) => this.background(() => { throw e; }));
 
     const flushMs = opts.flushIntervalMs ?? 100;
     if (flushMs > 0) {
       this.timers.push(setInterval(() => this.background(() => {
         this.flush();
-        if (this.countDue()) this.checkpoint('count'); // a flood that stopped inside the interval is sealed now
+        if (this.countDue()) this.seal('count', {}, true); // a flood that stopped inside the interval is sealed now
       }), flushMs).unref());
     }
     const cpSec = opts.checkpointEverySeconds ?? 5;
     if (cpSec > 0) {
-      this.timers.push(setInterval(() => this.background(() => { if (this.unsealedCount > 0) this.checkpoint('time'); }), cpSec * 1000).unref());
+      this.timers.push(setInterval(() => this.background(() => { if (this.unsealedCount > 0) this.seal('time', {}, true); }), cpSec * 1000).unref());
     }
   }
 
@@ -251,7 +258,7 @@ export class LedgerLog {
     }
     if (this.pendingLen >= this.flushBytes) this.flush();
     // the clock is read once per CLOCK_EVERY records past the count, not per record
-    if (this.unsealedCount >= this.everyEvents && (this.minIntervalMs === 0 || seq % CLOCK_EVERY === 0) && this.countDue()) this.checkpoint('count');
+    if (this.unsealedCount >= this.everyEvents && (this.minIntervalMs === 0 || seq % CLOCK_EVERY === 0) && this.countDue()) this.seal('count', {}, true);
     return seq;
   }
 
@@ -287,7 +294,7 @@ export class LedgerLog {
     this.hashPending();
     const n = this.pendingLen;
     this.pendingLen = 0;
-    this.eventsSynced = false;
+    this.sealer.eventsWritten();
     writeFully(this.eventsFd, this.pending.subarray(0, n));
     this.fileBytes += n;
     if (this.pendingTicket !== 0) {
@@ -301,11 +308,18 @@ export class LedgerLog {
     }
   }
 
-  /** Seals everything appended so far with a signed checkpoint. Returns the checkpoint line's SHA-256. */
+  /** Seals everything appended so far with a signed checkpoint, durable when it returns. Returns the checkpoint line's SHA-256. */
   checkpoint(reason: CheckpointReason, extra: { sessionSha256?: string } = {}): string {
+    return this.seal(reason, extra, false);
+  }
+
+  /** Checkpoints queued for their fsyncs (asyncSeal), not durable yet. */
+  get sealsQueued(): number { return this.sealer.queued; }
+
+  /** A checkpoint; `later` (the flood's count and time seals) lets it become durable on the threadpool when asyncSeal is on. */
+  private seal(reason: CheckpointReason, extra: { sessionSha256?: string }, later: boolean): string {
     if (this.closed) throw new WitnessError('E_LEDGER', 'checkpoint after close', { file: this.checkpointsPath });
-    this.flush();
-    this.syncEvents();
+    this.flush(); // every record it covers is written (write(2) returned) before its events fsync starts
     this.hashPending();
     const h = this.hashes;
     const proof = consistencyProofWith(h.subtreeHasher(), h.sealed.size, h.size);
@@ -332,9 +346,8 @@ export class LedgerLog {
     };
     if (extra.sessionSha256) predicate.session_sha256 = extra.sessionSha256;
     const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
-    writeFully(this.checkpointsFd, Buffer.concat([line, Buffer.from('\n')]));
-    fs.fsyncSync(this.checkpointsFd);
-    this.opts.onSealed?.(line);
+    if (later && this.opts.asyncSeal === true) this.sealer.sealLater(line);
+    else this.sealer.sealNow(line); // after the queued ones, events fsync'd first
     this.prevCheckpointSha = sha256(line).toString('hex');
     this.lastCheckpointLine = line;
     this.checkpointIndex++;
@@ -351,18 +364,12 @@ export class LedgerLog {
   abandon(): void {
     if (this.closed) return;
     this.hashes.settle(); // no job may outlive the buffers it reads
+    this.sealer.close(); // queued lines are left as a crash leaves them: recovery re-hashes what reached the disk
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.pendingLen = 0;
     for (const fd of [this.eventsFd, this.checkpointsFd]) { try { fs.closeSync(fd); } catch { /* already failing */ } }
     this.closed = true;
-  }
-
-  /** fsyncs the events file unless nothing was written since its last fsync (a close right after the final checkpoint). */
-  private syncEvents(): void {
-    if (this.eventsSynced) return;
-    fs.fsyncSync(this.eventsFd);
-    this.eventsSynced = true;
   }
 
   /** Stops timers and closes the files. Call checkpoint('shutdown') first to seal the tail. */
@@ -372,7 +379,9 @@ export class LedgerLog {
     this.hashes.settle(); // no job may outlive the buffers it reads
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    this.syncEvents();
+    this.sealer.drain(); // queued checkpoints durable, in order, before the files close
+    this.sealer.syncEvents(); // unless nothing was written since (a close right after the final checkpoint)
+    this.sealer.close();
     fs.closeSync(this.eventsFd);
     fs.closeSync(this.checkpointsFd);
     this.closed = true;

@@ -196,6 +196,9 @@ export class ScopeRegistry {
   }
 
   /** The innermost scope covering an event of `pid` in cgroup `cgroupId` at epoch time `tNs`. */
+  /** Some scope is registered: lookup can return one (without, it returns null at once). */
+  get active(): boolean { return this.scopes.size > 0; }
+
   lookup(pid: number, cgroupId: bigint, cgroupPath: string | null, tNs: bigint): Scope | null {
     if (this.scopes.size === 0) return null;
     let best: Scope | null = null;

@@ -1,7 +1,7 @@
 import type { Attributes, Envelope } from '../events/envelope.js';
 import type { EventName } from '../events/names.js';
 import { LAYOUT as L } from './layout.js';
-import { eventTime, networkTransport, witnessFlagNames, type BootClock } from './ndjson.js';
+import { bootEventTime, networkTransport, witnessFlagNames, type BootClock } from './ndjson.js';
 import type { EventHeader } from './types.js';
 import type { ConnEndEvent, DnsAnswerEvent, ListenEvent, NetDepthEvent, UnixConnectEvent } from './types-net.js';
 
@@ -18,7 +18,7 @@ const OWN_FLAGS = L.WA_F_CAPTURE_END | L.WA_F_USER_ADDR;
 export function netEnvelope(ev: EventHeader, clock: BootClock, event: EventName, attributes: Attributes): Envelope {
   const flags = ev.flags & ~OWN_FLAGS;
   if (flags !== 0) attributes['witness.flags'] = witnessFlagNames(flags);
-  return { time: eventTime(ev.tsBootNs + clock.bootToEpochNs), event, attributes };
+  return { time: bootEventTime(ev.tsBootNs, clock), event, attributes };
 }
 
 export function headerAttrs(ev: EventHeader): Attributes {
