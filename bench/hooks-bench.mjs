@@ -20,6 +20,9 @@
 // Every figure is a ratio of the storm's CPU time (user + system, from wait4)
 // to the bare storm's in the same round (bench/hooks-cost.c); CPU time rather
 // than wall because this machine is shared and waiting for a CPU is not cost.
+// Each read-only storm also runs untraced while a traced tree exists (its
+// floor: what every process pays then); "over its floor" is what tracing the
+// storm adds to that, per round, as a ratio and in ns per open+close.
 // `uptime` is printed before and after: a busy neighbour still moves numbers.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -62,6 +65,16 @@ for (const r of rev ? rev.split(',') : []) {
 }
 
 const load = () => sh('uptime', []).trim().replace(/^.*load/, 'load');
+// Another sensor's syscall hooks (a host-wide daemon) run on the bare storms
+// too: every ratio then shrinks toward 1. Counted with bpftool when it is there.
+const foreignHooks = () => {
+  try {
+    const n = (sh('bpftool', ['link', 'list'], { stdio: ['ignore', 'pipe', 'ignore'] }).match(/tp 'sys_(enter|exit)'/g) ?? []).length;
+    return n ? `  WARNING: ${n} other sys_enter/sys_exit hook(s) attached on this host: the bare storms pay them too` : null;
+  } catch {
+    return null;
+  }
+};
 
 // BENCH_HOST_WIDE=1: real workloads bare and under a host-wide sensor (the
 // daemon's traceAll), each design in turn within a round; CPU-time ratios.
@@ -99,23 +112,35 @@ if (process.env.BENCH_HOST_WIDE === '1') {
   process.exit(0);
 }
 const before = load();
+const foreign = foreignHooks();
 const results = designs.map((d) => ({ ...d, runs: [] }));
 // interleaved: one round of each design at a time, so drift hits both alike
 for (let r = 0; r < Number(ROUNDS); r++) {
   for (const d of results) {
-    for (const ro of RO_PATHS) d.runs.push({ ro, ...JSON.parse(sh(d.bin, ['1', N, join(out, 'open-storm'), ro])) });
+    for (const ro of RO_PATHS) {
+      const x = JSON.parse(sh(d.bin, ['1', N, join(out, 'open-storm'), ro]));
+      // what tracing adds to this storm over the same storm untraced in the same round
+      d.runs.push({ ro, ...x, over_x: x.traced_ro_x - x.tree_ro_x, over_ns: ((x.traced_ro_s - x.tree_ro_s) / Number(N)) * 1e9 });
+    }
   }
 }
 const after = load();
+const foreignAfter = foreignHooks();
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const lines = [`hooks bench: ${N} open+close per storm, ${ROUNDS} rounds × ${RO_PATHS.length} read-only paths (medians of per-round ratios)`, `  ${before}  (before)`];
+if (foreign) lines.push(`${foreign} (before)`);
+if (foreignAfter) lines.push(`${foreignAfter} (after)`);
 for (const d of results) {
   const m = (k) => med(d.runs.map((x) => x[k]));
   const mro = (ro, k) => med(d.runs.filter((x) => x.ro === ro).map((x) => x[k]));
   lines.push(`  ${d.name}:`,
     `    untraced storm, no traced tree      ${m('idle_x').toFixed(3)}x bare (${m('bare_s').toFixed(3)} CPU s bare)`,
     `    untraced storm, traced tree present ${m('tree_x').toFixed(3)}x bare`,
-    ...RO_PATHS.map((ro) => `    traced read-only storm of ${ro.padEnd(10)} ${mro(ro, 'traced_ro_x').toFixed(3)}x bare (${mro(ro, 'bare_ro_s').toFixed(3)} CPU s bare)`),
+    ...RO_PATHS.flatMap((ro) => [
+      `    untraced storm of ${ro.padEnd(13)}      ${mro(ro, 'tree_ro_x').toFixed(3)}x bare, traced tree present (its floor)`,
+      `    traced read-only storm of ${ro.padEnd(10)} ${mro(ro, 'traced_ro_x').toFixed(3)}x bare (${mro(ro, 'bare_ro_s').toFixed(3)} CPU s bare)`,
+      `      over its floor: +${mro(ro, 'over_x').toFixed(3)}x, ${mro(ro, 'over_ns').toFixed(1)} ns per open+close`,
+    ]),
     `    sensor open (load + attach)         ${m('open_s').toFixed(3)} s`,
     `    sensor close (detach + free)        ${m('close_s').toFixed(3)} s`,
     `    syscall hooks attach / idle detach  ${(m('attach_s') * 1e3).toFixed(2)} ms / ${(m('detach_s') * 1e3).toFixed(2)} ms (0: always attached)`);

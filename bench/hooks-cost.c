@@ -6,8 +6,10 @@
  *   hooks-cost host-wide CMD ARGS...   ->  one JSON line (host_wide below)
  *
  * Per round: bare storm (no sensor); sensor loaded, no traced tree; a traced
- * tree present (a traced sleeper) while the storm runs untraced; the storm
- * itself traced doing read-only opens of RO_PATH; then the time to detach and
+ * tree present (a traced sleeper) while the storm runs untraced, of /dev/null
+ * and of RO_PATH (the floor each read-only storm below is measured against:
+ * every process pays it while a tree exists); the storm itself traced doing
+ * read-only opens of RO_PATH; then the time to detach and
  * close; then the bare storms again. Ratios are per round, against the mean
  * of that round's two bare runs; the medians are printed. Every storm is N
  * open+close pairs of /dev/null or RO_PATH. */
@@ -269,7 +271,7 @@ int main(int argc, char **argv)
 	char *null_argv[] = { storm, n, "/dev/null", "ro", NULL };
 	char *ro_argv[] = { storm, n, ro, "ro", NULL };
 	double bare[MAXR], bare_ro[MAXR], idle[MAXR], tree[MAXR], traced_ro[MAXR], open_s[MAXR], close_s[MAXR];
-	double attach[MAXR], detach[MAXR], idle_x[MAXR], tree_x[MAXR], traced_ro_x[MAXR];
+	double attach[MAXR], detach[MAXR], idle_x[MAXR], tree_x[MAXR], traced_ro_x[MAXR], tree_ro[MAXR], tree_ro_x[MAXR];
 	struct disp_stats st_tree = { 0 }, st_ro = { 0 };
 	int stats_fd = -1;
 	if (getenv("HOOKS_STATS") && !strcmp(getenv("HOOKS_STATS"), "1")) {
@@ -295,6 +297,7 @@ int main(int argc, char **argv)
 		pid_t s = sleeper(l);
 		attach[r] = attach_s;
 		tree[r] = run_stats(l, 0, null_argv, &st_tree);
+		tree_ro[r] = run(l, 0, ro_argv);
 		traced_ro[r] = run_stats(l, 1, ro_argv, &st_ro);
 		kill(s, SIGKILL);
 		waitpid(s, NULL, 0);
@@ -316,6 +319,7 @@ int main(int argc, char **argv)
 		idle_x[r] = idle[r] / bare[r];
 		tree_x[r] = tree[r] / bare[r];
 		traced_ro_x[r] = traced_ro[r] / bare_ro[r];
+		tree_ro_x[r] = tree_ro[r] / bare_ro[r];
 	}
 	double b = med(bare, rounds), bro = med(bare_ro, rounds);
 	char js_tree[64] = "null", js_ro[64] = "null";
@@ -324,10 +328,10 @@ int main(int argc, char **argv)
 		stats_json(js_ro, sizeof(js_ro), &st_ro);
 	}
 	double i = med(idle, rounds), t = med(tree, rounds), tro = med(traced_ro, rounds);
-	printf("{\"rounds\":%d,\"n\":%s,\"bare_s\":%.4f,\"bare_ro_s\":%.4f,\"idle_s\":%.4f,\"tree_s\":%.4f,\"traced_ro_s\":%.4f,"
-	       "\"idle_x\":%.4f,\"tree_x\":%.4f,\"traced_ro_x\":%.4f,\"open_s\":%.4f,\"close_s\":%.4f,"
+	printf("{\"rounds\":%d,\"n\":%s,\"bare_s\":%.4f,\"bare_ro_s\":%.4f,\"idle_s\":%.4f,\"tree_s\":%.4f,\"tree_ro_s\":%.4f,\"traced_ro_s\":%.4f,"
+	       "\"idle_x\":%.4f,\"tree_x\":%.4f,\"tree_ro_x\":%.4f,\"traced_ro_x\":%.4f,\"open_s\":%.4f,\"close_s\":%.4f,"
 	       "\"attach_s\":%.5f,\"detach_s\":%.5f,\"records\":%ld,\"stats_tree_ns\":%s,\"stats_ro_ns\":%s}\n",
-	       rounds, n, b, bro, i, t, tro, med(idle_x, rounds), med(tree_x, rounds), med(traced_ro_x, rounds), med(open_s, rounds), med(close_s, rounds),
+	       rounds, n, b, bro, i, t, med(tree_ro, rounds), tro, med(idle_x, rounds), med(tree_x, rounds), med(tree_ro_x, rounds), med(traced_ro_x, rounds), med(open_s, rounds), med(close_s, rounds),
 	       med(attach, rounds), med(detach, rounds), records, js_tree, js_ro);
 	if (stats_fd >= 0)
 		close(stats_fd);

@@ -62,7 +62,8 @@ int BPF_PROG(wa_sys_enter, struct pt_regs *regs, long id)
 {
 	if (!wa_current_traced())
 		return 0;
-	wa_tail_hot_enter(ctx, id);
+	if (wa_tail_hot_enter(ctx, id))
+		return 0;
 	bpf_tail_call(ctx, &wa_sys_enter_tab, (__u32)id);
 	__u32 op = wa_sysop_of(id);
 	if (!op)
@@ -369,7 +370,8 @@ int BPF_PROG(wa_sys_exit, struct pt_regs *regs, long ret)
 	if (!wa_current_traced())
 		return 0;
 	long nr = regs->orig_ax;
-	wa_tail_hot_exit(ctx, nr);
+	if (wa_tail_hot_exit(ctx, nr))
+		return 0;
 	bpf_tail_call(ctx, &wa_sys_exit_tab, (__u32)nr);
 	if (!wa_sysop_of(nr))
 		return 0;

@@ -204,10 +204,13 @@ static __always_inline bool wa_is_traced(__u32 tgid)
  * the tail call, boundary.bpf.h) and of the TLS uprobes: the caller is traced,
  * and the syscall is a native one (ia32 compat syscalls use other numbers and
  * registers; syscall.bpf.h). The compat test comes second so that untraced
- * processes never pay it; in targeted mode they pay one filter load. */
+ * processes never pay it; in targeted mode they pay one filter load. One
+ * helper call gives both (the task's tgid and status), where pid_tgid and
+ * then the task cost a traced caller two per syscall, each a return thunk. */
 static __always_inline bool wa_current_traced(void)
 {
-	return wa_is_traced(bpf_get_current_pid_tgid() >> 32) && !wa_sys_compat();
+	struct task_struct *t = bpf_get_current_task_btf();
+	return wa_is_traced(t->tgid) && !wa_sys_compat(t);
 }
 
 static __always_inline void wa_count(void *map, __u32 type)
@@ -379,42 +382,6 @@ static __always_inline struct file *wa_fd_file(int fd)
 	struct file **fds = fdt->fd;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
-}
-
-/* The socket behind an fd, or NULL when the fd is not a socket. */
-static __always_inline struct socket *wa_fd_socket(int fd)
-{
-	struct file *f = wa_fd_file(fd);
-	if (!f)
-		return NULL;
-	__u16 mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	return BPF_CORE_READ(f, private_data);
-}
-
-/* Read a user sockaddr into the wire form; returns 0 if it is AF_INET/AF_INET6. */
-static __always_inline int wa_read_sockaddr(struct wa_sockaddr *out, const void *uaddr, __u32 len)
-{
-	__u16 family = 0;
-	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
-		return -1;
-	out->family = family;
-	if (family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		struct sockaddr_in sin = {};
-		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
-		out->port = bpf_ntohs(sin.sin_port);
-		__builtin_memcpy(out->addr, &sin.sin_addr, 4);
-		return 0;
-	}
-	if (family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		struct sockaddr_in6 sin6 = {};
-		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
-		out->port = bpf_ntohs(sin6.sin6_port);
-		__builtin_memcpy(out->addr, &sin6.sin6_addr, 16);
-		return 0;
-	}
-	return -1;
 }
 
 #endif

@@ -14,6 +14,7 @@
 #define WA_CONN_BPF_H
 
 #include "common.bpf.h"
+#include "socket.bpf.h"
 
 #define WA_K_TX 30     /* args: fd, buf | iov | msghdr, len; args[5] = enum wa_send_syscall */
 #define WA_K_RX 31     /* args: fd, buf | msghdr; args[5] = enum wa_recv_syscall */

@@ -65,7 +65,7 @@ static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, 
 	bool how_user = a->how_user;
 
 	if (ret >= 0)
-		f = wa_fd_file(ret);
+		f = cast ? wa_fd_file_cast(ret) : wa_fd_file(ret);
 	/* Decide first, from as little of the file as possible: most opens are
 	 * read-only and record nothing. The create/truncate bits are gone from
 	 * f_flags by now and come from the arguments. */

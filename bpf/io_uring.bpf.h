@@ -12,6 +12,7 @@
 #define WA_IO_URING_BPF_H
 
 #include "path.bpf.h"
+#include "socket.bpf.h"
 
 #define WA_IORING_SETUP_SQPOLL (1U << 1)
 

@@ -151,6 +151,28 @@ static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out, 
 		*sb = BPF_CORE_READ(d, d_sb);
 }
 
+/* Direct loads (the open exits' cast twins, 6.2+, native/loader_hooks.c):
+ * bpf_rdonly_cast makes a file pointer a BTF pointer whose fields are one
+ * load each. From 6.17 it also casts to void * (BPF_FEAT_RDONLY_CAST_TO_VOID),
+ * so memory no BTF type describes (a name's bytes, the fd table's slots) is
+ * read by direct loads as well instead of a bpf_probe_read_kernel call. CO-RE
+ * answers at load; before 6.17 the verifier drops that branch as dead. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+enum bpf_features___wa { BPF_FEAT_RDONLY_CAST_TO_VOID___wa = 0 };
+#define WA_DIRECT_MEM bpf_core_enum_value_exists(enum bpf_features___wa, BPF_FEAT_RDONLY_CAST_TO_VOID___wa)
+
+/* A byte at p: by a direct load where the kernel allows one (WA_DIRECT_MEM,
+ * in a cast twin), else by a probe read. */
+static __always_inline __u8 wa_kernel_byte(const void *p, bool direct)
+{
+	__u8 c = 0;
+	if (direct && WA_DIRECT_MEM)
+		c = *(const volatile __u8 *)bpf_rdonly_cast(p, 0);
+	else
+		bpf_probe_read_kernel(&c, 1, p);
+	return c;
+}
+
 /* Is the opened file (dentry d) — its own inode, so a hard link matches — or
  * one of its ancestors in the sensitive set, or named as sensitive under a
  * watched ancestor? Identities are the kernel's (superblock s_dev, inode
@@ -167,17 +189,15 @@ static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out, 
  * itself, or is the child we came from (child_name, NULL at the first level)
  * named as sensitive under it? The filters first; the child's first byte is
  * read only when this level's names word is not empty. */
-static __always_inline bool wa_level_matches(__u32 dev, __u64 ino, const unsigned char *child_name, __u32 child_len)
+static __always_inline bool wa_level_matches(__u32 dev, __u64 ino, const unsigned char *child_name, __u32 child_len,
+					     bool direct)
 {
 	__u32 b = wa_sens_id_bit(dev, ino);
 	bool self = wa_sens_self_filter[(b >> 6) & (WA_SENS_SELF_WORDS - 1)] & (1ull << (b & 63));
 	__u64 names = child_name ? wa_sens_name_filter[(b >> 4) & (WA_SENS_NAME_WORDS - 1)] : 0;
 	__u64 name_bit = 0;
-	if (names) {
-		__u8 c0 = 0;
-		bpf_probe_read_kernel(&c0, 1, child_name);
-		name_bit = 1ull << wa_name_bit(child_len, c0);
-	}
+	if (names)
+		name_bit = 1ull << wa_name_bit(child_len, wa_kernel_byte(child_name, direct));
 	if (!self && !(names & name_bit))
 		return false;
 	struct wa_inode_key k = {};
@@ -206,7 +226,7 @@ static __always_inline bool wa_is_sensitive(struct dentry *d)
 		if (i > 0)
 			wa_dent_read(d, &de, NULL);
 		struct inode *inode = de.inode; /* a local: CO-RE must not relocate wa_dent's own fields */
-		if (wa_level_matches(dev, BPF_CORE_READ(inode, i_ino), child_name, child_len))
+		if (wa_level_matches(dev, BPF_CORE_READ(inode, i_ino), child_name, child_len, false))
 			return true;
 		if (de.parent == d || !de.parent)
 			break;
@@ -218,13 +238,12 @@ static __always_inline bool wa_is_sensitive(struct dentry *d)
 }
 
 /* The same walk by direct loads, for kernels with bpf_rdonly_cast (6.2+):
- * the file pointer (a probe read from the fd table) is cast to a BTF
- * pointer, and every field on the way up is then one load instruction the
- * kernel guards with an exception entry, not a helper call of ~7 ns (the
- * bpf_probe_read_kernel the walk above pays two of per level). The loader
- * loads these programs (the open exits) on 6.2+ and the probe-read ones
- * (named ..._nocast) before (native/loader_hooks.c). */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+ * the file pointer is cast to a BTF pointer, and every field on the way up
+ * is then one load instruction the kernel guards with an exception entry,
+ * not a helper call of ~7 ns (the bpf_probe_read_kernel the walk above pays
+ * two of per level); from 6.17 the child's first byte too. The loader loads
+ * these programs (the open exits) on 6.2+ and the probe-read ones (named
+ * ..._nocast) before (native/loader_hooks.c). */
 
 static __always_inline bool wa_is_sensitive_cast(struct file *file)
 {
@@ -244,7 +263,7 @@ static __always_inline bool wa_is_sensitive_cast(struct file *file)
 		struct inode *inode = d->d_inode;
 		if (!inode)
 			break;
-		if (wa_level_matches(dev, inode->i_ino, child_name, child_len))
+		if (wa_level_matches(dev, inode->i_ino, child_name, child_len, true))
 			return true;
 		struct dentry *parent = d->d_parent;
 		if (parent == d || !parent)
@@ -254,6 +273,20 @@ static __always_inline bool wa_is_sensitive_cast(struct file *file)
 		d = parent;
 	}
 	return false;
+}
+
+/* The open exits' fd -> struct file: wa_fd_file (common.bpf.h) with the
+ * slot read by a direct load where the kernel allows it (WA_DIRECT_MEM). */
+static __always_inline struct file *wa_fd_file_cast(int fd)
+{
+	if (!WA_DIRECT_MEM)
+		return wa_fd_file(fd);
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+		return NULL;
+	struct file *const *fds = bpf_rdonly_cast(fdt->fd, 0);
+	return fds[fd];
 }
 
 #endif

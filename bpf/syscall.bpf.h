@@ -49,32 +49,43 @@ struct {
 	__type(value, __u32);
 } wa_sys_exit_tab SEC(".maps");
 
-/* The hottest syscalls with a handler go by a constant slot: the JIT makes
- * such a tail call a direct jump, patched in when the loader fills the slot
- * (a no-op while it is empty), where a tail call by a variable slot is an
+/* The hottest syscalls go by a constant slot: the JIT makes such a tail call
+ * a direct jump, patched in when the loader fills the slot (while it is
+ * empty, a jump over it), where a tail call by a variable slot is an
  * indirect jump, and an indirect jump costs a retpoline on a host mitigated
  * against Spectre v2 (this one). bpf_tail_call_static keeps clang from
- * merging the calls into one with a variable slot. Every other syscall, and
- * these when their slot is empty, falls through to the variable tail call. */
-static __always_inline void wa_tail_hot_enter(void *ctx, long id)
+ * merging the calls into one with a variable slot. A listed syscall whose
+ * slot is empty (open and openat have no enter handler, close no exit one)
+ * is done here: none of them is one of the boundary's (boundary.bpf.h), so
+ * the dispatcher returns (true) without the variable tail call or that
+ * switch. Every other syscall falls through to the variable tail call. */
+#define WA_TAIL_HOT(ctx, tab, nr) \
+	case nr: bpf_tail_call_static(ctx, tab, nr); return true
+
+static __always_inline bool wa_tail_hot_enter(void *ctx, long id)
 {
 	switch (id) {
-	case 0: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 0); break;   /* read */
-	case 1: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 1); break;   /* write */
-	case 3: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 3); break;   /* close */
-	case 20: bpf_tail_call_static(ctx, &wa_sys_enter_tab, 20); break; /* writev */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 0);   /* read */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 1);   /* write */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 2);   /* open (no enter handler) */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 3);   /* close */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 20);  /* writev */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 257); /* openat (no enter handler) */
 	}
+	return false;
 }
 
-static __always_inline void wa_tail_hot_exit(void *ctx, long nr)
+static __always_inline bool wa_tail_hot_exit(void *ctx, long nr)
 {
 	switch (nr) {
-	case 0: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 0); break;     /* read */
-	case 1: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 1); break;     /* write */
-	case 2: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 2); break;     /* open */
-	case 20: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 20); break;   /* writev */
-	case 257: bpf_tail_call_static(ctx, &wa_sys_exit_tab, 257); break; /* openat */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 0);   /* read */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 1);   /* write */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 2);   /* open */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 3);   /* close (no exit handler) */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 20);  /* writev */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 257); /* openat */
 	}
+	return false;
 }
 
 #define TS_COMPAT 0x0002 /* x86 thread_info.status: in a 32-bit syscall */
@@ -84,9 +95,8 @@ static __always_inline void wa_tail_hot_exit(void *ctx, long nr)
  * them), and so do the handlers rather than misread them: wa_current_traced()
  * (common.bpf.h), the dispatchers' gate in front of every handler, is false
  * for them. */
-static __always_inline bool wa_sys_compat(void)
+static __always_inline bool wa_sys_compat(struct task_struct *t)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	return t->thread_info.status & TS_COMPAT;
 }
 
