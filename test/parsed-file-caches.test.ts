@@ -18,14 +18,20 @@ afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true
 
 const pub = (p: string): string => rawPublicKey(loadPrivateKey(p)).toString('hex');
 
+/** Two key pairs a and b, and `live.key`: a copy of a's private key, mode 0600. */
+function twoKeysLiveIsFirst(): { b: ReturnType<typeof writeKeyPair>; live: string } {
+  const d = tmp();
+  const a = writeKeyPair(path.join(d, 'a'));
+  const b = writeKeyPair(path.join(d, 'b'));
+  const live = path.join(d, 'live.key');
+  fs.copyFileSync(a.privatePath, live);
+  fs.chmodSync(live, 0o600);
+  return { b, live };
+}
+
 describe('caches of parsed files follow the files', () => {
   it('a key file replaced at the same path (rename over it) is the key loaded next', () => {
-    const d = tmp();
-    const a = writeKeyPair(path.join(d, 'a'));
-    const b = writeKeyPair(path.join(d, 'b'));
-    const live = path.join(d, 'live.key');
-    fs.copyFileSync(a.privatePath, live);
-    fs.chmodSync(live, 0o600);
+    const { b, live } = twoKeysLiveIsFirst();
     const first = pub(live);
     expect(pub(live)).toBe(first); // served from the cache: the same key
     fs.copyFileSync(b.privatePath, `${live}.new`);
@@ -36,12 +42,7 @@ describe('caches of parsed files follow the files', () => {
   });
 
   it('a key file rewritten in place is read again, and its mode is checked on every load', () => {
-    const d = tmp();
-    const a = writeKeyPair(path.join(d, 'a'));
-    const b = writeKeyPair(path.join(d, 'b'));
-    const live = path.join(d, 'live.key');
-    fs.copyFileSync(a.privatePath, live);
-    fs.chmodSync(live, 0o600);
+    const { b, live } = twoKeysLiveIsFirst();
     pub(live);
     fs.writeFileSync(live, fs.readFileSync(b.privatePath)); // same inode, new bytes
     expect(pub(live)).toBe(pub(b.privatePath));
