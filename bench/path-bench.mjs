@@ -5,7 +5,8 @@
 //      printing the same events; drops per stage; rates divide by what was delivered;
 //   2. what everyone else pays: the storm and real workloads (tsc build, npm ci
 //      offline, git status + log over a tree, tar extraction) bare, with the sensor
-//      loaded but tracing nothing, host-wide (traceAll), and under bpftrace;
+//      loaded but tracing nothing, host-wide (traceAll), under a real `witness daemon`,
+//      and under bpftrace (bench/workloads.mjs);
 //   3. `witness run -- /bin/true` against bare node.
 // Prints one table (and build-c/path-bench.md); asserts nothing. Knobs: BENCH_EVENTS, BENCH_RUNS,
 // BENCH_WORKLOADS=0, BENCH_WORKLOAD_RUNS, BENCH_SETTLE_MS. The decode-only figures: npm run bench:decode.
@@ -14,7 +15,7 @@ import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFi
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { workloadInputs } from './bench-fixtures.mjs';
+import { workloadRows } from './workloads.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -109,61 +110,6 @@ function bpftraceStorm() {
   return { seconds: t.seconds, cpu: t.cpu, delivered, lost };
 }
 
-// ---- 2. what everyone else pays ---------------------------------------------------------------
-
-/** Runs `work` with a sensor loaded in this process: tracing nothing, or everything (the daemon's mode). */
-async function withSensor(traceAll, work) {
-  let events = 0;
-  const sensor = WitnessSensor.open({ onEvent: () => { events++; }, traceAll });
-  try {
-    return { ...(await work()), events };
-  } finally {
-    await sensor.close();
-  }
-}
-
-/** Runs `work` while bpftrace captures every open host-wide into a file (what the daemon would record). */
-async function withBpftrace(work) {
-  const out = join(tmp, 'bpftrace-host.txt');
-  const script = 'tracepoint:syscalls:sys_enter_openat { @f[tid] = args->filename; }\n'
-    + 'tracepoint:syscalls:sys_exit_openat /@f[tid] != 0/ { printf("%d %s %s %d\\n", pid, comm, str(@f[tid]), args->ret); delete(@f[tid]); }\n'
-    + 'BEGIN { printf("ready\\n"); }';
-  const bt = spawn('bpftrace', ['-B', 'full', '-o', out, '-e', script], { stdio: 'ignore' });
-  for (let i = 0; i < 300 && !(existsSync(out) && readFileSync(out, 'utf8').includes('ready')); i++) await new Promise((r) => setTimeout(r, 100));
-  try {
-    return await work();
-  } finally {
-    bt.kill('SIGINT');
-    await new Promise((r) => bt.once('exit', r));
-    rmSync(out, { force: true });
-  }
-}
-
-function workloads() {
-  const { tree, tarball, ci } = workloadInputs(root, tmp);
-  return {
-    'storm (1/4 N opens)': () => timed(storm, [String(Math.floor(N / 4))]),
-    'tsc build': () => timed(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', join(tmp, 'tsc-out')]),
-    'npm ci (offline cache)': () => {
-      rmSync(join(ci, 'node_modules'), { recursive: true, force: true });
-      return timed('npm', ['ci', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: ci });
-    },
-    'git status + log': () => {
-      const t0 = process.hrtime.bigint();
-      execFileSync('touch', [join(tree, 'package.json')]);
-      timed('git', ['-C', tree, 'status', '--porcelain']);
-      timed('git', ['-C', tree, 'log', '--stat', '-n', '1']);
-      return { seconds: secs(t0) };
-    },
-    'tar extraction': () => {
-      const dest = join(tmp, 'untar');
-      rmSync(dest, { recursive: true, force: true });
-      execFileSync('mkdir', ['-p', dest]);
-      return timed('tar', ['-xf', tarball, '-C', dest]);
-    },
-  };
-}
-
 // ---- 3. witness run -- /bin/true ---------------------------------------------------------
 
 function runTrue() {
@@ -241,26 +187,8 @@ if (haveBpftrace) {
 say(`| ledger bytes per record (file.write records dominate) | ${med((r) => r.full.bytesPerRecord).toFixed(0)} B | | | |`);
 
 if (WORKLOADS) {
-  const w = workloads();
-  const wr = Number(process.env.BENCH_WORKLOAD_RUNS ?? 1);
-  for (const [name, work] of Object.entries(w)) {
-    try {
-      work(); // warm caches once
-      const b = []; const u = []; const h = []; const t = [];
-      for (let i = 0; i < wr; i++) {
-        await settle(); b.push(work().seconds);
-        await settle(); u.push((await withSensor(false, async () => work())).seconds);
-        await settle(); h.push((await withSensor(true, async () => work())).seconds);
-        if (haveBpftrace) { await settle(); t.push((await withBpftrace(async () => work())).seconds); }
-      }
-      const mb = median(b);
-      say(`| ${name}: sensor loaded, nothing traced | ${median(u).toFixed(2)} s (bare ${mb.toFixed(2)} s) | ${x(median(u) / mb)} | bare | |`);
-      say(`| ${name}: host-wide (traceAll, the daemon's mode) | ${median(h).toFixed(2)} s | ${x(median(h) / mb)} | bare | |`);
-      if (haveBpftrace) say(`| ${name}: bpftrace printing every open host-wide | ${median(t).toFixed(2)} s | ${x(median(t) / mb)} | bare | |`);
-    } catch (err) {
-      say(`| ${name} | not measured: ${String(err.message).split('\n')[0].slice(0, 120)} | | | |`);
-    }
-  }
+  // what everyone else pays (bench/workloads.mjs: synced disk, rotated order, per-round ratios)
+  for (const row of await workloadRows({ root, tmp, storm, N, timed, WitnessSensor, haveBpftrace, settleMs: Number(process.env.BENCH_SETTLE_MS ?? 3000) / 3 })) say(row);
 }
 
 const tr = [];
