@@ -108,6 +108,9 @@ struct wa_sens_val {
 	__u64 names;
 };
 
+/* 6.2+ (the open exits' cast twins: sensitive.bpf.h, path.bpf.h) */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);

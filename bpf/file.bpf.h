@@ -115,9 +115,13 @@ static __always_inline int wa_open_exit(long ret, const struct wa_open_args *a, 
 	wa_fill_hdr(&r->hdr, type, 0);
 	if (f) {
 		/* the file actually opened: symlinks and ../ already resolved */
-		struct path fp = {};
-		BPF_CORE_READ_INTO(&fp, f, f_path);
-		len = wa_path_write(s, &fp, buf, &flags);
+		if (cast) {
+			len = wa_file_path_write_cast(s, f, buf, &flags);
+		} else {
+			struct path fp = {};
+			BPF_CORE_READ_INTO(&fp, f, f_path);
+			len = wa_path_write(s, &fp, buf, &flags);
+		}
 	} else {
 		/* a failed open: the path as asked for, anchored at dirfd */
 		flags |= WA_F_USER_MEMORY;

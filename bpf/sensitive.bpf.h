@@ -157,7 +157,6 @@ static __always_inline void wa_dent_read(struct dentry *d, struct wa_dent *out, 
  * so memory no BTF type describes (a name's bytes, the fd table's slots) is
  * read by direct loads as well instead of a bpf_probe_read_kernel call. CO-RE
  * answers at load; before 6.17 the verifier drops that branch as dead. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 enum bpf_features___wa { BPF_FEAT_RDONLY_CAST_TO_VOID___wa = 0 };
 #define WA_DIRECT_MEM bpf_core_enum_value_exists(enum bpf_features___wa, BPF_FEAT_RDONLY_CAST_TO_VOID___wa)
 
