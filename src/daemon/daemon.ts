@@ -29,6 +29,7 @@ import { loadVerifierKey } from '../ledger/note-key-files.js';
 import { Pipeline } from './pipeline.js';
 import { sdNotify, watchdogIntervalMs } from './sdnotify.js';
 import { StoreSink } from './store-sink.js';
+import { WorkerStoreSink, storeWorkerAvailable } from './store-worker-sink.js';
 import { DaemonHealth } from './health.js';
 import { ExtraSensitive, startResident } from './resident.js';
 import type { ResidentServer } from './resident-server.js';
@@ -82,7 +83,7 @@ export class WitnessDaemon {
     readonly sensor: WitnessSensor,
     readonly pipeline: Pipeline,
     private readonly store: Store | null,
-    private readonly storeSink: StoreSink | null,
+    private readonly storeSink: StoreSink | WorkerStoreSink | null,
     private readonly fileSink: RotatingFileSink | null,
     private readonly scopeServer: ScopeServerHandle | null,
   ) {}
@@ -103,9 +104,11 @@ export class WitnessDaemon {
       store?.close();
     };
     try {
-      const storeSink = config.store.enabled && store
-        ? new StoreSink(store, { maxQueued: config.store.maxQueued, maxQueuedBytes: config.store.maxQueuedBytes, retention: { maxAgeMs: config.store.maxAge, maxBytes: config.store.maxBytes } })
-        : null;
+      const storeOpts = { maxQueued: config.store.maxQueued, maxQueuedBytes: config.store.maxQueuedBytes, retention: { maxAgeMs: config.store.maxAge, maxBytes: config.store.maxBytes } };
+      // inserts on a thread of their own where the compiled worker exists (src/daemon/store-worker-sink.ts)
+      const storeSink = !config.store.enabled || !store ? null
+        : storeWorkerAvailable() && store.path !== ':memory:' ? new WorkerStoreSink({ path: store.path, ...storeOpts })
+          : new StoreSink(store, storeOpts);
       if (storeSink) sinks.push(storeSink);
       const x = config.export;
       if (x.stdout?.enabled) sinks.push(new StdoutSink({ maxQueuedBytes: x.stdout.maxQueuedBytes }));

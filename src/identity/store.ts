@@ -40,7 +40,7 @@ export class AttributionStore {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM agents').run();
       for (const a of manifest.agents) insert.run(a.name, JSON.stringify(a), sha, now);
-    })();
+    }).immediate(); // the write lock first: the store's writer thread commits between our read and write otherwise
   }
 
   process(p: ProcessInfo): void {
@@ -81,6 +81,7 @@ export class AttributionStore {
     this.timer = undefined;
     if (this.queue.length === 0) return;
     const ops = this.queue.splice(0);
-    this.db.transaction(() => { for (const op of ops) op(); })();
+    // BEGIN IMMEDIATE: the events table's writer thread (src/daemon/store-worker-sink.ts) shares the file
+    this.db.transaction(() => { for (const op of ops) op(); }).immediate();
   }
 }

@@ -98,7 +98,9 @@ export class PulseRepo {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    // BEGIN IMMEDIATE: with the events table's writer thread on the same file, a deferred
+    // transaction that read first could not take the write lock after that thread committed
+    return this.db.transaction(fn).immediate();
   }
 
   getMeta(key: string): string | undefined {
