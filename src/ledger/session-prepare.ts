@@ -105,6 +105,9 @@ function discard(p: PreparedSession): void {
   p.unlock();
   releasePreparedNote(p.stateDir, p.sessionId, true);
   try { fs.rmSync(p.dir, { recursive: true, force: true }); } catch { /* a never-started dir left behind is harmless */ }
+  // ledger.head's temporary, while still empty (a host-ledger append of this process consumes it)
+  const head = durableTempOf(path.join(p.stateDir, LEDGER_HEAD_FILE));
+  try { if (fs.statSync(head).size === 0) fs.rmSync(head); } catch { /* gone already */ }
 }
 
 /** Renames a prepared session's files into place: session.open.json first (the caller has written and fsync'd its temporary), then the logs. */
