@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadPrivateKey, rawPublicKey, writeKeyPair } from '../src/ledger/keys.js';
+import { existingHostKey } from '../src/ledger/rotation.js';
 import { hostNoteSigner } from '../src/ledger/note-key-files.js';
 import { loginHomes } from '../src/sensor/sensitive.js';
 
@@ -61,6 +62,31 @@ describe('caches of parsed files follow the files', () => {
     const after = hostNoteSigner(state);
     expect(after).not.toBe(before);
     expect(after.keyHash).not.toBe(before.keyHash);
+  });
+
+  it("the state dir's host key as sealCrashed and the host ledger look at it follows a replaced key file", () => {
+    const state = tmp();
+    const keys = path.join(state, 'keys');
+    fs.mkdirSync(keys, { mode: 0o700 });
+    expect(existingHostKey(state)).toBeNull();
+    const a = writeKeyPair(path.join(keys, 'host'));
+    const first = existingHostKey(state)!;
+    expect(existingHostKey(state)).toBe(first); // parsed once
+    expect(rawPublicKey(first).toString('hex')).toBe(pub(a.privatePath));
+    const b = writeKeyPair(path.join(state, 'b'));
+    fs.renameSync(b.privatePath, path.join(keys, 'host.key'));
+    expect(rawPublicKey(existingHostKey(state)!).toString('hex')).toBe(pub(path.join(keys, 'host.key')));
+    expect(rawPublicKey(existingHostKey(state)!).toString('hex')).not.toBe(rawPublicKey(first).toString('hex'));
+    fs.rmSync(path.join(keys, 'host.key'));
+    expect(existingHostKey(state)).toBeNull();
+  });
+
+  it("a key's raw public key is a copy: changing one answer changes nothing for the next", () => {
+    const { live } = twoKeysLiveIsFirst();
+    const k = loadPrivateKey(live);
+    const raw = rawPublicKey(k);
+    raw.fill(0);
+    expect(rawPublicKey(k).equals(raw)).toBe(false);
   });
 
   it('a login user added to passwd has their home in the next answer', () => {

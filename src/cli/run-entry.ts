@@ -1,5 +1,4 @@
 import type { WitnessTarget } from '../cosigner/push.js';
-import { openOutputFile } from '../ledger/safe-path.js';
 import { makeRunCgroup, resolveUser, shimPath } from '../sensor/guardian.js';
 import { checkPrivileges } from '../sensor/host.js';
 import { planAgent, type AgentPlan } from './run-agent.js';
@@ -83,7 +82,8 @@ async function settle(parsed: ReturnType<typeof parseRunArgs>, witnesses: Witnes
   return {
     settings, plan, shim, toStdout, witnesses,
     json: flags.json === true || !toStdout || !process.stdout.isTTY,
-    fd: settings.out !== undefined ? openOutputFile(settings.out) : 1,
+    // --out's checks (safe-path.ts) loaded only with --out: the thin client's every module costs a resident call
+    fd: settings.out !== undefined ? (await import('../ledger/safe-path.js')).openOutputFile(settings.out) : 1,
     cgroup: makeRunCgroup(),
     allowIoUring: flags['allow-io-uring'] === true,
   };

@@ -5,12 +5,12 @@ import { WitnessError } from '../errors.js';
 import {
   FRAME_JSON, FrameReader, jsonFrame, RESIDENT_PROTOCOL, residentSocketPath, type EndAnswer, type HelloAnswer,
 } from '../daemon/resident-protocol.js';
-import { resolveStateDir } from '../ledger/state.js';
+import { resolveStateDir } from '../ledger/state-dir.js';
 import { GuardedAgent, removeRunCgroup, type RootExit, type SpawnTracer } from '../sensor/guardian.js';
 import { agentAttributes } from './run-agent.js';
 import type { RunContext } from './run-entry.js';
 import type { RunSettings } from './run-flags.js';
-import { treeSurvivors, type Survivor } from './run-tree.js';
+import type { Survivor } from './run-tree.js';
 import { runExitCode, within } from './run-util.js';
 
 /**
@@ -245,7 +245,8 @@ export async function runResident(ctx: RunContext, connecting: Promise<ResidentC
   const result: RootExit = endedUnobserved ? { code: null, signal: 'SIGKILL' } : exited;
   // Descendants that outlive the root stay traced until they exit, up to --linger; then they are named and ended.
   const lingered = await within(agent.treeEmpty, s.lingerMs);
-  const survivors = lingered || rootPid < 0 ? [] : treeSurvivors(agent.guardian.pid!);
+  // the /proc scan's module only when something outlived the linger (a thin client loads what it uses)
+  const survivors = lingered || rootPid < 0 ? [] : (await import('./run-tree.js')).treeSurvivors(agent.guardian.pid!);
   if (survivors.length > 0 && client.broken === null) await client.request({ op: 'linger', survivors });
   await agent.finish(s.leaveRunning ? 'leave' : 'kill');
   const cgroupRemoved = s.leaveRunning && survivors.length > 0 ? false : removeRunCgroup(ctx.cgroup);

@@ -2,6 +2,7 @@ import { WitnessError } from '../errors.js';
 import type { Envelope } from '../events/envelope.js';
 import { AttributionEnricher } from '../identity/enricher.js';
 import { SessionWriter } from '../ledger/index.js';
+import type { PreparedSession } from '../ledger/session-prepare.js';
 import { loadManifest } from '../manifest/load.js';
 import { manifestSensitivePaths } from '../manifest/sensitive.js';
 import { runPath, type OutputSink } from '../pipeline/run-path.js';
@@ -125,11 +126,15 @@ export class RunSession {
    * The session ledger first (it records every exported line byte for byte, docs/ledger.md), then
    * the manifest; `makePusher` sends each continuity checkpoint to cosigning witnesses as it is sealed.
    */
-  static async open(plan: SessionPlan, out: { fd: number } | { sink: OutputSink }, makePusher?: (stateDir: string) => WitnessPusher | null): Promise<RunSession> {
+  static async open(plan: SessionPlan, out: { fd: number } | { sink: OutputSink }, makePusher?: (stateDir: string) => WitnessPusher | null,
+    /** a session dir made ready ahead for this state dir (the resident daemon's; src/ledger/session-prepare.ts) */
+    takePrepared?: () => PreparedSession | null): Promise<RunSession> {
     const s = plan.settings;
     // the manifest first: a bad one is refused before any session exists
     const manifest = s.manifest !== undefined ? loadManifest(s.manifest) : null;
+    const prepared = s.ledger && s.sessionDir === undefined ? takePrepared?.() ?? null : null;
     const ledger = !s.ledger ? null : await SessionWriter.create({
+      ...(prepared !== null && { prepared }),
       stateDir: plan.stateDir,
       ...(s.sessionDir !== undefined ? { dir: s.sessionDir } : {}),
       ...(s.signKey !== undefined ? { signKeyPath: s.signKey } : {}),

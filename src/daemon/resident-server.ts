@@ -6,6 +6,7 @@ import { log } from '../log.js';
 import { closeRootOnly, listenRootOnly } from '../scope/root-socket.js';
 import { RunSession, within } from '../cli/run-session.js';
 import type { Survivor } from '../cli/run-tree.js';
+import { discardPreparedSessions, prepareSession, takePreparedSession } from '../ledger/session-prepare.js';
 import { loadNative } from '../sensor/native.js';
 import { bootToEpochOffsetNs } from '../sensor/ndjson.js';
 import { expandHome } from '../sensor/sensitive.js';
@@ -106,6 +107,7 @@ export class ResidentServer {
     this.server = undefined;
     // sessions first, while their clients still listen: sealed as their clients will end them (SIGKILL)
     await Promise.all([...this.conns].map((c) => (c.chain = c.chain.then(() => this.abandon(c)))));
+    discardPreparedSessions();
     await closeRootOnly(server, this.sockets, this.opts.path);
   }
 
@@ -210,7 +212,8 @@ export class ResidentServer {
     const t0 = performance.now();
     let session: RunSession;
     try {
-      session = await RunSession.open(checkPlan(raw), { sink: new SocketLineSink(c.sock, this.stats) });
+      const plan = checkPlan(raw);
+      session = await RunSession.open(plan, { sink: new SocketLineSink(c.sock, this.stats) }, undefined, () => takePreparedSession(plan.stateDir));
     } catch (err) {
       return this.fail(c, 'bad_request', (err as Error).message);
     }
@@ -251,6 +254,20 @@ export class ResidentServer {
     c.run = null;
     const answer: EndAnswer = { op: 'end', ok: true, summary };
     if (!c.sock.destroyed) c.sock.end(jsonFrame(answer));
+    this.prepareNext(run);
+  }
+
+  /**
+   * The state dir's next session made ready once this one is answered (src/ledger/session-prepare.ts):
+   * its directory, files, lock and host-ledger note are created off the next run's critical path.
+   */
+  private prepareNext(run: ResidentRun): void {
+    const { ledger } = run.session;
+    if (ledger === null || run.session.plan.settings.sessionDir !== undefined || this.server === undefined) return;
+    setImmediate(() => {
+      if (this.server === undefined) return;
+      try { prepareSession(ledger.stateDir); } catch (err) { log.debug({ err: (err as Error).message }, 'resident: the next session could not be prepared'); }
+    });
   }
 
   /** Repeat counters swept while the tree's pids still route here; then the tree leaves the router. */

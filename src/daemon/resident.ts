@@ -23,12 +23,14 @@ export class ExtraSensitive {
 
   constructor(private readonly sensor: WitnessSensor, private readonly base: () => string[]) {}
 
-  private covered(p: string): boolean {
-    return [...this.base(), ...this.paths].some((b) => p === b || p.startsWith(b.endsWith(sep) ? b : b + sep));
+  private static covered(p: string, watched: string[]): boolean {
+    return watched.some((b) => p === b || p.startsWith(b.endsWith(sep) ? b : b + sep));
   }
 
   add(paths: string[]): void {
-    const fresh = [...new Set(paths)].filter((p) => !this.covered(p));
+    // the config's set once per call (expanding ~ reads passwd's identity), not once per path
+    const watched = [...this.base(), ...this.paths];
+    const fresh = [...new Set(paths)].filter((p) => !ExtraSensitive.covered(p, watched));
     if (fresh.length === 0) return;
     const room = EXTRA_SENSITIVE_MAX - this.paths.length;
     if (fresh.length > room) log.warn({ refused: fresh.slice(room) }, 'resident: too many client sensitive paths; these are not watched');

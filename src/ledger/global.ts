@@ -15,7 +15,7 @@ import { existingHostKey, type KeyRotationRow } from './rotation.js';
 import { sha256 } from './hash.js';
 import { segmentTail } from './segment-tail.js';
 import { GLOBAL_CHECKPOINTS_FILE, GLOBAL_EVENTS_FILE, SESSION_FILE, ensurePrivateDir, withFileLock } from './state.js';
-import { fsyncDir, readTail, writeFully } from './tail.js';
+import { fsyncAsync, fsyncDir, fsyncDirAsync, readTail, writeFully, writeFullyAsync } from './tail.js';
 
 /**
  * The host-wide ledger: one hash-chained, Merkle-sealed row per finished
@@ -92,6 +92,36 @@ function rowIdentity(row: RowKeyFields): string {
 
 /** Notes this process wrote and has not appended yet: each one's fd holds a flock on it while the noter lives. */
 const heldNotes = new Map<string, number>();
+/** Held notes created ahead of their row (empty, entry synced): the next notePendingRow of that row writes into them. */
+const preparedNotes = new Set<string>();
+
+function noteFile(stateDir: string, row: RowKeyFields): string {
+  return path.join(stateDir, PENDING_DIR, `${rowIdentity(row).replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+}
+
+/**
+ * Creates, locks and syncs the empty note a session's row will be noted in, before the session
+ * exists (src/ledger/session-prepare.ts). Held and empty, it is what a note is while its writer
+ * writes it: an appender skips it while it is held, and drops it (unparseable) once its holder died.
+ */
+export function preparePendingRowNote(stateDir: string, row: RowKeyFields): void {
+  const dir = path.join(stateDir, PENDING_DIR);
+  ensurePrivateDir(dir);
+  const file = noteFile(stateDir, row);
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  if (!tryLock(fd)) { fs.closeSync(fd); throw new WitnessError('E_LEDGER', 'another live appender holds this pending row', { file }); }
+  heldNotes.set(file, fd);
+  preparedNotes.add(file);
+  fsyncDir(dir);
+}
+
+/** A prepared note that was not used: let go (and removed when `remove`, if it is still empty). */
+export function releasePreparedNote(stateDir: string, sessionId: string, remove: boolean): void {
+  const file = noteFile(stateDir, { kind: 'session', session_id: sessionId });
+  if (!preparedNotes.delete(file)) return;
+  if (remove) fs.rmSync(file, { force: true });
+  releaseNote(file);
+}
 
 /**
  * Whether a note's writer is still alive (and may still append it itself):
@@ -118,24 +148,47 @@ function releaseNote(file: string): void {
  * so a crash in that window never leaves a closed session out of the ledger.
  */
 export function notePendingRow(stateDir: string, row: GlobalRow): string {
+  const n = openNote(stateDir, row);
+  writeFully(n.fd, n.bytes);
+  fs.fsyncSync(n.fd);
+  if (n.syncDir) fsyncDir(n.dir);
+  return n.file;
+}
+
+/**
+ * notePendingRow with its fsyncs on libuv's threadpool (a session's seal runs them beside the
+ * final checkpoint's): durable, entry included, when it resolves; the lock is taken before.
+ */
+export async function notePendingRowAsync(stateDir: string, row: GlobalRow): Promise<string> {
+  const n = openNote(stateDir, row);
+  await writeFullyAsync(n.fd, n.bytes);
+  await fsyncAsync(n.fd);
+  if (n.syncDir) await fsyncDirAsync(n.dir);
+  return n.file;
+}
+
+/** The held, locked, empty note a row is written into: a prepared one (entry durable already), or one created now. */
+function openNote(stateDir: string, row: GlobalRow): { file: string; dir: string; fd: number; bytes: Buffer; syncDir: boolean } {
   const dir = path.join(stateDir, PENDING_DIR);
+  const file = noteFile(stateDir, row);
+  const bytes = Buffer.from(JSON.stringify({ pid: process.pid, row }));
+  const ready = preparedNotes.has(file) ? heldNotes.get(file) : undefined;
+  preparedNotes.delete(file);
+  // prepared (src/ledger/session-prepare.ts): created, locked and its entry synced already; empty until now
+  if (ready !== undefined) return { file, dir, fd: ready, bytes, syncDir: false };
   ensurePrivateDir(dir);
-  const file = path.join(dir, `${rowIdentity(row).replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
   releaseNote(file); // noted again (a retry after a disk failure): the new fd takes over
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
   try {
     // locked before it has content, so no appender ever adopts a note its live writer is still writing
     if (!tryLock(fd)) throw new WitnessError('E_LEDGER', 'another live appender holds this pending row', { file });
     fs.ftruncateSync(fd, 0);
-    writeFully(fd, Buffer.from(JSON.stringify({ pid: process.pid, row })));
-    fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     throw e;
   }
   heldNotes.set(file, fd);
-  fsyncDir(dir);
-  return file;
+  return { file, dir, fd, bytes, syncDir: true };
 }
 
 function lastRow(stateDir: string): (RowKeyFields & { new_public_key?: string }) | null {

@@ -35,10 +35,17 @@ export function asPublicKey(k: PublicKeyInput): KeyObject {
   return k.type === 'private' ? crypto.createPublicKey(k) : k;
 }
 
+/** A KeyObject never changes: its raw public key is exported once (a log's open and every host-ledger append ask). */
+const rawOfKey = new WeakMap<KeyObject, Buffer>();
+
 export function rawPublicKey(k: PublicKeyInput): Buffer {
   if (k instanceof Uint8Array) return Buffer.from(k);
-  const der = asPublicKey(k).export({ format: 'der', type: 'spki' });
-  return der.subarray(SPKI_PREFIX.length);
+  let raw = rawOfKey.get(k);
+  if (raw === undefined) {
+    raw = asPublicKey(k).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length);
+    rawOfKey.set(k, raw);
+  }
+  return Buffer.from(raw); // a copy: callers may keep or change it
 }
 
 export function keyIdOf(k: PublicKeyInput): string {
@@ -80,6 +87,25 @@ export function writeKeyPair(prefix: string): KeyFiles {
 const parsedKeys = new Map<string, { identity: string; key: KeyObject }>();
 const PARSED_KEYS_MAX = 8;
 const fileIdentity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+/**
+ * A private key file parsed once per file identity, without loadPrivateKey's owner and mode
+ * checks (for a key only looked at, never trusted to sign for a caller: the state dir's host
+ * key when the appender holds another); null when it is missing or no key.
+ */
+export function parsedKeyFile(path: string): KeyObject | null {
+  let st: fs.BigIntStats;
+  try { st = fs.statSync(path, { bigint: true }); } catch { return null; }
+  const identity = fileIdentity(st);
+  const known = peekedKeys.get(path);
+  if (known?.identity === identity) return known.key;
+  let key: KeyObject;
+  try { key = crypto.createPrivateKey(fs.readFileSync(path)); } catch { return null; }
+  if (peekedKeys.size >= PARSED_KEYS_MAX) peekedKeys.delete(peekedKeys.keys().next().value!);
+  peekedKeys.set(path, { identity, key });
+  return key;
+}
+const peekedKeys = new Map<string, { identity: string; key: KeyObject }>();
 
 /** Loads a PKCS#8 PEM private key; refuses keys other users could read. */
 export function loadPrivateKey(path: string): KeyObject {

@@ -52,6 +52,13 @@ export interface LedgerLogOptions {
   asyncSeal?: boolean;
 }
 
+/** What a checkpoint carries beyond the log's state, and who hears of it once it is signed. */
+export interface SealExtra {
+  sessionSha256?: string;
+  /** called with the line's SHA-256 once signed, before its fsyncs start (work that only needs its digest starts beside them) */
+  onSigned?: (lineSha256: string) => void;
+}
+
 const MAX_SEGMENT = 1_000_000;
 /** Past the checkpoint count, the interval is checked every this many records (a clock read per record costs ~1 %). */
 const CLOCK_EVERY = 64;
@@ -309,7 +316,7 @@ export class LedgerLog {
   }
 
   /** Seals everything appended so far with a signed checkpoint, durable when it returns. Returns the checkpoint line's SHA-256. */
-  checkpoint(reason: CheckpointReason, extra: { sessionSha256?: string } = {}): string {
+  checkpoint(reason: CheckpointReason, extra: SealExtra = {}): string {
     return this.seal(reason, extra, false);
   }
 
@@ -317,7 +324,7 @@ export class LedgerLog {
   get sealsQueued(): number { return this.sealer.queued; }
 
   /** A checkpoint; `later` (the flood's count and time seals) lets it become durable on the threadpool when asyncSeal is on. */
-  private seal(reason: CheckpointReason, extra: { sessionSha256?: string }, later: boolean): string {
+  private seal(reason: CheckpointReason, extra: SealExtra, later: boolean): string {
     if (this.closed) throw new WitnessError('E_LEDGER', 'checkpoint after close', { file: this.checkpointsPath });
     this.flush(); // every record it covers is written (write(2) returned) before its events fsync starts
     this.hashPending();
@@ -346,9 +353,11 @@ export class LedgerLog {
     };
     if (extra.sessionSha256) predicate.session_sha256 = extra.sessionSha256;
     const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
+    const lineSha = sha256(line).toString('hex');
+    extra.onSigned?.(lineSha);
     if (later && this.opts.asyncSeal === true) this.sealer.sealLater(line);
     else this.sealer.sealNow(line); // after the queued ones, events fsync'd first
-    this.prevCheckpointSha = sha256(line).toString('hex');
+    this.prevCheckpointSha = lineSha;
     this.lastCheckpointLine = line;
     this.checkpointIndex++;
     h.seal();

@@ -1,10 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { WitnessError } from '../errors.js';
 import { nowRfc3339 } from './clock.js';
-import { keyIdOf, publicKeyFromRaw, rawPublicKey } from './keys.js';
+import { keyIdOf, parsedKeyFile, publicKeyFromRaw, rawPublicKey } from './keys.js';
 
 /**
  * Changing the host ledger's signing key. A change of signer between two
@@ -62,7 +61,6 @@ export function hostKeyPrefix(stateDir: string): string { return path.join(state
 
 /** The state dir's host key, when present (no creation). */
 export function existingHostKey(stateDir: string): KeyObject | null {
-  const file = `${hostKeyPrefix(stateDir)}.key`;
-  if (!fs.existsSync(file)) return null;
-  try { return crypto.createPrivateKey(fs.readFileSync(file)); } catch { return null; }
+  // every session's open asks (sealCrashed): parsed once per file identity
+  return parsedKeyFile(`${hostKeyPrefix(stateDir)}.key`);
 }

@@ -7,7 +7,7 @@ import type { EventName } from '../events/names.js';
 import type { CheckpointReason } from './checkpoint.js';
 import { nowRfc3339, sensorBootId } from './clock.js';
 import { filesystemRoot, type TrackedRoot } from './fs-tree.js';
-import { appendGlobalRow, notePendingRow, rowDir, type SessionRow } from './global.js';
+import { appendGlobalRow, notePendingRowAsync, rowDir, type SessionRow } from './global.js';
 import { sha256 } from './hash.js';
 import { hostAnchorAttributes } from './host-head.js';
 import { sealCrashed } from './seal-crashed.js';
@@ -22,7 +22,8 @@ import {
   ensurePrivateDir, holdFileLock, resolveStateDir,
 } from './state.js';
 import { refuseUnsafeDir } from './safe-path.js';
-import { fsyncDir, writeFully } from './tail.js';
+import { abandonPreparedSession, durableTempOf, placePreparedFiles, type PreparedSession } from './session-prepare.js';
+import { fsyncAsync, fsyncDir, writeFully, writeFullyAsync } from './tail.js';
 
 export interface SessionWriterOptions {
   /** Session directory; default `<stateDir>/sessions/<session id>`. */
@@ -48,6 +49,8 @@ export interface SessionWriterOptions {
   recordFormat?: 1 | 2;
   /** After a write failure (disk full, EIO), retry the disk this often (default 1000 ms; src/ledger/outage.ts). */
   retryIntervalMs?: number;
+  /** A session dir made ready ahead (src/ledger/session-prepare.ts): its id and dir, its files and lock. Wins over dir and sessionId. */
+  prepared?: PreparedSession;
 }
 
 export interface ExecutableIdentity { path?: string; sha256?: string; [k: string]: unknown }
@@ -79,11 +82,24 @@ export function loadOrCreateHostKey(stateDir: string): KeyObject {
   return loadPrivateKey(ensureHostKey(stateDir));
 }
 
-function writeFileDurably(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+/** data in file's temporary, fsync'd; returns the temporary (a prepared session created it ahead: no inode is made here then). */
+function writeTempDurably(file: string, data: string): string {
+  const tmp = durableTempOf(file);
   const fd = fs.openSync(tmp, 'w', 0o600);
   try { writeFully(fd, Buffer.from(data, 'utf8')); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-  fs.renameSync(tmp, file);
+  return tmp;
+}
+
+/** writeTempDurably with the write and fsync on libuv's threadpool. */
+async function writeTempDurablyAsync(file: string, data: string): Promise<string> {
+  const tmp = durableTempOf(file);
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try { await writeFullyAsync(fd, Buffer.from(data, 'utf8')); await fsyncAsync(fd); } finally { fs.closeSync(fd); }
+  return tmp;
+}
+
+function writeFileDurably(file: string, data: string): void {
+  fs.renameSync(writeTempDurably(file, data), file);
   fsyncDir(path.dirname(file));
 }
 
@@ -117,21 +133,25 @@ export class SessionWriter {
   static async create(opts: SessionWriterOptions): Promise<SessionWriter> {
     const stateDir = resolveStateDir(opts.stateDir);
     ensurePrivateDir(stateDir);
-    const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
-    const sessionId = opts.sessionId ?? crypto.randomUUID();
-    const dir = path.resolve(opts.dir ?? path.join(stateDir, 'sessions', sessionId));
-    refuseUnsafeDir(dir, opts.dir !== undefined ? '--session-dir' : 'session dir');
-    // A new session first seals what killed writers left open, so no session stays unclosed.
-    const sealed = opts.sealCrashed === false ? [] : await sealCrashed(stateDir, key, `session/${sessionId}`, dir);
-    ensurePrivateDir(dir);
-    if (fs.existsSync(path.join(dir, SESSION_FILE))) {
-      throw new WitnessError('E_LEDGER', 'session is already closed (session.json exists); use a new --session-dir', { file: dir });
-    }
-    const unlock = holdFileLock(path.join(dir, 'writer.lock'));
+    const prep = opts.prepared;
+    let unlock: (() => void) | null = null;
     try {
+      const key = opts.signKey ?? (opts.signKeyPath ? loadPrivateKey(opts.signKeyPath) : loadOrCreateHostKey(stateDir));
+      const sessionId = prep?.sessionId ?? opts.sessionId ?? crypto.randomUUID();
+      const dir = path.resolve(prep?.dir ?? opts.dir ?? path.join(stateDir, 'sessions', sessionId));
+      refuseUnsafeDir(dir, opts.dir !== undefined && !prep ? '--session-dir' : 'session dir');
+      // A new session first seals what killed writers left open, so no session stays unclosed.
+      const sealed = opts.sealCrashed === false ? [] : await sealCrashed(stateDir, key, `session/${sessionId}`, dir);
+      ensurePrivateDir(dir);
+      if (fs.existsSync(path.join(dir, SESSION_FILE))) {
+        throw new WitnessError('E_LEDGER', 'session is already closed (session.json exists); use a new --session-dir', { file: dir });
+      }
+      unlock = prep?.unlock ?? holdFileLock(path.join(dir, 'writer.lock'));
       return SessionWriter.openLocked(opts, stateDir, key, sessionId, dir, unlock, sealed);
     } catch (e) {
-      unlock();
+      // a prepared dir that did not become a session goes whole (lock, note, files); an own lock is let go
+      if (prep) abandonPreparedSession(prep);
+      else unlock?.();
       throw e;
     }
   }
@@ -147,9 +167,14 @@ export class SessionWriter {
         session_id: sessionId, command: opts.command, started: nowRfc3339(), track_before: trackPaths.map(filesystemRoot), track_paths: trackPaths,
         ...(opts.startAttributes !== undefined && { start_attributes: opts.startAttributes }),
       };
-      // the log's two files first, so the one directory sync of session.open.json covers their entries too
-      for (const f of [SESSION_EVENTS_FILE, SESSION_CHECKPOINTS_FILE]) fs.closeSync(fs.openSync(path.join(dir, f), 'a', 0o600));
-      writeFileDurably(openPath, JSON.stringify(open));
+      if (opts.prepared) {
+        // session.open.json renamed in first, then the prepared logs, all under its one directory sync
+        placePreparedFiles(dir, writeTempDurably(openPath, JSON.stringify(open)), openPath);
+      } else {
+        // the log's two files first, so the one directory sync of session.open.json covers their entries too
+        for (const f of [SESSION_EVENTS_FILE, SESSION_CHECKPOINTS_FILE]) fs.closeSync(fs.openSync(path.join(dir, f), 'a', 0o600));
+        writeFileDurably(openPath, JSON.stringify(open));
+      }
     }
     let writer: SessionWriter | null = null;
     const newLog = (): LedgerLog => new LedgerLog({
@@ -298,10 +323,7 @@ export class SessionWriter {
     };
     const sessionText = `${JSON.stringify(session, null, 2)}\n`;
     const sessionSha = sha256(Buffer.from(sessionText, 'utf8')).toString('hex');
-    // The final checkpoint signs session.json's digest, so session.json cannot be edited afterwards.
-    const finalCheckpointSha = this.log.checkpoint('shutdown', { sessionSha256: sessionSha });
-    this.log.close();
-    const row: SessionRow = {
+    const rowOf = (finalCheckpointSha: string): SessionRow => ({
       kind: 'session',
       session_id: this.sessionId,
       dir: rowDir(this.stateDir, this.dir),
@@ -315,12 +337,29 @@ export class SessionWriter {
       final_checkpoint_sha256: finalCheckpointSha,
       session_sha256: sessionSha,
       key_id: session.ledger.key_id,
-    };
-    // Note the row before session.json exists, so a crash from here on cannot orphan the session.
-    const note = notePendingRow(this.stateDir, row);
-    writeFileDurably(path.join(this.dir, SESSION_FILE), sessionText);
+    });
+    // session.json exists only once three things are durable, with no order among them: its
+    // temporary, the host-ledger row's note (so a crash from then on cannot orphan the session),
+    // and the final checkpoint, which signs session.json's digest (events fsync'd first, as ever).
+    // The first two are fsync'd on libuv's threadpool while this thread seals the third: ext4
+    // commits them together instead of one after another.
+    const sessionPath = path.join(this.dir, SESSION_FILE);
+    const temp = writeTempDurablyAsync(sessionPath, sessionText);
+    let row: SessionRow | null = null;
+    let noting: Promise<string> | null = null;
+    try {
+      this.log.checkpoint('shutdown', { sessionSha256: sessionSha, onSigned: (sha) => { row = rowOf(sha); noting = notePendingRowAsync(this.stateDir, row); } });
+      this.log.close();
+    } finally {
+      // a failed seal: what runs on the threadpool still settles, unheard (the session stays unclosed)
+      temp.catch(() => {});
+      (noting as Promise<string> | null)?.catch(() => {});
+    }
+    const [tmp, note] = await Promise.all([temp, noting!]);
+    fs.renameSync(tmp, sessionPath);
+    fsyncDir(this.dir);
     fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
     this.unlock();
-    appendGlobalRow(this.stateDir, this.log.signingKey, row, note);
+    appendGlobalRow(this.stateDir, this.log.signingKey, row!, note);
   }
 }

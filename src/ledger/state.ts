@@ -3,18 +3,13 @@ import path from 'node:path';
 import { WitnessError } from '../errors.js';
 import { tryLock } from './flock.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/agent-witness';
+export { DEFAULT_STATE_DIR, resolveStateDir } from './state-dir.js';
 export const GLOBAL_EVENTS_FILE = 'ledger.ndjson';
 export const GLOBAL_CHECKPOINTS_FILE = 'ledger.checkpoints.ndjson';
 export const SESSION_EVENTS_FILE = 'events.ndjson';
 export const SESSION_CHECKPOINTS_FILE = 'checkpoints.ndjson';
 export const SESSION_FILE = 'session.json';
 export const SESSION_OPEN_FILE = 'session.open.json';
-
-/** State dir: explicit option, else $WITNESS_STATE_DIR, else /var/lib/agent-witness. */
-export function resolveStateDir(explicit?: string): string {
-  return path.resolve(explicit ?? process.env.WITNESS_STATE_DIR ?? DEFAULT_STATE_DIR);
-}
 
 /**
  * Creates `dir` (and parents) and forces it to 0700: the ledger must be

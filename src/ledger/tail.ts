@@ -66,3 +66,21 @@ export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
+
+/** fsync on libuv's threadpool. */
+export function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
+}
+
+/** writeFully on libuv's threadpool (at the fd's offset). */
+export async function writeFullyAsync(fd: number, buf: Buffer): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    off += await new Promise<number>((res, rej) => fs.write(fd, buf, off, buf.length - off, null, (e, n) => (e ? rej(e) : res(n))));
+  }
+}
+
+/** fsyncDir on libuv's threadpool. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fd = fs.openSync(dir, 'r');
+  try { await fsyncAsync(fd); } finally { fs.closeSync(fd); }
+}
