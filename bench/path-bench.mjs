@@ -88,10 +88,12 @@ async function fullPath() {
   const t = timed(process.execPath, [witness, 'run', ...AGENT, '--out', out, '--session-dir', session, '--budget-events', '0', '--', storm, String(N)],
     { env: { ...process.env, WITNESS_STATE_DIR: join(tmp, 'state'), WITNESS_RESIDENT: 'off' } });
   const m = /drops=(\d+) \(kernel (\d+), user (\d+), output (\d+)\)/.exec(t.stderr);
+  // the agent's release → its tree's last record written to F and appended to the ledger (the C consumer's window)
+  const drained = Number(/drained in ([\d.]+) s/.exec(t.stderr)?.[1] ?? NaN);
   const delivered = await countIn(out, '"event":"file.write"');
   const ledger = await countIn(join(session, 'events.ndjson'), '"event":"file.write"');
   const ledgerBytes = readFileSync(join(session, 'events.ndjson')).length; // what a file.write record costs, on average
-  const r = { seconds: t.seconds, cpu: t.cpu, delivered, ledger, kernel: Number(m?.[2]), user: Number(m?.[3]), output: Number(m?.[4]), bytesPerRecord: ledgerBytes / (ledger + 6) };
+  const r = { seconds: t.seconds, drained, cpu: t.cpu, delivered, ledger, kernel: Number(m?.[2]), user: Number(m?.[3]), output: Number(m?.[4]), bytesPerRecord: ledgerBytes / (ledger + 6) };
   rmSync(out, { force: true });
   rmSync(session, { recursive: true, force: true });
   return r;
@@ -167,6 +169,7 @@ const cRate = med((r) => r.c.delivered / r.c.seconds);
 const fullRate = med((r) => r.full.delivered / r.full.seconds);
 // the C figure excludes loading and attaching; `witness run -- /bin/true` in the same run is that fixed cost for Node
 const fullNet = med((r) => r.full.delivered / Math.max(1e-3, r.full.seconds - r.fixed.seconds));
+const fullDrained = med((r) => r.full.delivered / r.full.drained);
 const cpuPerM = (cpu) => `${(((cpu - bareCpu) / N) * 1e6).toFixed(2)} CPU s/M over bare`;
 const x = (v) => (Number.isFinite(v) ? v.toFixed(3) : '-');
 
@@ -178,6 +181,7 @@ say(`| storm, no sensor | ${k(N / bareS)} opens, ${bareCpu.toFixed(2)} CPU s | |
 say(`| storm → C consumer (ring 16 MiB, wakeup 256 KiB, counts only) | ${k(cRate)} delivered, ${cpuPerM(med((r) => r.c.cpu))} | 1.000 | C consumer | ${sum((r) => r.c.delivered)}/${RUNS * N}; kernel ${sum((r) => r.c.dropped)} |`);
 say(`| storm → \`witness run --out F\` (NDJSON file + signed ledger, same ring and wakeup), whole command | ${k(fullRate)} delivered, ${cpuPerM(med((r) => r.full.cpu))} | ${x(fullRate / cRate)} | C consumer | file ${sum((r) => r.full.delivered)}, ledger ${sum((r) => r.full.ledger)} of ${RUNS * N}; kernel ${sum((r) => r.full.kernel)}, user ${sum((r) => r.full.user)}, output ${sum((r) => r.full.output)} |`);
 say(`| same, minus its fixed cost (\`witness run -- /bin/true\` ${med((r) => r.fixed.seconds).toFixed(2)} s, same run) | ${k(fullNet)} | ${x(fullNet / cRate)} | C consumer | |`);
+say(`| same, the drain window only (agent released → its last record in F and the ledger, \`drained in\` ${med((r) => r.full.drained).toFixed(2)} s; C: fork → end of drain) | ${k(fullDrained)} | ${x(fullDrained / cRate)} | C consumer | |`);
 if (haveBpftrace) {
   const btRate = med((r) => r.bt.delivered / r.bt.seconds);
   say(`| storm → bpftrace (Debian) printf per event to a file | ${k(btRate)} delivered, ${cpuPerM(med((r) => r.bt.cpu))} | ${x(btRate / cRate)} | C consumer | ${sum((r) => r.bt.delivered)}/${RUNS * N}; lost ${sum((r) => r.bt.lost)} |`);

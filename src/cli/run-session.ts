@@ -85,6 +85,11 @@ export function summaryText(counts: Map<string, number>, stats: SensorStats, out
     `decode_errors=${stats.decodeErrors} in ${seconds.toFixed(2)}s\n`;
 }
 
+/** The agent-released → tree-drained window (RunSession.markDrained); bench/path-bench.mjs reads `drained in X s`. */
+export function drainedText(records: number, seconds: number): string {
+  return `witness: ${records} records of the tree drained in ${seconds.toFixed(3)} s after the agent's release\n`;
+}
+
 export class RunSession {
   rootPid = -1;
   readonly exitedPids = new Set<number>();
@@ -105,6 +110,9 @@ export class RunSession {
   private scopeToolCall: string | undefined;
   private stopTimers: () => void = () => {};
   private readonly started = process.hrtime.bigint();
+  /** the agent released (onPid returned: the guardian lets it run) and the tree's records written (markDrained) */
+  private releasedAt: bigint | null = null;
+  private drained: { seconds: number; records: number } | null = null;
 
   private constructor(
     readonly plan: SessionPlan, readonly ledger: SessionWriter | null, private readonly manifest: ReturnType<typeof loadManifest> | null,
@@ -200,6 +208,22 @@ export class RunSession {
       }).toolCallId;
     }
     this.ledger?.checkpoint('time');
+    this.releasedAt = process.hrtime.bigint(); // the guardian's `run` follows at once (guardian.ts)
+  }
+
+  /**
+   * The tree is done (its root's exit record seen, the tree empty or its survivors' exits
+   * waited for): every record it caused so far is in the ledger's buffer and, output flushed
+   * here, written to F. The window from the agent's release to here is what the C consumer's
+   * `seconds` measures (fork to the end of its drain): no node start, BPF load, session open
+   * or seal. Only the first call counts.
+   */
+  markDrained(): void {
+    if (this.drained !== null || this.releasedAt === null) return;
+    this.path.flushOutput();
+    let records = 0;
+    for (const n of this.path.counts.values()) records += n;
+    this.drained = { seconds: Number(process.hrtime.bigint() - this.releasedAt) / 1e9, records };
   }
 
   /** The heartbeat and the ledger's window checkpoints, while the agent runs. */
@@ -260,6 +284,7 @@ export class RunSession {
     const witnessed = await this.pusher?.close();
     const seconds = Number(process.hrtime.bigint() - this.started) / 1e9;
     let text = summaryText(counts, stats, sink.stats().dropped, seconds) + sinkFailures.summary();
+    if (this.drained) text += drainedText(this.drained.records, this.drained.seconds);
     if (ledgerCloseError) text += `witness: the session ledger could not be closed (${(ledgerCloseError as Error).message}); it stays unclosed and the next witness run seals it\n`;
     for (const w of witnessed ?? []) text += `witness: ${w.witness} cosigned ${w.cosigned}, size ${w.size}, pending ${w.pending}, dropped ${w.dropped}${w.lastError ? ` (${w.lastError})` : ''}\n`;
     if (this.ledger) text += `witness: session ${this.ledger.dir} (check it: witness verify --pubkey KEY.pub ${this.ledger.dir})\n`;

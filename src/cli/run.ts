@@ -61,10 +61,12 @@ export async function runOwnSensor(ctx: RunContext): Promise<number> {
   await within(session.rootExitSeen, 500);
   // Descendants that outlive the root stay traced until they exit, up to --linger; then they are named and ended.
   const lingered = await within(agent.treeEmpty, s.lingerMs);
+  if (lingered) session.markDrained(); // the tree ended by itself: its records are all written now
   const survivors = lingered || session.rootPid < 0 ? [] : treeSurvivors(agent.guardian.pid!);
   session.outlived(survivors);
   await agent.finish(s.leaveRunning ? 'leave' : 'kill');
   await session.survivorsExited(survivors);
+  session.markDrained(); // (no-op when the tree ended by itself above)
   const cgroupRemoved = s.leaveRunning && survivors.length > 0 ? false : removeRunCgroup(ctx.cgroup);
   if (!cgroupRemoved) log.warn({ cgroup: ctx.cgroup }, 'run cgroup left in place (processes left running)');
   const summary = await session.close(exited, survivors);

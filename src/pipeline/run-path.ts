@@ -42,6 +42,8 @@ export function runPath(opts: RunPathOptions) {
   };
   return {
     emit, counts, sink, compactor, sinkFailures,
+    /** hands what the output buffered to the kernel now (a file's write is synchronous; a stream's is started) */
+    flushOutput: (): void => { sink.flush?.().catch(() => {}); },
     /** waits for the reader (the sensor is closed by then: nothing upstream can suffer) */
     close: (timeoutMs = Number.POSITIVE_INFINITY): Promise<void> => sink.close(timeoutMs),
   };

@@ -62,6 +62,14 @@ describe.skipIf(suite.skip)('the write-open storm through witness run --out with
     expect(file.get('process.exec')).toBe(a['witness.kernel.emitted.exec']);
     expect(file.get('process.exit')).toBe(a['witness.kernel.emitted.exit']);
     expect(r.stderr).toMatch(new RegExp(`file\\.write=${N} .*drops=0 \\(kernel 0, user 0, output 0\\)`));
+    // the drain window (the C consumer's `seconds`): it ends once every record of the tree is out,
+    // i.e. all lines but the final heartbeat, and inside the whole command's time
+    const drained = /witness: (\d+) records of the tree drained in ([\d.]+) s after the agent's release/.exec(r.stderr);
+    expect(drained, r.stderr).not.toBeNull();
+    expect(Number(drained![1])).toBe(lines.length - 1);
+    const whole = Number(/decode_errors=\d+ in ([\d.]+)s/.exec(r.stderr)![1]);
+    expect(Number(drained![2])).toBeGreaterThan(0);
+    expect(Number(drained![2])).toBeLessThan(whole);
 
     // the ledger stage: the same lines, sealed, small, verified
     const ledgerLines = readFileSync(join(session, 'events.ndjson'), 'utf8').trimEnd().split('\n');
