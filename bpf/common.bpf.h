@@ -130,6 +130,8 @@ struct wa_scratch {
 	 * past the 1M-instruction budget. */
 	__u32 walk_n;
 	__u32 walk_pos;
+	/* the cast walk's dentry, mount, mount root and task root (bpf/path.bpf.h) */
+	__u64 cw_d, cw_mnt, cw_mnt_root, cw_root_d, cw_root_mnt;
 };
 
 struct {

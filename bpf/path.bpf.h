@@ -30,7 +30,6 @@ struct wa_walk {
 	char *buf;
 	struct dentry *root_d;   /* stop here (with root_mnt): the task's root; NULL = none */
 	struct mount *root_mnt;
-	struct dentry *mnt_root; /* mnt's root (the cast walk reads it once per mount) */
 	__u16 flags;
 	__u16 done;   /* the walk reached the global root (or a bound it flagged) */
 };
@@ -173,49 +172,55 @@ static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *pa
  * native/loader_hooks.c): every dentry and mount field on the way up is one
  * load the kernel guards with an exception entry, not a bpf_probe_read_kernel
  * call, and a mount's root is read once per mount, not once per level. A
- * name is copied by one bpf_probe_read_kernel of its length (the string read
- * goes byte by byte), then its bytes are scanned for a NUL: a rename racing
- * the walk can pair an old inline name (NUL-terminated inside the dentry)
- * with a new, longer length, and the copy must stop where the name does, or
- * it would carry the dentry's next fields (pointers) into the record. What
+ * name is copied by a string read bounded by its d_name.len (+1 for the
+ * NUL), never by a plain copy of that length: a rename racing the walk can
+ * pair an old inline name (NUL-terminated inside the dentry) with a new,
+ * longer length, and a copy of the length would carry the dentry's next
+ * fields (pointers) into the record. A scan for the NUL after a plain copy
+ * did the same but cost every sensor load 140-230 ms of verification. What
  * a race can still give is what d_path gives: one of the two names, or a
  * prefix of the old one. A write-open of a 3-level path cost its opener
- * ~2.25 us over bare with the probe-read walk and ~1.55 us with this one,
- * a 12-level path ~3.85 and ~2.4 us (host-wide, same run, 2026-12-02). */
+ * ~2.2 us over bare with the probe-read walk and ~1.5 us with this one,
+ * a 12-level path ~3.8 and ~2.4 us (host-wide, same run, 2026-12-02). */
 #define WA_CAST(p, type) ((type *)bpf_rdonly_cast((p), bpf_core_type_id_kernel(type)))
 
+/* The cast walk keeps its pointers in the scratch map (cw_*), as the
+ * probe-read walk keeps its counters there: loaded back from map memory they
+ * are plain scalars to the verifier, cast again where they are used. */
 static long wa_walk_up_cast(__u32 i, void *arg)
 {
 	struct wa_walk *w = arg;
-	struct mount *mnt = WA_CAST(w->mnt, struct mount);
-	struct dentry *d = WA_CAST(w->d, struct dentry);
-	struct dentry *parent = d->d_parent;
-	if (w->d == w->root_d && w->mnt == w->root_mnt) {
+	struct wa_scratch *s = w->s;
+	__u64 dv = s->cw_d, mv = s->cw_mnt;
+	struct dentry *d = WA_CAST((void *)dv, struct dentry);
+	struct mount *mnt = WA_CAST((void *)mv, struct mount);
+	if (dv == s->cw_root_d && mv == s->cw_root_mnt) {
 		w->done = 1;
 		return 1; /* the task's root */
 	}
-	if (w->d == w->mnt_root || w->d == parent) {
-		struct mount *mp = mnt->mnt_parent;
-		if (mp == w->mnt || !mp) {
+	__u64 parent = (__u64)d->d_parent;
+	if (dv == s->cw_mnt_root || dv == parent) {
+		__u64 mp = (__u64)mnt->mnt_parent;
+		if (mp == mv || !mp) {
 			w->done = 1;
-			if (w->root_d)
+			if (s->cw_root_d)
 				w->flags |= WA_F_OUTSIDE_ROOT;
 			return 1;
 		}
-		w->d = mnt->mnt_mountpoint;
-		w->mnt = mp;
-		w->mnt_root = WA_CAST(mp, struct mount)->mnt.mnt_root;
+		s->cw_d = (__u64)mnt->mnt_mountpoint;
+		s->cw_mnt = mp;
+		s->cw_mnt_root = (__u64)WA_CAST((void *)mp, struct mount)->mnt.mnt_root;
 		return 0;
 	}
-	__u32 n = w->s->walk_n;
+	__u32 n = s->walk_n;
 	if (n >= WA_PATH_DEPTH) {
 		w->flags |= WA_F_TRUNC_PATH;
 		w->done = 1;
 		return 1;
 	}
-	w->s->dstack[n] = w->d;
-	w->s->walk_n = n + 1;
-	w->d = parent;
+	s->dstack[n] = (struct dentry *)dv;
+	s->walk_n = n + 1;
+	s->cw_d = parent;
 	return 0;
 }
 
@@ -244,24 +249,22 @@ static long wa_walk_down_cast(__u32 j, void *arg)
 	pos++;
 	if (len > WA_NAME_MAX - 1)
 		len = WA_NAME_MAX - 1;
-	char *dst = &buf[pos & (WA_PATH_MAX - 1)];
-	if (bpf_probe_read_kernel(dst, len & (WA_NAME_MAX - 1), name) == 0) {
-		/* stop at a NUL (see above): names hold none, so this only trims a race */
-		__u32 m = 0;
-		for (; m < (len & (WA_NAME_MAX - 1)); m++)
-			if (!dst[m])
-				break;
-		pos += m;
-	}
+	/* a string read bounded by the length: it stops at the name's NUL, so a
+	 * length from another name than the pointer's never reads past it */
+	long r = bpf_probe_read_kernel_str(&buf[pos & (WA_PATH_MAX - 1)], (len & (WA_NAME_MAX - 1)) + 1, name);
+	if (r > 1)
+		pos += r - 1;
 	w->s->walk_pos = pos;
 	return 0;
 }
 
-/* wa_task_root by direct loads. */
-static __always_inline bool wa_task_root_cast(struct dentry **root_d, struct mount **root_mnt)
+/* wa_task_root by direct loads: true when chrooted, its root in s->cw_root_*. */
+static __always_inline bool wa_task_root_cast(struct wa_scratch *s)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fs_struct *fs = WA_CAST(t->fs, struct fs_struct);
+	s->cw_root_d = 0;
+	s->cw_root_mnt = 0;
 	if (!fs)
 		return false;
 	struct dentry *d = fs->root.dentry;
@@ -269,19 +272,22 @@ static __always_inline bool wa_task_root_cast(struct dentry **root_d, struct mou
 	if (!d || !vm)
 		return false;
 	struct mount *mnt = container_of(vm, struct mount, mnt);
-	*root_d = d;
-	*root_mnt = mnt;
+	struct dentry *rd = d;
+	struct mount *rm = mnt;
 #pragma unroll
 	for (int i = 0; i < WA_ROOT_HOPS; i++) {
 		struct mount *m = WA_CAST(mnt, struct mount);
 		if (d != m->mnt.mnt_root)
-			return true;
+			goto chrooted;
 		struct mount *mp = m->mnt_parent;
 		if (mp == mnt || !mp)
 			return false;
 		d = m->mnt_mountpoint;
 		mnt = mp;
 	}
+chrooted:
+	s->cw_root_d = (__u64)rd;
+	s->cw_root_mnt = (__u64)rm;
 	return true;
 }
 
@@ -291,18 +297,14 @@ static __always_inline __u32 wa_file_path_write_cast(struct wa_scratch *s, struc
 	struct wa_walk w = {};
 	struct file *f = WA_CAST(file, struct file);
 	struct vfsmount *vmnt = f->f_path.mnt;
-	struct dentry *root_d = NULL;
-	struct mount *root_mnt = NULL;
-	if (wa_task_root_cast(&root_d, &root_mnt)) {
-		w.root_d = root_d;
-		w.root_mnt = root_mnt;
+	if (wa_task_root_cast(s))
 		w.flags |= WA_F_CHROOT;
-	}
 	w.s = s;
-	w.d = f->f_path.dentry;
-	w.mnt = container_of(vmnt, struct mount, mnt);
-	w.mnt_root = WA_CAST(w.mnt, struct mount)->mnt.mnt_root;
 	w.buf = buf;
+	struct mount *mnt = container_of(vmnt, struct mount, mnt);
+	s->cw_d = (__u64)f->f_path.dentry;
+	s->cw_mnt = (__u64)mnt;
+	s->cw_mnt_root = (__u64)WA_CAST(mnt, struct mount)->mnt.mnt_root;
 	s->walk_n = 0;
 	s->walk_pos = 0;
 	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, wa_walk_up_cast, &w, 0);
