@@ -126,6 +126,30 @@ static __always_inline bool wa_task_root(struct path *root)
 	return true;
 }
 
+/* Both walks (probe reads and, below, direct loads): up to the root, then
+ * the names root-first; `up` and `down` are constants once inlined. */
+static __always_inline __u32 wa_walk_run(struct wa_walk *w, __u16 *flags, long (*up)(__u32, void *),
+					 long (*down)(__u32, void *))
+{
+	struct wa_scratch *s = w->s;
+	s->walk_n = 0;
+	s->walk_pos = 0;
+	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, up, w, 0);
+	/* the loop bound ran out before the root (many mounts stacked or nested):
+	 * the top of the path is missing, so say so */
+	if (!w->done)
+		w->flags |= WA_F_TRUNC_PATH;
+	if (s->walk_n == 0) {
+		w->buf[0] = '/';
+		*flags |= w->flags;
+		return 1;
+	}
+	bpf_loop(WA_PATH_DEPTH, down, w, 0);
+	*flags |= w->flags;
+	__u32 len = s->walk_pos;
+	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
+}
+
 /* Writes the absolute path of `path` at buf[0..]; buf must hold
  * WA_PATH_MAX + WA_NAME_MAX bytes. Relative to the current task's root when
  * task_root (WA_F_CHROOT when that is not the namespace's root), else to the
@@ -145,22 +169,7 @@ static __always_inline __u32 wa_path_write_from(struct wa_scratch *s, struct pat
 	w.d = BPF_CORE_READ(path, dentry);
 	w.mnt = container_of(vmnt, struct mount, mnt);
 	w.buf = buf;
-	s->walk_n = 0;
-	s->walk_pos = 0;
-	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, wa_walk_up, &w, 0);
-	/* the loop bound ran out before the root (many mounts stacked or nested):
-	 * the top of the path is missing, so say so */
-	if (!w.done)
-		w.flags |= WA_F_TRUNC_PATH;
-	if (s->walk_n == 0) {
-		buf[0] = '/';
-		*flags |= w.flags;
-		return 1;
-	}
-	bpf_loop(WA_PATH_DEPTH, wa_walk_down, &w, 0);
-	*flags |= w.flags;
-	__u32 len = s->walk_pos;
-	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
+	return wa_walk_run(&w, flags, wa_walk_up, wa_walk_down);
 }
 
 static __always_inline __u32 wa_path_write(struct wa_scratch *s, struct path *path, char *buf, __u16 *flags)
@@ -305,20 +314,7 @@ static __always_inline __u32 wa_file_path_write_cast(struct wa_scratch *s, struc
 	s->cw_d = (__u64)f->f_path.dentry;
 	s->cw_mnt = (__u64)mnt;
 	s->cw_mnt_root = (__u64)WA_CAST(mnt, struct mount)->mnt.mnt_root;
-	s->walk_n = 0;
-	s->walk_pos = 0;
-	bpf_loop(WA_PATH_DEPTH + WA_MOUNT_HOPS, wa_walk_up_cast, &w, 0);
-	if (!w.done)
-		w.flags |= WA_F_TRUNC_PATH;
-	if (s->walk_n == 0) {
-		buf[0] = '/';
-		*flags |= w.flags;
-		return 1;
-	}
-	bpf_loop(WA_PATH_DEPTH, wa_walk_down_cast, &w, 0);
-	*flags |= w.flags;
-	__u32 len = s->walk_pos;
-	return len < WA_PATH_MAX ? len : WA_PATH_MAX - 1;
+	return wa_walk_run(&w, flags, wa_walk_up_cast, wa_walk_down_cast);
 }
 
 /* Absolute form of a path name relative to dirfd (AT_FDCWD = cwd), the name

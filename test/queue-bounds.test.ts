@@ -5,6 +5,7 @@ import { rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
 import { BatchQueue } from '../src/export/batch-queue.js';
 import { openStore } from '../src/store/db.js';
 import { timeMsOf } from '../src/store/events.js';
+import { writeInRounds } from './helpers/store-rounds.js';
 
 /** A consumer that never finishes its first batch: everything after it waits in the queue. */
 class StalledQueue extends BatchQueue {
@@ -55,10 +56,7 @@ describe('queue bounds', () => {
     const limit = 2_000_000;
     const sink = new StoreSink(store, { retention: { maxBytes: limit }, trimRows: 500 });
     const pad = 'z'.repeat(1000);
-    for (let round = 0; round < 10; round++) {
-      for (let i = 0; i < 1000; i++) sink.write(env(round * 1000 + i, pad), '');
-      await sink.flush();
-    }
+    await writeInRounds(sink, (i) => env(i, pad));
     expect(sink.stats()).toMatchObject({ written: 10_000, dropped: 0 });
     expect(sink.trimmedBySize).toBeGreaterThan(5000);
     // a step deletes at most max(trimRows, batch) rows, so the store overshoots by at most a batch

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
 import { openStore } from '../src/store/db.js';
 import { EventStore } from '../src/store/events.js';
+import { writeInRounds } from './helpers/store-rounds.js';
 
 // The compiled sink: its worker is dist/store/events-worker.js (tsc runs before the tests).
 const { WorkerStoreSink, storeWorkerAvailable } = await import('../dist/daemon/store-worker-sink.js') as typeof import('../src/daemon/store-worker-sink.js');
@@ -71,10 +72,7 @@ describe('the store sink on its own thread', () => {
   it('trims by size on the worker, as the in-thread sink does', async () => {
     const sink = new WorkerStoreSink({ path, retention: { maxBytes: 2_000_000 }, trimRows: 500 });
     const pad = 'z'.repeat(1000);
-    for (let round = 0; round < 10; round++) {
-      for (let i = 0; i < 1000; i++) sink.write(env(round * 1000 + i, pad), '');
-      await sink.flush();
-    }
+    await writeInRounds(sink, (i) => env(i, pad));
     expect(sink.stats()).toMatchObject({ written: 10_000, dropped: 0 });
     expect(sink.trimmedBySize).toBeGreaterThan(5000);
     await sink.close();
