@@ -3,6 +3,7 @@
  * emitted/dropped, loss reasons, repeats counted, top dropping processes, and
  * the sweep that turns repeat counters into summaries. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
@@ -59,40 +60,66 @@ int wa_loader_droppers(struct wa_loader *l, struct wa_dropper *out, int max)
 	return n;
 }
 
+/* One counter of a sweep: an idle one is deleted, its final value read in the
+ * same step (lookup-and-delete), so no repeat counted after the read is lost;
+ * the rest are reported. A counter with no repeats has nothing to report: it
+ * is not passed on (most counters of a burst of distinct keys, e.g. a tar
+ * extraction's paths, never count one). */
+static void sweep_one(int fd, const struct wa_supp_key *k, const struct wa_supp_val *v,
+		      uint64_t delete_before_ns, wa_supp_fn fn, void *ctx)
+{
+	uint64_t active = v->last_ns > v->win_start ? v->last_ns : v->win_start;
+	if (active < delete_before_ns) {
+		struct wa_supp_key key = *k;
+		struct wa_supp_val final;
+		if (bpf_map_lookup_and_delete_elem(fd, &key, &final) == 0) {
+			if (final.count > 0)
+				fn(ctx, &key, &final, 1);
+			return;
+		}
+	}
+	if (v->count > 0)
+		fn(ctx, k, v, 0);
+}
+
+#define SWEEP_CHUNK 1024
+
+/* Every second, with up to WA_SUPPRESS_MAX counters: read by batch lookups (a
+ * syscall per SWEEP_CHUNK counters) instead of two syscalls per counter, which
+ * cost a host-wide daemon ~0.2 s of CPU per tar extraction of 15k files
+ * (2026-12-02 profile). Batch lookups are 5.6+; the probes need bpf_loop (5.17)
+ * anyway. Deleting counters already returned does not disturb the batch
+ * cursor, which points at the next bucket. */
 int wa_loader_sweep_suppress(struct wa_loader *l, uint64_t delete_before_ns, wa_supp_fn fn, void *ctx)
 {
 	int fd = bpf_map__fd(l->skel->maps.wa_suppress);
-	size_t cap = 1024, n = 0;
-	struct wa_supp_key *keys = malloc(cap * sizeof(*keys)), *prev = NULL, next;
-	if (!keys)
+	struct wa_supp_key *keys = malloc(SWEEP_CHUNK * sizeof(*keys));
+	struct wa_supp_val *vals = malloc(SWEEP_CHUNK * sizeof(*vals));
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
 		return -ENOMEM;
-	/* keys first: deleting while walking would restart get_next_key */
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		if (n == cap) {
-			struct wa_supp_key *k2 = realloc(keys, 2 * cap * sizeof(*keys));
-			if (!k2)
-				break;
-			keys = k2;
-			cap *= 2;
-		}
-		keys[n] = next;
-		prev = &keys[n++];
 	}
-	struct wa_supp_val v;
-	for (size_t i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &keys[i], &v))
-			continue;
-		uint64_t active = v.last_ns > v.win_start ? v.last_ns : v.win_start;
-		/* lookup-and-delete reads the final value in the same step as it
-		 * removes the counter */
-		if (active < delete_before_ns && bpf_map_lookup_and_delete_elem(fd, &keys[i], &v) == 0) {
-			fn(ctx, &keys[i], &v, 1);
-			continue;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint32_t cursor = 0, next_cursor = 0;
+	int walked = 0, err = 0;
+	for (bool first = true;; first = false) {
+		uint32_t count = SWEEP_CHUNK;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &next_cursor, keys, vals, &count, &opts);
+		if (err && err != -ENOENT)
+			break;
+		for (uint32_t i = 0; i < count; i++)
+			sweep_one(fd, &keys[i], &vals[i], delete_before_ns, fn, ctx);
+		walked += (int)count;
+		if (err == -ENOENT) {
+			err = 0;
+			break;
 		}
-		fn(ctx, &keys[i], &v, 0);
+		cursor = next_cursor;
 	}
 	free(keys);
-	return (int)n;
+	free(vals);
+	return err ? err : walked;
 }
 
 void wa_loader_counters(struct wa_loader *l, uint64_t emitted[WA_EV_MAX], uint64_t dropped[WA_EV_MAX])

@@ -152,7 +152,11 @@ export class WitnessSensor {
     self = new WitnessSensor(native, mod, reg, summarizer, opts.onEvent, windowMs * 1e6);
     if (budget > 0) {
       const s = self;
-      s.sweepTimer = setInterval(() => s.sweepSuppressed(), opts.suppressSweepMs ?? 1000);
+      // a failed sweep leaves the counters in the kernel map (the next sweep, or
+      // close, takes them); a full map writes repeats instead (WA_LOSS_SUPPRESS_FULL)
+      s.sweepTimer = setInterval(() => {
+        try { s.sweepSuppressed(); } catch (err) { log.warn({ err: (err as Error).message }, 'suppressed sweep failed'); }
+      }, opts.suppressSweepMs ?? 1000);
       s.sweepTimer.unref();
     }
     if (opts.autoStart !== false) native.start();

@@ -180,4 +180,27 @@ for i in range(${N}):
     expect(ofKind(events, 'suppressed').filter((s) => s.key === null)).toHaveLength(0);
     expect(stats.kernelSuppressed.connect).toBe(N - BUDGET - 1);
   });
+
+  // The repeat counters of distinct keys (a tar extraction's paths, past the budget)
+  // never count a repeat; the sweep must still delete them once idle, or the map
+  // (WA_SUPPRESS_MAX = 16384) fills and later repeats are written uncounted
+  // (suppressFull). Two rounds of 10,000 distinct paths, two idle windows apart:
+  // 20,000 counters unless the first round's were deleted.
+  it('the sweep deletes idle repeat counters that never counted a repeat', async () => {
+    const events: SensorEvent[] = [];
+    const sensor = WitnessSensor.open({
+      onEvent: (e) => events.push(e), maxLatencyMs: 5, budgetEvents: BUDGET, budgetWindowMs: 200, suppressSweepMs: 100,
+    });
+    const d = join(dir, 'distinct');
+    const round = (tag: string) => `for i in range(10000): open(f"${d}/${tag}{i}", "w").close()`;
+    const script = `import os, time\nos.makedirs("${d}", exist_ok=True)\n${round('a')}\ntime.sleep(1.0)\n${round('b')}\n`;
+    const child = sensor.spawnTraced(PY, ['-B', '-c', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    expect(await exited(child)).toBe(0);
+    const stats = await sensor.close();
+    const writes = ofKind(events, 'file_write').filter((e) => e.pid === child.pid && e.path.startsWith(`${d}/`));
+    expect(stats.loss.suppressFull).toBe(0);
+    // every path is new: none is a repeat, so each was written (or dropped, counted)
+    expect(writes.length + (stats.kernelDropped.file_write ?? 0)).toBe(20_000);
+    expect(stats.kernelSuppressed.file_write ?? 0).toBe(0);
+  });
 });
