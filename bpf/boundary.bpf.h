@@ -31,7 +31,7 @@ static __always_inline __u32 wa_sysop_of(long nr)
 	case 88: return WA_SYS_SYMLINK;
 	case 266: return WA_SYS_SYMLINKAT;
 	case 90: return WA_SYS_CHMOD;
-	case 91: return WA_SYS_FCHMOD;
+	/* 91, fchmod: handlers of its own (chmod.bpf.h) */
 	case 268: return WA_SYS_FCHMODAT;
 	case 452: return WA_SYS_FCHMODAT2;
 	case 319: return WA_SYS_MEMFD_CREATE;
@@ -283,14 +283,6 @@ static __always_inline int wa_sysop_exit(long ret)
 		l1 = wa_sysop_upath(s, AT_FDCWD, p->args[0], buf, &flags);
 		r->args[0] = p->args[1];
 		break;
-	case WA_SYS_FCHMOD: { /* (fd, mode): the file and its mode after, from the kernel */
-		struct file *f = wa_fd_file(p->args[0]);
-		l1 = wa_sysop_fdpath(s, p->args[0], buf, &flags);
-		r->args[0] = p->args[1];
-		r->args[1] = f ? BPF_CORE_READ(f, f_inode, i_mode) : 0;
-		r->args[2] = p->args[0];
-		break;
-	}
 	case WA_SYS_FCHMODAT: /* (dfd, path, mode) */
 	case WA_SYS_FCHMODAT2: /* (dfd, path, mode, flags) */
 		l1 = wa_sysop_upath(s, p->args[0], p->args[1], buf, &flags);

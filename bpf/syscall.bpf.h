@@ -55,7 +55,7 @@ struct {
  * indirect jump, and an indirect jump costs a retpoline on a host mitigated
  * against Spectre v2 (this one). bpf_tail_call_static keeps clang from
  * merging the calls into one with a variable slot. A listed syscall whose
- * slot is empty (open and openat have no enter handler, close no exit one)
+ * slot is empty (open, openat and fchmod have no enter handler, close no exit one)
  * is done here: none of them is one of the boundary's (boundary.bpf.h), so
  * the dispatcher returns (true) without the variable tail call or that
  * switch. Every other syscall falls through to the variable tail call. */
@@ -70,6 +70,7 @@ static __always_inline bool wa_tail_hot_enter(void *ctx, long id)
 	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 2);   /* open (no enter handler) */
 	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 3);   /* close */
 	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 20);  /* writev */
+	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 91);  /* fchmod (no enter handler) */
 	WA_TAIL_HOT(ctx, &wa_sys_enter_tab, 257); /* openat (no enter handler) */
 	}
 	return false;
@@ -83,6 +84,7 @@ static __always_inline bool wa_tail_hot_exit(void *ctx, long nr)
 	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 2);   /* open */
 	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 3);   /* close (no exit handler) */
 	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 20);  /* writev */
+	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 91);  /* fchmod */
 	WA_TAIL_HOT(ctx, &wa_sys_exit_tab, 257); /* openat */
 	}
 	return false;

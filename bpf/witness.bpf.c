@@ -10,6 +10,7 @@
 #include "file.bpf.h"
 #include "security.bpf.h"
 #include "boundary.bpf.h"
+#include "chmod.bpf.h"
 #include "io_uring.bpf.h"
 #include "identity.bpf.h"
 #include "ssl_uprobe.bpf.h"

@@ -44,7 +44,7 @@ static const struct { const char *name; int nr; } wa_handled[] = {
 	SC(renameat2), SC(renameat), SC(rename), SC(connect), SC(bind), SC(sendto),
 	SC(write), SC(sendmsg), SC(sendmmsg), SC(writev), SC(read), SC(recvfrom),
 	SC(recvmsg), SC(close), SC(listen), SC(accept), SC(accept4), SC(setuid),
-	SC(setreuid), SC(setresuid), SC(setgid), SC(setregid), SC(setresgid), SC(ptrace),
+	SC(setreuid), SC(setresuid), SC(setgid), SC(setregid), SC(setresgid), SC(ptrace), SC(fchmod),
 };
 #define N_HANDLED (sizeof(wa_handled) / sizeof(wa_handled[0]))
 

@@ -73,6 +73,7 @@ int t_sc_scope(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_io_uring(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_kill_outside(struct wa_loader *l, char *detail, size_t dlen);
 int t_sc_chmod_setuid(struct wa_loader *l, char *detail, size_t dlen);
+int t_sc_fchmod_exec(struct wa_loader *l, char *detail, size_t dlen);
 int t_boundary_act(int argc, char **argv);
 /* network depth (tester_net.c) */
 int t_sc_net_depth(struct wa_loader *l, char *detail, size_t dlen);

@@ -57,6 +57,10 @@ int t_boundary_act(int argc, char **argv)
 		return kill(atoi(argv[1]), SIGTERM) ? 1 : 0;
 	if (!strcmp(a, "chmod_setuid") && argc == 2)
 		return chmod(argv[1], 04755) ? 1 : 0;
+	if (!strcmp(a, "fchmod_exec") && argc == 2) {
+		int fd = open(argv[1], O_RDONLY);
+		return fd < 0 || fchmod(fd, 0755) ? 1 : 0;
+	}
 	return -1;
 }
 
@@ -120,3 +124,24 @@ int t_sc_chmod_setuid(struct wa_loader *l, char *detail, size_t dlen)
 	return 1;
 }
 
+
+/* fchmod has exit handlers of its own (bpf/chmod.bpf.h), a direct-load twin
+ * and a probe-read one: each kernel proves the one it loads. */
+int t_sc_fchmod_exec(struct wa_loader *l, char *detail, size_t dlen)
+{
+	char f[4200];
+	snprintf(f, sizeof(f), "%s/exec-me", t_workdir);
+	int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	if (fd < 0)
+		FAILF("cannot create %s", f);
+	close(fd);
+	struct t_run r;
+	RUN(1, &r, "fchmod_exec", f);
+	const struct wa_sysop *c = t_nth(WA_EV_CHMOD, 0);
+	if (!exited_with(&r, 0) || !c || c->syscall != WA_SYS_FCHMOD || c->args[0] != 0755 || (c->args[1] & 07777) != 0755 ||
+	    c->ret != 0 || !t_path_is((const char *)(c + 1), c->path_len, f))
+		FAILF("no fchmod record of 0755 on %s (%d chmod records, child status %#x)", f, t_count(WA_EV_CHMOD), r.status);
+	unlink(f);
+	snprintf(detail, dlen, "%s 0755 by fd, mode after %#llo", f, (unsigned long long)(c->args[1] & 07777));
+	return 1;
+}

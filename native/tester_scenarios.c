@@ -347,6 +347,7 @@ const struct t_scenario t_scenarios[] = {
 	{ "io_uring_openat", t_sc_io_uring },
 	{ "kill_outside_tree", t_sc_kill_outside },
 	{ "chmod_setuid", t_sc_chmod_setuid },
+	{ "fchmod_exec", t_sc_fchmod_exec },
 	{ "net_depth", t_sc_net_depth },
 	{ "wire_clean", sc_wire_clean },
 	{ NULL, NULL },
