@@ -2,6 +2,7 @@
 // storm at 1/4 N, the project's tsc build, npm ci offline, git status + log
 // over a tree, a tar extraction) bare and under each mode:
 //   - the sensor loaded in this process, tracing nothing (no syscall hook attached);
+//   - the same with a traced sleeper, the workload untraced: the syscall hooks' floor;
 //   - the sensor host-wide (traceAll), counting only: the probes' own cost;
 //   - a real `witness daemon` (host-wide, NDJSON file + ledger + store): what a user runs;
 //   - bpftrace printing every open host-wide to a file.
@@ -90,8 +91,21 @@ function modes({ root, tmp, WitnessSensor, haveBpftrace }) {
     const s = WitnessSensor.open({ onEvent: () => {}, traceAll });
     return () => s.close();
   };
+  // the hooks' floor: a traced sleeper keeps the syscall dispatchers attached while
+  // the workload runs untraced, so each of its syscalls runs the dispatchers' gate and
+  // returns; no always-on syscall hook costs less (what host-wide tracing adds is the rest)
+  const floor = async () => {
+    const s = WitnessSensor.open({ onEvent: () => {} });
+    const sleeper = s.spawnTraced('/bin/sleep', ['3600'], { stdio: 'ignore' });
+    await sleep(300);
+    return async () => {
+      sleeper.kill('SIGKILL');
+      await s.close();
+    };
+  };
   const m = {
     'sensor loaded, nothing traced': sensor(false),
+    'sensor, a traced tree present (workload untraced): the hooks\' floor': floor,
     'sensor host-wide (traceAll), counting only': sensor(true),
     '`witness daemon` host-wide (NDJSON file + ledger + store)': () => startDaemon(root, tmp),
   };
