@@ -57,6 +57,10 @@ function records(): Uint8Array[] {
     record('wa_kill', h(), { ret: 0, sig: 9, target_pid: 77, target_tid: 77, code: 0, syscall: 0, source: C.WA_KILL_GENERATED! }),
     record('wa_io_uring', h(), { fd: -100, op_flags: 0o100, opcode: 18, sq_thread: 0, path_len: 6, path2_len: 0 }, ['/x/key']),
     record('wa_sysop', h({ type: C.WA_EV_CHMOD! }), { ret: 0, syscall: C.WA_SYS_FCHMOD!, path_len: 2, args: [0o4755, 0o104755, 3, 0] }, ['/a']),
+    record('wa_sysop', h({ type: C.WA_EV_CHMOD! }), { ret: 0, syscall: C.WA_SYS_FCHMOD!, path_len: 2, args: [0o644, 0o100644, 3, 0] }, ['/b']),
+    record('wa_sysop', h({ type: C.WA_EV_CHMOD! }), { ret: -1, syscall: C.WA_SYS_FCHMOD!, path_len: 4, args: [0o7777, 0o107777, 3, 0] }, ['/"c"']),
+    record('wa_sysop', h({ type: C.WA_EV_CHMOD!, flags: C.WA_F_USER_MEMORY! }), { ret: 0, syscall: C.WA_SYS_CHMOD!, path_len: 2, args: [0o755, 0, 0, 0] }, ['/d']),
+    record('wa_sysop', h({ type: C.WA_EV_CHMOD!, flags: C.WA_F_USER_MEMORY! }), { ret: 0, syscall: C.WA_SYS_FCHMODAT2!, path_len: 2, args: [0o2711, 0, 0, 256] }, ['/e']),
     record('wa_scope_overflow', h(), { child_pid: 4242, root_pid: 100, depth: 3, error: -7 }),
     record('wa_unix_connect', h({ type: C.WA_EV_UNIX_CONNECT!, flags: C.WA_F_USER_ADDR! }), { ret: -2, fd: 3, sock_type: 1, path_len: 8 }, ['/tmp/s.k']),
     record('wa_listen', h({ type: C.WA_EV_LISTEN! }), { ret: 0, fd: 3, backlog: 511, sock_type: 1, protocol: 6, local: sockaddr(2, 8080, [127, 0, 0, 1]) }),
@@ -99,13 +103,19 @@ describe('fast NDJSON lines', () => {
     it(`match JSON.stringify byte for byte over every kind (manifest ${opts.manifest}, scope ${opts.scope})`, () => {
       const envs = envelopes(opts);
       const kinds = new Set(envs.map((e) => e.event));
-      for (const k of ['file.write', 'file.read_sensitive', 'file.unlink', 'file.rename', 'network.connect', 'process.exec', 'dns.query']) expect(kinds).toContain(k);
+      for (const k of ['file.write', 'file.read_sensitive', 'file.unlink', 'file.rename', 'network.connect', 'security.chmod', 'process.exec', 'dns.query']) expect(kinds).toContain(k);
       const before = { ...lineStats };
       compare(envs);
       // the templates ran: a writer that always fell back would pass the comparison and prove nothing
       const fast = lineStats.fast - before.fast;
       const hot = envs.filter((e) => ['file.write', 'file.read_sensitive', 'file.unlink', 'file.rename', 'network.connect'].includes(e.event)).length;
       expect(fast).toBeGreaterThan(hot / 2);
+      // the chmod template too (fchmod by fd, chmod by path): most compact chmod records written fast
+      const chmods = envs.filter((e) => e.event === 'security.chmod');
+      const beforeChmod = lineStats.fast;
+      compare(chmods);
+      expect(chmods.length).toBeGreaterThan(5);
+      expect(lineStats.fast - beforeChmod).toBeGreaterThanOrEqual(Math.ceil((chmods.length * 2) / 3));
       if (opts.scope) expect(envs.some((e) => e.attributes['witness.scope.run_id'] === 'run-"1"')).toBe(true);
     });
   }

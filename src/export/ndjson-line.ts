@@ -62,8 +62,8 @@ function strArray(v: unknown): string | null {
   return s;
 }
 
-/** s: string; n: number; sn: string or null; sa: string[]; optional keys may be absent (never undefined-valued). */
-type Kind = 's' | 'n' | 'sn' | 'sa';
+/** s: string; n: number; sn: string or null; sa: string[]; b: boolean; optional keys may be absent (never undefined-valued). */
+type Kind = 's' | 'n' | 'sn' | 'sa' | 'b';
 interface Own { key: string; type: Kind; optional?: boolean }
 
 /** The kind's own attributes after process.pid and thread.id, in the order its builder adds them. */
@@ -83,10 +83,18 @@ const OWN: Record<string, Own[]> = {
     // netdepth names the peer from the tree's DNS answers
     { key: 'server.address', type: 's', optional: true }, { key: 'witness.server.address.source', type: 's', optional: true },
   ],
+  // one per file a tar, npm or git unpacks (fchmod by fd: no flags; by path: user memory)
+  chmod: [
+    { key: 'witness.syscall', type: 's' }, { key: 'witness.result', type: 'n' }, { key: 'file.path', type: 's' },
+    { key: 'witness.chmod.mode', type: 's' }, { key: 'witness.chmod.mode_after', type: 's', optional: true },
+    { key: 'witness.chmod.special', type: 'sa' }, { key: 'witness.chmod.executable', type: 'b' },
+    { key: 'witness.flags', type: 'sa', optional: true }, { key: 'witness.user_memory', type: 'sa', optional: true },
+  ],
 };
 
 const KIND_OF_EVENT: Record<string, keyof typeof OWN> = {
   'file.write': 'file', 'file.read_sensitive': 'file', 'file.unlink': 'unlink', 'file.rename': 'rename', 'network.connect': 'connect',
+  'security.chmod': 'chmod',
 };
 
 /** After the own keys: the enricher's (annotate), process key and agent first, then the optional ones. */
@@ -101,7 +109,8 @@ function checkCode(o: Own, v: string): string {
   const test = o.type === 's' ? `typeof ${v} === 'string'`
     : o.type === 'n' ? `typeof ${v} === 'number'`
       : o.type === 'sn' ? `(${v} === null || typeof ${v} === 'string')`
-        : `Array.isArray(${v})`;
+        : o.type === 'b' ? `typeof ${v} === 'boolean'`
+          : `Array.isArray(${v})`;
   return o.optional ? `(${v} === undefined || ${test})` : test;
 }
 
@@ -111,7 +120,8 @@ function writeCode(o: Own, v: string): string {
   const put = o.type === 's' ? `s += ${key} + str(${v});`
     : o.type === 'n' ? `s += ${key} + num(${v});`
       : o.type === 'sn' ? `s += ${key} + (${v} === null ? 'null' : str(${v}));`
-        : `{ const j = strArray(${v}); if (j === null) return null; s += ${key} + j; }`;
+        : o.type === 'b' ? `s += ${key} + (${v} ? 'true' : 'false');`
+          : `{ const j = strArray(${v}); if (j === null) return null; s += ${key} + j; }`;
   return o.optional ? `if (${v} !== undefined) { ${put} }` : put;
 }
 

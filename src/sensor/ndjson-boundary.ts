@@ -131,6 +131,11 @@ function ioUringAttrs(ev: IoUringEvent): Attributes {
   return a;
 }
 
+/** witness.chmod.special by the mode's top three bits, frozen: one list per value (the line writer remembers a frozen list's JSON). */
+const SPECIAL_BITS: readonly string[][] = Array.from({ length: 8 }, (_, b) => Object.freeze([
+  ...((b & 4) !== 0 ? ['setuid'] : []), ...((b & 2) !== 0 ? ['setgid'] : []), ...((b & 1) !== 0 ? ['sticky'] : []),
+]) as string[]);
+
 function sysopAttrs(ev: SysopEvent): [EventName, Attributes] {
   const a = base(ev);
   a['witness.syscall'] = ev.syscall;
@@ -149,11 +154,7 @@ function sysopAttrs(ev: SysopEvent): [EventName, Attributes] {
       a['file.path'] = ev.path;
       a['witness.chmod.mode'] = octal(x0);
       if (ev.syscall === 'fchmod') a['witness.chmod.mode_after'] = octal(x1);
-      const special: string[] = [];
-      if ((x0 & 0o4000) !== 0) special.push('setuid');
-      if ((x0 & 0o2000) !== 0) special.push('setgid');
-      if ((x0 & 0o1000) !== 0) special.push('sticky');
-      a['witness.chmod.special'] = special;
+      a['witness.chmod.special'] = SPECIAL_BITS[(x0 >> 9) & 7]!;
       a['witness.chmod.executable'] = (x0 & 0o111) !== 0;
       return ['security.chmod', a];
     }
