@@ -56,7 +56,7 @@ export interface LedgerLogOptions {
 export interface SealExtra {
   sessionSha256?: string;
   /** called with the line's SHA-256 once signed, before its fsyncs start (work that only needs its digest starts beside them) */
-  onSigned?: (lineSha256: string) => void;
+  onSigned?: (lineSha256: string, line: Buffer) => void;
 }
 
 const MAX_SEGMENT = 1_000_000;
@@ -377,7 +377,7 @@ export class LedgerLog {
     if (extra.sessionSha256) predicate.session_sha256 = extra.sessionSha256;
     const line = Buffer.from(signCheckpoint(predicate, this.opts.key, this.keyId), 'utf8');
     const lineSha = sha256(line).toString('hex');
-    extra.onSigned?.(lineSha);
+    extra.onSigned?.(lineSha, line);
     if (later && this.opts.asyncSeal === true) this.sealer.sealLater(line);
     else this.sealer.sealNow(line); // after the queued ones, events fsync'd first
     this.prevCheckpointSha = lineSha;

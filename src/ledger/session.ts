@@ -24,7 +24,7 @@ import {
 } from './state.js';
 import { refuseUnsafeDir } from './safe-path.js';
 import { abandonPreparedSession, durableTempOf, placePreparedFiles, type PreparedSession } from './session-prepare.js';
-import { fsyncAsync, fsyncDir, writeFully, writeFullyAsync } from './tail.js';
+import { EarlySync, fsyncAsync, fsyncDir, writeFully, writeFullyAsync } from './tail.js';
 
 export interface SessionWriterOptions {
   /** Session directory; default `<stateDir>/sessions/<session id>`. */
@@ -382,10 +382,24 @@ export class SessionWriter {
     try {
       const [tmp, note] = await Promise.all([temp, noting!]);
       fs.renameSync(tmp, sessionPath);
-      fsyncDir(this.dir);
-      fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
-      this.unlock();
-      appendGlobalRow(this.stateDir, this.log.signingKey, row!, note);
+      // session.json's entry durable before the row is written, as ever: its directory's fsync starts
+      // now on the threadpool and is made (fsyncSync) under the host-ledger lock before the row's first
+      // byte, while the lock, the ledger's tail and its orphan notes were read meanwhile
+      const entry = EarlySync.of(this.dir);
+      let entryDurable = false;
+      const sealed = (): void => {
+        if (entryDurable) return;
+        entry.sync();
+        entryDurable = true;
+        fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
+        this.unlock();
+      };
+      try {
+        appendGlobalRow(this.stateDir, this.log.signingKey, row!, note, { beforeWrite: sealed });
+      } finally {
+        // the append failed before writing (its lock, its reads): the session is sealed all the same, its row noted
+        try { sealed(); } finally { entry.release(); }
+      }
     } finally {
       this.flushLeaves(); // the row's append took the leaf, unless it failed before its seal
     }
