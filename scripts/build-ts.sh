@@ -17,5 +17,7 @@ if [[ ${1:-} == --if-changed && -f $stamp_file && $(cat "$stamp_file") == "$want
 fi
 rm -f "$stamp_file"
 npx tsc -p tsconfig.json
+# the thin `witness run` client as one module (skipped without rolldown; main.js checks it is current)
+node scripts/bundle-thin.mjs
 echo "$want" >"$stamp_file"
 echo "tsc: compiled src/ into dist/"

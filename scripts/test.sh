@@ -9,6 +9,8 @@ cd "$root"
 # with one line naming the version it needs, before vitest dies on a missing node:util API.
 source scripts/node-env.sh
 npx tsc -p tsconfig.json || { echo "tests: typecheck failed"; exit 1; }
+# the thin `witness run` client's bundle, as `npm run build:ts` makes it: the suites run what a user runs
+node scripts/bundle-thin.mjs || { echo "tests: the thin client's bundle failed"; exit 1; }
 mkdir -p .test-results
 report=.test-results/vitest.json
 rm -f "$report"

@@ -140,14 +140,15 @@ describe('batch ledger hashing (native addon and node:crypto fallback)', () => {
     expect(() => native.leafChain(Buffer.alloc(10), new Uint32Array([0, 10]), 2, chain, Buffer.alloc(64), 0)).toThrow(/pairs/);
   });
 
-  for (const backgroundHash of [true, false]) {
-    it(`a log written in batches (checkpoint every 1000, records around the flush size) verifies byte-exact (background hashing ${backgroundHash})`, async () => {
+  // 4096: records around the flush size; 1 MiB (a session's): the write buffer starts at 64 KiB and grows, copying what is pending
+  for (const [backgroundHash, flushBytes] of [[true, 4096], [false, 4096], [true, 1 << 20], [false, 1 << 20]] as const) {
+    it(`a log written in batches (checkpoint every 1000, flushBytes ${flushBytes}) verifies byte-exact (background hashing ${backgroundHash})`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'wa-ledger-hash-'));
       try {
         const { privateKey } = generateKeyPairSync('ed25519');
         const log = new LedgerLog({
           dir, eventsFile: 'events.ndjson', checkpointsFile: 'checkpoints.ndjson', log: 'session', logId: 'test', key: privateKey,
-          checkpointEveryEvents: 1000, checkpointEverySeconds: 0, flushIntervalMs: 0, flushBytes: 4096, backgroundHash,
+          checkpointEveryEvents: 1000, checkpointEverySeconds: 0, flushIntervalMs: 0, flushBytes, backgroundHash,
         });
         // a record far larger than the buffer on the way: the writer replaces its buffer mid-stream
         const all = [...lines.slice(0, 1500), JSON.stringify({ big: 'y'.repeat(200_000) }), ...lines.slice(1500)];

@@ -207,7 +207,8 @@ export class RunSession {
         runId: scope.run, sessionId: scope.session, toolCallId: scope.toolCall ?? `run-${pid}`, toolName: scope.toolName ?? null, pid,
       }).toolCallId;
     }
-    this.ledger?.checkpoint('time');
+    // durable before the agent runs; its continuity leaf goes with the next append (the final seal's), 100 ms at the latest
+    this.ledger?.checkpoint('time', { leafWithinMs: 100 });
     this.releasedAt = process.hrtime.bigint(); // the guardian's `run` follows at once (guardian.ts)
   }
 

@@ -67,8 +67,33 @@ export interface ContinuityAppendOptions {
 
 /** Appends one ledger checkpoint line as a leaf and signs the new tree head. Returns the checkpoint record. */
 export function appendContinuity(stateDir: string, ledgerCheckpointLine: Buffer | string, opts: ContinuityAppendOptions = {}): ContinuityCheckpoint {
-  const line = typeof ledgerCheckpointLine === 'string' ? ledgerCheckpointLine : ledgerCheckpointLine.toString('utf8');
-  if (line.length === 0 || line.includes('\n')) throw new WitnessError('E_LEDGER', 'a continuity leaf is one non-empty line', { field: 'leaf' });
+  return appendContinuityLeaves(stateDir, [ledgerCheckpointLine], opts).at(-1)!;
+}
+
+/**
+ * Appends leaves in order, under one lock: the leaves in one write and one fsync, then one signed
+ * note per leaf (as one appended after each would read) in one write and one fsync. A crash leaves
+ * what a crash between single appends leaves: leaves without notes are cut back by the next
+ * appender, a torn note is cut off, and every note on disk covers leaves that were durable first.
+ * Leaves deferred for this state dir (deferContinuity) go first: the order stays the seal order.
+ */
+export function appendContinuityLeaves(stateDir: string, ledgerCheckpointLines: Array<Buffer | string>, opts: ContinuityAppendOptions = {}): ContinuityCheckpoint[] {
+  const held = takeDeferred(stateDir);
+  const lines = [...held, ...ledgerCheckpointLines].map((l) => (typeof l === 'string' ? l : l.toString('utf8')));
+  try {
+    return appendLocked(stateDir, lines, opts);
+  } catch (e) {
+    // nothing of them is signed: the deferred ones wait for the next append (or the writer's flush)
+    if (held.length > 0) deferred.set(path.resolve(stateDir), [...held, ...(deferred.get(path.resolve(stateDir)) ?? [])]);
+    throw e;
+  }
+}
+
+function appendLocked(stateDir: string, lines: string[], opts: ContinuityAppendOptions): ContinuityCheckpoint[] {
+  if (lines.length === 0) return [];
+  for (const line of lines) {
+    if (line.length === 0 || line.includes('\n')) throw new WitnessError('E_LEDGER', 'a continuity leaf is one non-empty line', { field: 'leaf' });
+  }
   const dir = continuityDir(stateDir);
   ensurePrivateDir(dir);
   const signer = opts.signer ?? hostNoteSigner(stateDir);
@@ -76,26 +101,67 @@ export function appendContinuity(stateDir: string, ledgerCheckpointLine: Buffer 
     const notesPath = path.join(dir, NOTES_FILE);
     const leavesPath = path.join(dir, LEAVES_FILE);
     const last = lastCheckpoint(notesPath);
-    const leavesBytes = last?.leaves_bytes ?? 0;
+    let leavesBytes = last?.leaves_bytes ?? 0;
     // A leaf written by an appender that died before signing it is cut back; its ledger checkpoint stays in its own log.
     if (fs.existsSync(leavesPath) && fs.statSync(leavesPath).size > leavesBytes) fs.truncateSync(leavesPath, leavesBytes);
     const frontier = new MerkleFrontier(last?.size ?? 0, (last?.frontier ?? []).map((h) => Buffer.from(h, 'hex')));
-    const leafBytes = Buffer.from(line, 'utf8');
-    appendDurably(leavesPath, `${line}\n`);
-    frontier.append(leafHash(leafBytes));
-    const body = formatCheckpoint({ origin: signer.name, size: frontier.size, rootHash: frontier.root() });
-    const record: ContinuityCheckpoint = {
-      size: frontier.size,
-      leaves_bytes: leavesBytes + leafBytes.length + 1,
-      frontier: frontier.frontier.map((h) => Buffer.from(h).toString('hex')),
-      time: (opts.now?.() ?? new Date()).toISOString(),
-      note: signNote(body, signer),
-    };
+    const leafBytes = lines.map((l) => Buffer.from(l, 'utf8'));
+    appendDurably(leavesPath, lines.map((l) => `${l}\n`).join(''));
+    const records: ContinuityCheckpoint[] = [];
+    for (const leaf of leafBytes) {
+      frontier.append(leafHash(leaf));
+      leavesBytes += leaf.length + 1;
+      const body = formatCheckpoint({ origin: signer.name, size: frontier.size, rootHash: frontier.root() });
+      records.push({
+        size: frontier.size,
+        leaves_bytes: leavesBytes,
+        frontier: frontier.frontier.map((h) => Buffer.from(h).toString('hex')),
+        time: (opts.now?.() ?? new Date()).toISOString(),
+        note: signNote(body, signer),
+      });
+    }
     const created = last === null;
-    appendDurably(notesPath, `${JSON.stringify(record)}\n`);
+    appendDurably(notesPath, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
     if (created) fsyncDir(dir);
-    return record;
+    return records;
   });
+}
+
+/**
+ * Sealed ledger checkpoints whose leaves wait, per state dir (this process's): a writer defers a
+ * leaf that nothing waits for (the resident daemon's `sensor.start` seal, before the agent runs;
+ * a session's final seal, which its host-ledger row's leaf follows at once), and the next append
+ * of the state dir takes them first, in seal order, in its one lock and pair of fsyncs.
+ * flushContinuity appends them alone (a writer's close, a timer). Their checkpoints are durable
+ * already: a crash before the append leaves what a crash between a seal and its leaf leaves today.
+ */
+const deferred = new Map<string, Buffer[]>();
+const flushTimers = new Map<string, NodeJS.Timeout>();
+
+function takeDeferred(stateDir: string): Buffer[] {
+  const key = path.resolve(stateDir);
+  const held = deferred.get(key) ?? [];
+  deferred.delete(key);
+  const t = flushTimers.get(key);
+  if (t !== undefined) { clearTimeout(t); flushTimers.delete(key); }
+  return held;
+}
+
+/** Holds a sealed checkpoint's leaf for the state dir's next append; appended alone after `withinMs` at the latest. */
+export function deferContinuity(stateDir: string, line: Buffer, withinMs: number, onFlushError: (e: Error) => void = () => {}): void {
+  const key = path.resolve(stateDir);
+  deferred.set(key, [...(deferred.get(key) ?? []), line]);
+  if (flushTimers.has(key)) return;
+  flushTimers.set(key, setTimeout(() => {
+    flushTimers.delete(key);
+    try { flushContinuity(key); } catch (e) { onFlushError(e as Error); }
+  }, withinMs).unref());
+}
+
+/** Appends the state dir's deferred leaves now (none: nothing happens). */
+export function flushContinuity(stateDir: string): void {
+  if (!deferred.has(path.resolve(stateDir))) return;
+  appendContinuityLeaves(stateDir, []);
 }
 
 export interface ContinuityContents {
@@ -148,10 +214,15 @@ export function latestContinuity(stateDir: string): ContinuityCheckpoint | null 
   }
 }
 
-/** A hook for LedgerLog: every sealed ledger checkpoint becomes a continuity leaf. */
-export function continuityHook(stateDir: string): (line: Buffer) => void {
+/**
+ * A hook for LedgerLog: every sealed ledger checkpoint becomes a continuity leaf, now, or with
+ * the state dir's next append when `later()` answers a deadline in ms (deferContinuity).
+ */
+export function continuityHook(stateDir: string, later: () => number | null = () => null, onFlushError?: (e: Error) => void): (line: Buffer) => void {
   let signer: NoteSignerKey | undefined;
   return (line) => {
+    const within = later();
+    if (within !== null) return deferContinuity(stateDir, line, within, onFlushError);
     signer ??= hostNoteSigner(stateDir);
     appendContinuity(stateDir, line, { signer });
   };

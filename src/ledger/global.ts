@@ -7,7 +7,7 @@ import { log as logger } from '../log.js';
 import { nowRfc3339 } from './clock.js';
 import { continuityHook } from './continuity.js';
 import { tryLock } from './flock.js';
-import { writeLedgerHead } from './host-head.js';
+import { startLedgerHead } from './host-head.js';
 import { rawPublicKey } from './keys.js';
 import { LedgerLog } from './log-writer.js';
 import { parseRecord } from './record.js';
@@ -277,9 +277,17 @@ export function adoptOrphanRows(stateDir: string, key: KeyObject): void {
   appendGlobalRow(stateDir, key, null);
 }
 
-export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow, pendingNote?: string): GlobalAppendResult;
-export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string): GlobalAppendResult | null;
-export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string): GlobalAppendResult | null {
+export interface GlobalAppendOptions {
+  /**
+   * Runs under the lock before the first byte of the append is written (a session's close: the
+   * fsync of session.json's directory entry, started early, so the row is never written before it).
+   */
+  beforeWrite?: () => void;
+}
+
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow, pendingNote?: string, opts?: GlobalAppendOptions): GlobalAppendResult;
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string, opts?: GlobalAppendOptions): GlobalAppendResult | null;
+export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow | null, pendingNote?: string, opts: GlobalAppendOptions = {}): GlobalAppendResult | null {
   ensurePrivateDir(stateDir);
   return withFileLock(path.join(stateDir, 'ledger.lock'), () => {
     // Read before opening: after a crash right after appending, the dead appender's row is the last one.
@@ -291,7 +299,7 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       if (rowIdentity(o.row) === lastIdentity) fs.rmSync(o.file, { force: true });
       else orphans.push(o);
     }
-    if (row === null && orphans.length === 0) return null;
+    if (row === null && orphans.length === 0) { opts.beforeWrite?.(); return null; }
     const signer = row?.kind === 'key_rotation' ? key : hostLedgerKey(stateDir, key, last);
     const log = new LedgerLog({
       dir: stateDir,
@@ -305,7 +313,9 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       allowSignerChange: true,
       onSealed: continuityHook(stateDir),
     });
+    let head: ReturnType<typeof startLedgerHead> | null = null;
     try {
+      opts.beforeWrite?.();
       const rec = log.recovered;
       if (rec && (rec.lost.bytes > 0 || rec.tornCheckpointBytes > 0 || log.unsealedCount > 0)) {
         // A previous appender died mid-append: say so in the chain itself.
@@ -323,12 +333,16 @@ export function appendGlobalRow(stateDir: string, key: KeyObject, row: GlobalRow
       let seq = -1;
       for (const o of orphans) seq = log.append(JSON.stringify(o.row));
       if (row) seq = log.append(JSON.stringify(row));
-      const checkpointSha256 = log.checkpoint('append');
-      writeLedgerHead(stateDir, log.lastCheckpointLine!);
+      // ledger.head's temporary written and its fsync started once the line is signed, beside the checkpoint's fsyncs
+      const checkpointSha256 = log.checkpoint('append', { onSigned: (_sha, line) => { head = startLedgerHead(stateDir, line); } });
+      const started = head!;
+      head = null;
+      started.finish();
       for (const o of orphans) fs.rmSync(o.file, { force: true });
       if (pendingNote) { fs.rmSync(pendingNote, { force: true }); releaseNote(pendingNote); }
       return { seq, checkpointSha256 };
     } catch (e) {
+      (head as ReturnType<typeof startLedgerHead> | null)?.abandon();
       // a disk failure: close() would flush and fsync again and throw over the real error; the next appender recovers the tail
       log.abandon();
       throw e;

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseCheckpointLine } from './checkpoint.js';
 import { GLOBAL_CHECKPOINTS_FILE } from './state.js';
-import { fsyncDir, readTail, writeFully } from './tail.js';
+import { EarlySync, fsyncDir, readTail, writeFully } from './tail.js';
 
 /**
  * Copies of the host ledger's latest signed checkpoint kept *outside* the
@@ -28,6 +28,36 @@ export function writeLedgerHead(stateDir: string, checkpointLine: Buffer): void 
   try { writeFully(fd, Buffer.concat([checkpointLine, Buffer.from('\n')])); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
   fs.renameSync(tmp, file);
   fsyncDir(stateDir);
+}
+
+/**
+ * writeLedgerHead in two steps: the temporary written and its fsync started on the threadpool as
+ * soon as the checkpoint line is signed (while the host ledger's own fsyncs and its continuity
+ * leaf run), then `finish()` once that checkpoint is durable: the temporary's fsync (as before),
+ * the rename, the directory sync. The same writes in the same order; ledger.head is replaced only
+ * after the checkpoint it copies is durable, as ever.
+ */
+export function startLedgerHead(stateDir: string, checkpointLine: Buffer): { finish: () => void; abandon: () => void } {
+  const file = path.join(stateDir, LEDGER_HEAD_FILE);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  let early: EarlySync;
+  try {
+    writeFully(fd, Buffer.concat([checkpointLine, Buffer.from('\n')]));
+    early = new EarlySync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return {
+    finish: () => {
+      early.sync();
+      fs.renameSync(tmp, file);
+      fsyncDir(stateDir);
+    },
+    /** the checkpoint failed: ledger.head stays as it was (the temporary is left, as a crash leaves it) */
+    abandon: () => early.release(),
+  };
 }
 
 export interface HostAnchor { index: number; treeSize: number; checkpointSha256: string }

@@ -12,7 +12,8 @@ import { sha256 } from './hash.js';
 import { hostAnchorAttributes } from './host-head.js';
 import { sealCrashed } from './seal-crashed.js';
 import { loadPrivateKey } from './keys.js';
-import { continuityHook } from './continuity.js';
+import { continuityHook, flushContinuity } from './continuity.js';
+import { log as logger } from '../log.js';
 import { LedgerLog } from './log-writer.js';
 import { isIoFault, LedgerOutage, takeUnrecordedOutage } from './outage.js';
 import { ensureHostKey } from './note-key-files.js';
@@ -23,7 +24,7 @@ import {
 } from './state.js';
 import { refuseUnsafeDir } from './safe-path.js';
 import { abandonPreparedSession, durableTempOf, placePreparedFiles, type PreparedSession } from './session-prepare.js';
-import { fsyncAsync, fsyncDir, writeFully, writeFullyAsync } from './tail.js';
+import { EarlySync, fsyncAsync, fsyncDir, writeFully, writeFullyAsync } from './tail.js';
 
 export interface SessionWriterOptions {
   /** Session directory; default `<stateDir>/sessions/<session id>`. */
@@ -114,6 +115,8 @@ function writeFileDurably(file: string, data: string): void {
 export class SessionWriter {
   private closed = false;
   private log!: LedgerLog;
+  /** while set, a seal's continuity leaf is deferred (src/ledger/continuity.ts), appended within this many ms at the latest */
+  private leafWithinMs: number | null = null;
   /** A disk failure in progress: appends refused and counted, the disk retried, the gap recorded on resume. */
   readonly outage: LedgerOutage;
 
@@ -184,7 +187,8 @@ export class SessionWriter {
       log: 'session',
       logId: open.session_id,
       key,
-      onSealed: continuityHook(stateDir),
+      // a seal's leaf can wait for the state dir's next continuity append (checkpoint's leafWithinMs, close)
+      onSealed: continuityHook(stateDir, () => writer?.leafWithinMs ?? null, (e) => logger.warn({ err: e.message, stateDir }, 'continuity: deferred leaves not appended; the next append takes them')),
       onBackgroundFailure: (e) => { if (writer && isIoFault(e) && !writer.outage.failing) writer.fault(e); },
       flushBytes: 1 << 20, // a flood's writes (and hash jobs) in 1 MiB pieces, not 256 KiB: a quarter of the syscalls and handoffs; the 100 ms timer still bounds what a kill loses
       asyncSeal: true, // a flood's count checkpoints fsync on the threadpool; close and explicit ones stay synchronous
@@ -246,10 +250,19 @@ export class SessionWriter {
     if (!this.outage.failing) this.log.setCounters(counters, drops);
   }
 
-  /** Seal now (e.g. at a pulse window close). */
-  checkpoint(reason: CheckpointReason = 'window'): void {
+  /**
+   * Seal now (e.g. at a pulse window close), durable when it returns. `leafWithinMs`: its
+   * continuity leaf may wait for the state dir's next continuity append, this long at the
+   * latest (the resident daemon's `sensor.start` seal: the agent waits for the seal, not the leaf).
+   */
+  checkpoint(reason: CheckpointReason = 'window', opts: { leafWithinMs?: number } = {}): void {
     if (this.outage.failing) throw new WitnessError('E_IO', 'session ledger is not writable (outage in progress); no checkpoint', { file: this.dir });
-    this.guard(() => this.log.checkpoint(reason));
+    this.leafWithinMs = opts.leafWithinMs ?? null;
+    try {
+      this.guard(() => this.log.checkpoint(reason));
+    } finally {
+      this.leafWithinMs = null;
+    }
   }
 
   /** An I/O failure of the log starts the outage (LedgerOutage.faultOf, src/ledger/outage.ts); others pass through. */
@@ -347,19 +360,53 @@ export class SessionWriter {
     const temp = writeTempDurablyAsync(sessionPath, sessionText);
     let row: SessionRow | null = null;
     let noting: Promise<string> | null = null;
+    // The final checkpoint's continuity leaf goes with the host-ledger row's, in one append (one
+    // lock, two fsyncs, not four), the final one first as ever. A crash before that append leaves
+    // what a crash between a seal and its leaf leaves (src/ledger/continuity.ts, deferContinuity).
     try {
-      this.log.checkpoint('shutdown', { sessionSha256: sessionSha, onSigned: (sha) => { row = rowOf(sha); noting = notePendingRowAsync(this.stateDir, row); } });
+      try {
+        this.leafWithinMs = 1000;
+        this.log.checkpoint('shutdown', { sessionSha256: sessionSha, onSigned: (sha) => { row = rowOf(sha); noting = notePendingRowAsync(this.stateDir, row); } });
+      } finally {
+        this.leafWithinMs = null;
+      }
       this.log.close();
+    } catch (e) {
+      this.flushLeaves();
+      throw e;
     } finally {
       // a failed seal: what runs on the threadpool still settles, unheard (the session stays unclosed)
       temp.catch(() => {});
       (noting as Promise<string> | null)?.catch(() => {});
     }
-    const [tmp, note] = await Promise.all([temp, noting!]);
-    fs.renameSync(tmp, sessionPath);
-    fsyncDir(this.dir);
-    fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
-    this.unlock();
-    appendGlobalRow(this.stateDir, this.log.signingKey, row!, note);
+    try {
+      const [tmp, note] = await Promise.all([temp, noting!]);
+      fs.renameSync(tmp, sessionPath);
+      // session.json's entry durable before the row is written, as ever: its directory's fsync starts
+      // now on the threadpool and is made (fsyncSync) under the host-ledger lock before the row's first
+      // byte, while the lock, the ledger's tail and its orphan notes were read meanwhile
+      const entry = EarlySync.of(this.dir);
+      let entryDurable = false;
+      const sealed = (): void => {
+        if (entryDurable) return;
+        entry.sync();
+        entryDurable = true;
+        fs.rmSync(path.join(this.dir, SESSION_OPEN_FILE), { force: true });
+        this.unlock();
+      };
+      try {
+        appendGlobalRow(this.stateDir, this.log.signingKey, row!, note, { beforeWrite: sealed });
+      } finally {
+        // the append failed before writing (its lock, its reads): the session is sealed all the same, its row noted
+        try { sealed(); } finally { entry.release(); }
+      }
+    } finally {
+      this.flushLeaves(); // the row's append took the leaf, unless it failed before its seal
+    }
+  }
+
+  /** Deferred continuity leaves appended now; a failure is logged (they wait for the next append), never thrown over the caller's error. */
+  private flushLeaves(): void {
+    try { flushContinuity(this.stateDir); } catch (e) { logger.warn({ err: (e as Error).message, stateDir: this.stateDir }, 'continuity: deferred leaves not appended; the next append takes them'); }
   }
 }

@@ -84,3 +84,34 @@ export async function fsyncDirAsync(dir: string): Promise<void> {
   const fd = fs.openSync(dir, 'r');
   try { await fsyncAsync(fd); } finally { fs.closeSync(fd); }
 }
+
+/**
+ * An fsync started early on libuv's threadpool, for a synchronous writer that needs the file
+ * durable a little later: `sync()` is the fsyncSync it always made, at the same point, so no
+ * ordering changes; it only finds the journal commit under way or done (ext4 shares one commit
+ * among concurrent fsyncs), instead of starting it. The fd stays open until the early fsync has
+ * returned (it is never closed under a threadpool call); `sync()` may throw as fsyncSync does.
+ */
+export class EarlySync {
+  private done = false;
+  private released = false;
+  constructor(readonly fd: number) {
+    fs.fsync(fd, () => { this.done = true; if (this.released) this.closeFd(); });
+  }
+
+  /** Opens `file` (a directory too) read-only and starts its fsync. */
+  static of(file: string): EarlySync { return new EarlySync(fs.openSync(file, 'r')); }
+
+  /** The synchronous fsync, then the fd is let go (closed now, or when the early one returns). */
+  sync(): void {
+    try { fs.fsyncSync(this.fd); } finally { this.release(); }
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.done) this.closeFd();
+  }
+
+  private closeFd(): void { try { fs.closeSync(this.fd); } catch { /* closed already */ } }
+}
