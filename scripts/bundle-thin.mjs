@@ -3,7 +3,7 @@
 // statically, docs/resident.md) as one file, dist/cli/run-thin.js: Node's ESM loader costs ~0.5 ms a
 // module, ~7 ms of every resident call. main.js loads it only while dist/cli/run-thin.json still
 // names every bundled module at the size and mtime it was bundled from (any tsc run since
-// rewrites them), so a stale bundle never runs; without rolldown (a vitest dependency) there is
+// rewrites them), so a stale bundle never runs; without rolldown (a devDependency) there is
 // no bundle and main.js imports the modules. Dynamic imports stay separate modules.
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
