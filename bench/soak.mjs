@@ -181,7 +181,7 @@ for (const [name, st] of Object.entries(stopped?.sinks ?? {})) {
 }
 const holds = samples.map((x) => x.holdMs).filter((x) => x !== undefined);
 say(`| longest event-loop hold (heartbeats seen: ${holds.length}) | ${holds.length ? Math.max(...holds) : '?'} ms |`);
-for (const k of ['witness.identity.processes', 'witness.identity.evicted', 'witness.store.trimmed_size', 'witness.store.trimmed_age']) {
+for (const k of ['witness.identity.processes', 'witness.identity.evicted', 'witness.store.trimmed_size', 'witness.store.trimmed_age', 'witness.store.orphans']) {
   if (a[k] !== undefined) say(`| ${k} (final) | ${a[k]} |`);
 }
 say(`| daemon exit | ${code} |`);

@@ -21,7 +21,7 @@ describe('events table (migration 3)', () => {
     try {
       expect(MIGRATIONS.some((m) => m.version === 3 && m.name === 'events')).toBe(true);
       const cols = store.db.prepare("SELECT name FROM pragma_table_info('events')").pluck().all();
-      expect(cols).toEqual(['id', 'time_ms', 'event', 'agent', 'pid', 'line']);
+      expect(cols).toEqual(['id', 'time_ms', 'event', 'agent', 'pid', 'line', 'ctx']); // ctx: migration 6
       expect(store.schemaVersion).toBeGreaterThanOrEqual(3);
     } finally {
       store.close();

@@ -5,6 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
 import { openStore } from '../src/store/db.js';
 import { EventStore } from '../src/store/events.js';
+import { ContextCompactor } from '../src/events/compact.js';
+import { compactLine } from '../src/export/ndjson-line.js';
+import { WholeLine } from '../src/export/whole-line.js';
 import { writeInRounds } from './helpers/store-rounds.js';
 
 // The compiled sink: its worker is dist/store/events-worker.js (tsc runs before the tests).
@@ -44,6 +47,37 @@ describe('the store sink on its own thread', () => {
       const lines = events.query({ limit: 2 }).map((l) => JSON.parse(l) as Envelope);
       expect(lines.map((e) => e.attributes['file.path'])).toEqual(['/tmp/f12343', '/tmp/f12344']);
       expect(lines[1]).toEqual(env(12_344));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('carries compact rows and their keys across the thread: queried back whole, each with its own context', async () => {
+    const sink = new WorkerStoreSink({ path });
+    const compactor = new ContextCompactor();
+    const whole = new WholeLine();
+    const decided = { compact: false, full: false };
+    const envs: Envelope[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const pid = 400 + (i % 3);
+      const e = env(i);
+      Object.assign(e.attributes, { 'process.pid': pid, 'thread.id': pid, 'witness.process.key': `${pid}-1`, 'process.user.id': i < 1500 ? 0 : 1000, 'process.command': 'tar' });
+      envs.push(e);
+    }
+    for (const e of envs) {
+      const line = compactLine(compactor, e, decided);
+      whole.set(e, line, decided.compact, decided.full);
+      sink.write(e, line, whole);
+    }
+    await sink.flush();
+    expect(sink.stats()).toMatchObject({ written: 3000, dropped: 0 });
+    await sink.close();
+    expect(sink.orphans).toBe(0);
+    const store = openStore(path);
+    try {
+      // six context records (three keys, each before and after its setuid), the rest compact
+      expect(store.db.prepare('SELECT count(*) FROM events WHERE ctx IS NULL').pluck().get()).toBe(6);
+      expect(new EventStore(store).query({}).map((l) => JSON.parse(l) as Envelope)).toEqual(envs);
     } finally {
       store.close();
     }

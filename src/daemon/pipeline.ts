@@ -39,7 +39,7 @@ export class Pipeline {
   private readonly compactor = new ContextCompactor();
   /** the whole record's line for the sinks that keep it (the store), built at most once and mostly reused */
   readonly whole = new WholeLine();
-  private readonly decided = { compact: false };
+  private readonly decided = { compact: false, full: false };
 
   constructor(
     private enricher: ReloadableEnricher,
@@ -99,7 +99,7 @@ export class Pipeline {
     // Lines carry each process's context once (src/events/compact.ts); sinks
     // that need the whole record (OTLP, the store) read it from `env`.
     const line = compactLine(this.compactor, env, this.decided); // JSON.stringify(compactor.compact(env)), byte for byte
-    this.whole.set(env, line, this.decided.compact);
+    this.whole.set(env, line, this.decided.compact, this.decided.full);
     for (const s of this.sinks) s.write(env, line, this.whole);
   }
 

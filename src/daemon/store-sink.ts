@@ -3,7 +3,8 @@ import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
 import type { WholeLine } from '../export/whole-line.js';
 import { BatchQueue, DEFAULT_QUEUE_BYTES } from '../export/batch-queue.js';
-import { EventStore, plainRow, type PlainRow, type RetentionPolicy } from '../store/events.js';
+import { EventStore, type PlainRow, type RetentionPolicy } from '../store/events.js';
+import { StoreRows } from '../store/store-rows.js';
 import type { Store } from '../store/db.js';
 
 export interface StoreSinkOptions {
@@ -36,6 +37,7 @@ export class StoreSink extends BatchQueue<PlainRow> implements Sink {
   trimmedByAge = 0;
   trimmedBySize = 0;
   private retaining = false;
+  private readonly rows = new StoreRows();
 
   constructor(store: Store, opts: StoreSinkOptions | number = {}) {
     const o = typeof opts === 'number' ? { maxQueued: opts } : opts;
@@ -50,19 +52,20 @@ export class StoreSink extends BatchQueue<PlainRow> implements Sink {
   }
 
   /**
-   * The store keeps the whole record (context joined), not the compact line
-   * the file sinks get, so `witness query` can answer from any one row.
-   * Serialised here, not at delivery: a queued string weighs exactly what
-   * the byte bound counts, and the envelope's object graph dies young
-   * instead of waiting in the queue into the old generation (a queue of
-   * envelopes held ~300 MiB of heap at 100k rows and kept the GC busy).
+   * The row is the file sinks' line (compact where theirs is; `witness
+   * query` joins the context back: src/store/store-rows.ts). A string, not
+   * the envelope, waits in the queue: it weighs exactly what the byte bound
+   * counts, and the envelope's object graph dies young instead of waiting
+   * in the queue into the old generation (a queue of envelopes held ~300 MiB
+   * of heap at 100k rows and kept the GC busy).
    */
-  write(env: Envelope, _line: string, whole?: WholeLine): void {
+  write(env: Envelope, line: string, whole?: WholeLine): void {
     if (this.full()) {
       this.refuse(); // counted; nothing serialised for a row that cannot be queued
+      this.rows.refused(env, whole);
       return;
     }
-    this.push(plainRow(env, whole ? whole.get() : JSON.stringify(env)));
+    this.push(this.rows.row(env, line, whole));
   }
 
   protected async deliver(rows: PlainRow[]): Promise<void> {
@@ -115,6 +118,7 @@ export class StoreSink extends BatchQueue<PlainRow> implements Sink {
     return {
       'witness.store.trimmed_age': this.trimmedByAge,
       'witness.store.trimmed_size': this.trimmedBySize,
+      'witness.store.orphans': this.events.contexts.orphans,
     };
   }
 

@@ -6,7 +6,8 @@ import { log } from '../log.js';
 import type { Sink } from '../pipeline/types.js';
 import type { WholeLine } from '../export/whole-line.js';
 import { BatchQueue, DEFAULT_QUEUE_BYTES } from '../export/batch-queue.js';
-import { plainRow, type PlainRow, type RetentionPolicy } from '../store/events.js';
+import type { PlainRow, RetentionPolicy } from '../store/events.js';
+import { StoreRows } from '../store/store-rows.js';
 import { rowBatch, type StoreReply, type StoreRequest, type StoreWorkerData } from '../store/events-worker.js';
 
 export interface WorkerStoreSinkOptions {
@@ -28,8 +29,8 @@ export function storeWorkerAvailable(): boolean {
 /**
  * The store sink of the daemon, its inserts and retention on a thread of
  * their own (src/store/events-worker.ts). What stays here is what was cheap
- * and had to be: serialising the whole record (the envelope dies young on
- * this thread) and the bounded, counted queue. One batch is in flight at a
+ * and had to be: choosing each row's line (the envelope dies young on this
+ * thread) and the bounded, counted queue. One batch is in flight at a
  * time; the rows of a batch the worker could not insert, or that were in
  * flight when the worker died, are counted as dropped, never lost silently.
  * Batches are 1000 rows (~5 ms of insert) so that the daemon's own
@@ -45,7 +46,10 @@ export class WorkerStoreSink extends BatchQueue<PlainRow> implements Sink {
   private warned = false;
   trimmedByAge = 0;
   trimmedBySize = 0;
+  /** compact rows the worker stored without their context (src/store/event-contexts.ts) */
+  orphans = 0;
   private retaining = false;
+  private readonly rows = new StoreRows();
 
   constructor(opts: WorkerStoreSinkOptions) {
     super(opts.maxQueued ?? 100_000, 1000, opts.maxQueuedBytes ?? DEFAULT_QUEUE_BYTES);
@@ -72,13 +76,14 @@ export class WorkerStoreSink extends BatchQueue<PlainRow> implements Sink {
     return row.line.length;
   }
 
-  /** The whole record (context joined), as StoreSink: `witness query` answers from any one row. */
-  write(env: Envelope, _line: string, whole?: WholeLine): void {
+  /** The file sinks' line, compact where theirs is, as StoreSink (src/store/store-rows.ts). */
+  write(env: Envelope, line: string, whole?: WholeLine): void {
     if (this.full()) {
       this.refuse();
+      this.rows.refused(env, whole);
       return;
     }
-    this.push(plainRow(env, whole ? whole.get() : JSON.stringify(env)));
+    this.push(this.rows.row(env, line, whole));
   }
 
   private ask(req: StoreRequest): Promise<StoreReply> {
@@ -92,6 +97,7 @@ export class WorkerStoreSink extends BatchQueue<PlainRow> implements Sink {
   private account(r: StoreReply, rows: number): void {
     this.trimmedByAge += r.deletedByAge;
     this.trimmedBySize += r.deletedBySize;
+    if (r.orphans !== undefined) this.orphans = r.orphans;
     if (r.error !== undefined) {
       this.dropped += rows;
       if (!this.warned) log.error({ err: r.error }, 'store insert failed; events dropped from the store');
@@ -130,7 +136,7 @@ export class WorkerStoreSink extends BatchQueue<PlainRow> implements Sink {
   }
 
   heartbeatAttributes(): Record<string, number> {
-    return { 'witness.store.trimmed_age': this.trimmedByAge, 'witness.store.trimmed_size': this.trimmedBySize };
+    return { 'witness.store.trimmed_age': this.trimmedByAge, 'witness.store.trimmed_size': this.trimmedBySize, 'witness.store.orphans': this.orphans };
   }
 
   async flush(): Promise<void> {

@@ -158,13 +158,35 @@ export class ContextJoiner {
       this.known.set(key, snapshotOf(a));
     } else {
       const s = this.known.get(key);
-      const j: Attributes = { ...a };
-      if (!(THREAD_ID in j) && typeof a['process.pid'] === 'number') j[THREAD_ID] = a['process.pid'];
       if (s === undefined) this.orphans++;
-      else for (let i = 0; i < CONTEXT_KEYS.length; i++) if (s[i] !== undefined) j[CONTEXT_KEYS[i]!] = s[i]!;
-      out = { time: env.time, event: env.event, attributes: j };
+      out = joinContext(env, s === undefined ? undefined : contextOf(s));
     }
     if (env.event === 'process.exit') this.known.delete(key);
     return out;
   }
+}
+
+/** The context attributes of a full record (its CONTEXT_KEYS present): what a compact record of its key leaves out. */
+export function contextAttributes(a: Attributes): Attributes {
+  return contextOf(snapshotOf(a));
+}
+
+function contextOf(s: Snapshot): Attributes {
+  const c: Attributes = {};
+  for (let i = 0; i < CONTEXT_KEYS.length; i++) if (s[i] !== undefined) c[CONTEXT_KEYS[i]!] = s[i]!;
+  return c;
+}
+
+/**
+ * A compact record with its context put back (`context` from
+ * contextAttributes of its key's context record; undefined when that record
+ * is unknown: the thread id alone comes back). The joined attributes hold the
+ * same names and values as the full record; the context keys come last.
+ */
+export function joinContext(env: Envelope, context: Attributes | undefined): Envelope {
+  const a = env.attributes;
+  const j: Attributes = { ...a };
+  if (!(THREAD_ID in j) && typeof a['process.pid'] === 'number') j[THREAD_ID] = a['process.pid'];
+  if (context !== undefined) Object.assign(j, context);
+  return { time: env.time, event: env.event, attributes: j };
 }

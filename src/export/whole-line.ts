@@ -1,3 +1,4 @@
+import { COMPACT, FULL, WHOLE, type Decision } from '../events/compact.js';
 import type { Envelope } from '../events/envelope.js';
 
 /**
@@ -21,6 +22,8 @@ export class WholeLine {
   private env: Envelope | null = null;
   private line = '';
   private compact = false;
+  /** the compactor's decision for the current record (the store keeps compact lines: src/store/store-rows.ts) */
+  decision: Decision = WHOLE;
   private text: string | null = null;
   private compactTail = '';
   private wholeTail: string | null = null;
@@ -28,11 +31,12 @@ export class WholeLine {
   reused = 0;
   serialised = 0;
 
-  /** The record the pipeline is writing now, its line, and whether that line is compact. */
-  set(env: Envelope, line: string, compact: boolean): void {
+  /** The record the pipeline is writing now, its line, whether that line is compact, and whether it is its key's context record. */
+  set(env: Envelope, line: string, compact: boolean, full = false): void {
     this.env = env;
     this.line = line;
     this.compact = compact;
+    this.decision = compact ? COMPACT : full ? FULL : WHOLE;
     this.text = null;
     if (!compact) this.wholeTail = null;
   }

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from './db.js';
 import { EventStore, type PlainRow, type RetentionPolicy } from './events.js';
+import type { RowForm } from './event-contexts.js';
 
 /**
  * The store's writer thread (src/daemon/store-worker-sink.ts): the events
@@ -14,7 +15,7 @@ import { EventStore, type PlainRow, type RetentionPolicy } from './events.js';
 export interface StoreWorkerData { path: string; retention: RetentionPolicy }
 
 /** A batch, column by column: one string of lines (NDJSON: no raw newline in a line) and one array per column. */
-export interface RowBatch { lines: string; timeMs: Float64Array; pid: Float64Array; event: string[]; agent: (string | null)[] }
+export interface RowBatch { lines: string; timeMs: Float64Array; pid: Float64Array; event: string[]; agent: (string | null)[]; form: Uint8Array; key: (string | null)[] }
 
 export type StoreRequest =
   | { id: number; op: 'append'; batch: RowBatch; trimRows: number }
@@ -22,12 +23,15 @@ export type StoreRequest =
   | { id: number; op: 'close' };
 
 /** `written`: rows inserted; `error`: the insert failed (nothing of the batch written); `trimError`: the retention step after it failed. */
-export interface StoreReply { id: number; written: number; deletedByAge: number; deletedBySize: number; error?: string; trimError?: string }
+export interface StoreReply { id: number; written: number; deletedByAge: number; deletedBySize: number; orphans?: number; error?: string; trimError?: string }
 
 /** The rows of a batch (worker side). */
 export function batchRows(b: RowBatch): PlainRow[] {
   const lines = b.lines.split('\n');
-  return lines.map((line, i) => ({ timeMs: b.timeMs[i]!, event: b.event[i]!, agent: b.agent[i] ?? null, pid: Number.isNaN(b.pid[i]) ? null : b.pid[i]!, line }));
+  return lines.map((line, i) => ({
+    timeMs: b.timeMs[i]!, event: b.event[i]!, agent: b.agent[i] ?? null, pid: Number.isNaN(b.pid[i]) ? null : b.pid[i]!, line,
+    form: b.form[i] as RowForm, key: b.key[i] ?? null,
+  }));
 }
 
 /** A batch of rows (main side). */
@@ -37,6 +41,8 @@ export function rowBatch(rows: readonly PlainRow[]): RowBatch {
   const event: string[] = new Array(rows.length);
   const agent: (string | null)[] = new Array(rows.length);
   const lines: string[] = new Array(rows.length);
+  const form = new Uint8Array(rows.length);
+  const key: (string | null)[] = new Array(rows.length);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
     timeMs[i] = r.timeMs;
@@ -44,8 +50,10 @@ export function rowBatch(rows: readonly PlainRow[]): RowBatch {
     event[i] = r.event;
     agent[i] = r.agent;
     lines[i] = r.line;
+    form[i] = r.form;
+    key[i] = r.key;
   }
-  return { lines: lines.join('\n'), timeMs, pid, event, agent };
+  return { lines: lines.join('\n'), timeMs, pid, event, agent, form, key };
 }
 
 function serve(data: StoreWorkerData): void {
@@ -68,6 +76,7 @@ function serve(data: StoreWorkerData): void {
         const rows = batchRows(req.batch);
         events.appendPlain(rows);
         reply.written = rows.length;
+        reply.orphans = events.contexts.orphans;
       } catch (err) {
         reply.error = (err as Error).message;
         parentPort!.postMessage(reply);

@@ -1,11 +1,15 @@
 import type Database from 'better-sqlite3';
-import { parseRfc3339Nanos, type Envelope } from '../events/envelope.js';
+import { joinContext } from '../events/compact.js';
+import { parseRfc3339Nanos, type Attributes, type Envelope } from '../events/envelope.js';
 import type { Store } from './db.js';
+import { EventContexts, ROW_COMPACT, ROW_CONTEXT, ROW_WHOLE, type RowForm } from './event-contexts.js';
 
 /**
  * The `events` table (migration 3): every exported envelope with its exact
  * NDJSON line, indexed by time, agent and event name for `witness query`,
- * and trimmed by age and by size so the store cannot fill the disk.
+ * and trimmed by age and by size so the store cannot fill the disk. A
+ * compact line's process context is in `event_contexts` (migration 6,
+ * src/store/event-contexts.ts); `query` joins it back.
  */
 export interface EventRow {
   env: Envelope;
@@ -19,6 +23,10 @@ export interface PlainRow {
   agent: string | null;
   pid: number | null;
   line: string;
+  /** ROW_WHOLE unless the sink knows better (src/store/store-rows.ts) */
+  form: RowForm;
+  /** witness.process.key of a CONTEXT or COMPACT row */
+  key: string | null;
 }
 
 let lastSecond = '';
@@ -35,12 +43,12 @@ export function timeMsOf(time: string): number {
   return lastSecondMs + Number(time.slice(20, 23));
 }
 
-/** The row for an envelope and its line. */
-export function plainRow(env: Envelope, line: string): PlainRow {
+/** The row for an envelope and its line (the whole record unless `form` says otherwise). */
+export function plainRow(env: Envelope, line: string, form: RowForm = ROW_WHOLE, key: string | null = null): PlainRow {
   const a = env.attributes;
   const agent = a['witness.agent'];
   const pid = a['process.pid'];
-  return { timeMs: timeMsOf(env.time), event: env.event, agent: typeof agent === 'string' ? agent : null, pid: typeof pid === 'number' ? pid : null, line };
+  return { timeMs: timeMsOf(env.time), event: env.event, agent: typeof agent === 'string' ? agent : null, pid: typeof pid === 'number' ? pid : null, line, form, key };
 }
 
 export interface EventQuery {
@@ -72,22 +80,42 @@ export class EventStore {
   private readonly insertMany: (rows: readonly PlainRow[]) => void;
   private trimAge: Database.Statement | undefined;
   private trimOldest: Database.Statement | undefined;
+  /** the contexts compact rows point at (this connection's writer side) */
+  readonly contexts: EventContexts;
 
   constructor(readonly store: Store) {
-    this.insert = store.db.prepare('INSERT INTO events (time_ms, event, agent, pid, line) VALUES (?, ?, ?, ?, ?)');
+    this.contexts = new EventContexts(store.db);
+    this.insert = store.db.prepare('INSERT INTO events (time_ms, event, agent, pid, line, ctx) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertMany = store.db.transaction((rows: readonly PlainRow[]) => {
-      for (const r of rows) this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line);
+      const contexts = this.contexts;
+      for (const r of rows) {
+        if (r.form === ROW_COMPACT) {
+          const ctx = contexts.idFor(r.key!);
+          const id = this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line, ctx).lastInsertRowid;
+          if (ctx !== null) contexts.touch(ctx, Number(id));
+        } else {
+          this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line, null);
+          if (r.form === ROW_CONTEXT) contexts.note(r.key!, r.line);
+        }
+      }
+      contexts.finishBatch();
     });
   }
 
   /** Appends rows in one transaction (one fsync-free WAL commit per batch). */
   append(rows: readonly EventRow[]): void {
-    if (rows.length > 0) this.insertMany(rows.map((r) => plainRow(r.env, r.line)));
+    if (rows.length > 0) this.appendPlain(rows.map((r) => plainRow(r.env, r.line)));
   }
 
   /** Appends rows already reduced to their columns (the store sink's queue holds these). */
   appendPlain(rows: readonly PlainRow[]): void {
-    if (rows.length > 0) this.insertMany(rows);
+    if (rows.length === 0) return;
+    try {
+      this.insertMany(rows);
+    } catch (err) {
+      this.contexts.rolledBack(rows.filter((r) => r.form === ROW_CONTEXT) as { key: string; line: string }[]);
+      throw err;
+    }
   }
 
   /** Matching NDJSON lines in time order (oldest first). */
@@ -101,9 +129,12 @@ export class EventStore {
     if (q.untilMs !== undefined) { where.push('time_ms < ?'); args.push(q.untilMs); }
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(q.limit))}` : '';
     // Newest N, then back into time order: `--limit 100` means the latest 100.
-    const sql = `SELECT line FROM (SELECT id, time_ms, line FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ` +
-      `ORDER BY time_ms DESC, id DESC${limit}) ORDER BY time_ms, id`;
-    return (this.store.db.prepare(sql).pluck().all(...args) as string[]);
+    const sql = `SELECT e.line AS line, c.attrs AS attrs FROM (SELECT id, time_ms, line, ctx FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY time_ms DESC, id DESC${limit}) e LEFT JOIN event_contexts c ON c.id = e.ctx ORDER BY e.time_ms, e.id`;
+    const rows = this.store.db.prepare(sql).all(...args) as { line: string; attrs: string | null }[];
+    // a compact row comes back whole: the same names and values as the record the pipeline had
+    return rows.map((r) => r.attrs === null ? r.line
+      : JSON.stringify(joinContext(JSON.parse(r.line) as Envelope, JSON.parse(r.attrs) as Attributes)));
   }
 
   count(): number {
@@ -143,6 +174,7 @@ export class EventStore {
       this.trimOldest ??= this.store.db.prepare('DELETE FROM events WHERE id < (SELECT min(id) FROM events) + ?');
       deletedBySize = this.trimOldest.run(limit - deletedByAge).changes;
     }
+    if (deletedByAge + deletedBySize > 0) this.contexts.trim();
     return { deletedByAge, deletedBySize };
   }
 
