@@ -89,6 +89,25 @@ describe('events table (migration 3)', () => {
     }
   });
 
+  it('the event index (migration 7) leaves file.write out, and queries for other events still use it', () => {
+    const store = openStore(':memory:');
+    try {
+      const ev = new EventStore(store);
+      const rows = [];
+      for (let i = 0; i < 300; i++) rows.push(env(T0 + i, i % 10 === 0 ? 'process.exec' : 'file.write', null, 100 + i));
+      ev.append(rows);
+      const entries = store.db.prepare("SELECT count(*) FROM events INDEXED BY events_event_time WHERE event <> 'file.write'").pluck().get();
+      expect(entries).toBe(30);
+      // the query carries the index's own term, or SQLite would walk the time index for a rare event
+      expect(ev.plan({ event: 'process.exec', limit: 5 })).toMatch(/USING INDEX events_event_time/);
+      expect(ev.plan({ event: 'file.write', limit: 5 })).not.toMatch(/events_event_time/);
+      expect(ev.query({ event: 'process.exec' })).toEqual(rows.filter((_, i) => i % 10 === 0).map((r) => r.line));
+      expect(ev.query({ event: 'file.write', limit: 3 })).toEqual(rows.filter((_, i) => i % 10 !== 0).slice(-3).map((r) => r.line));
+    } finally {
+      store.close();
+    }
+  });
+
   it('the agent index (migration 5) holds attributed rows only, and agent queries still use it', () => {
     const store = openStore(':memory:');
     try {
