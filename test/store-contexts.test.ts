@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreSink } from '../src/daemon/store-sink.js';
-import { ContextCompactor } from '../src/events/compact.js';
+import { ContextCompactor, WHOLE, type Decision } from '../src/events/compact.js';
 import { rfc3339Nanos, type Attributes, type Envelope } from '../src/events/envelope.js';
 import { compactLine } from '../src/export/ndjson-line.js';
 import { WholeLine } from '../src/export/whole-line.js';
 import { openStore, type Store } from '../src/store/db.js';
 import { EventStore, type PlainRow } from '../src/store/events.js';
-import { ROW_COMPACT } from '../src/store/event-contexts.js';
+import { ROW_COMPACT, ROW_WHOLE } from '../src/store/event-contexts.js';
 import { StoreRows } from '../src/store/store-rows.js';
 
 /**
@@ -36,10 +36,10 @@ function rec(key: string, pid: number, uid: number, path: string, event = 'file.
 /** Writes `envs` to `sink` as the daemon's pipeline does (src/daemon/pipeline.ts, toSinks). */
 function feed(sink: { write(env: Envelope, line: string, whole?: WholeLine): void }, envs: readonly Envelope[], compactor = new ContextCompactor()): void {
   const whole = new WholeLine();
-  const decided = { compact: false, full: false };
+  const decided: { decision: Decision } = { decision: WHOLE };
   for (const env of envs) {
     const line = compactLine(compactor, env, decided);
-    whole.set(env, line, decided.compact, decided.full);
+    whole.set(env, line, decided.decision);
     sink.write(env, line, whole);
   }
 }
@@ -97,6 +97,31 @@ describe('compact rows in the store', () => {
     expect(parsed(sink.events.query({ pid: 300 }))).toEqual([...before, ...after]);
     expect(sink.events.contexts.orphans).toBe(0);
     await sink.close();
+  });
+
+  it('a key the sink forgot (past its bound) has its compact rows stored whole', () => {
+    const maker = new StoreRows(2);
+    const sink = { rows: [] as PlainRow[], write(env: Envelope, line: string, whole?: WholeLine) { this.rows.push(maker.row(env, line, whole)); } };
+    const compactor = new ContextCompactor();
+    feed(sink, [rec('1-1', 1, 0, '/a'), rec('2-2', 2, 0, '/b'), rec('3-3', 3, 0, '/c')], compactor); // three context records: 1-1 forgotten
+    sink.rows.length = 0;
+    const late = rec('1-1', 1, 0, '/d');
+    feed(sink, [late], compactor); // compact in the file's stream (the compactor still knows 1-1)
+    expect(sink.rows[0]!.form).toBe(ROW_WHOLE);
+    expect(JSON.parse(sink.rows[0]!.line)).toEqual(late);
+  });
+
+  it('a compact row whose context the writer forgot is counted as an orphan and still queried back', () => {
+    const events = new EventStore(store, 1); // a writer that remembers one key
+    const ctx = events.contexts;
+    const maker = new StoreRows();
+    const sink = { rows: [] as PlainRow[], write(env: Envelope, line: string, whole?: WholeLine) { this.rows.push(maker.row(env, line, whole)); } };
+    feed(sink, [rec('1-1', 1, 0, '/a'), rec('2-2', 2, 0, '/b'), rec('1-1', 1, 0, '/c')]);
+    events.appendPlain(sink.rows);
+    expect(ctx.orphans).toBe(1);
+    const back = parsed(events.query({ pid: 1 }));
+    expect(back.map((e) => e.attributes['file.path'])).toEqual(['/a', '/c']);
+    expect(back[1]!.attributes['witness.process.key']).toBe('1-1'); // the filterable fields stay; its context is missing
   });
 
   it('retention deletes contexts no kept row needs, and writes a quiet process\'s context again when it speaks', () => {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
 import { openStore } from '../src/store/db.js';
 import { EventStore } from '../src/store/events.js';
-import { ContextCompactor } from '../src/events/compact.js';
+import { ContextCompactor, WHOLE, type Decision } from '../src/events/compact.js';
 import { compactLine } from '../src/export/ndjson-line.js';
 import { WholeLine } from '../src/export/whole-line.js';
 import { writeInRounds } from './helpers/store-rounds.js';
@@ -56,7 +56,7 @@ describe('the store sink on its own thread', () => {
     const sink = new WorkerStoreSink({ path });
     const compactor = new ContextCompactor();
     const whole = new WholeLine();
-    const decided = { compact: false, full: false };
+    const decided: { decision: Decision } = { decision: WHOLE };
     const envs: Envelope[] = [];
     for (let i = 0; i < 3000; i++) {
       const pid = 400 + (i % 3);
@@ -66,7 +66,7 @@ describe('the store sink on its own thread', () => {
     }
     for (const e of envs) {
       const line = compactLine(compactor, e, decided);
-      whole.set(e, line, decided.compact, decided.full);
+      whole.set(e, line, decided.decision);
       sink.write(e, line, whole);
     }
     await sink.flush();

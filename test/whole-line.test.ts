@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSink } from '../src/daemon/store-sink.js';
-import { ContextCompactor } from '../src/events/compact.js';
+import { COMPACT, ContextCompactor, WHOLE, type Decision } from '../src/events/compact.js';
 import { rfc3339Nanos, type Attributes, type Envelope } from '../src/events/envelope.js';
 import { compactLine } from '../src/export/ndjson-line.js';
 import { WholeLine } from '../src/export/whole-line.js';
@@ -30,10 +30,10 @@ function open(key: string, pid: number, uid: number, exe: string, path = '/dev/n
 function wholeLines(envs: Envelope[]): { lines: string[]; whole: WholeLine } {
   const compactor = new ContextCompactor();
   const whole = new WholeLine();
-  const decided = { compact: false };
+  const decided: { decision: Decision } = { decision: WHOLE };
   const lines = envs.map((env) => {
     const line = compactLine(compactor, env, decided);
-    whole.set(env, line, decided.compact);
+    whole.set(env, line, decided.decision);
     return whole.get();
   });
   return { lines, whole };
@@ -74,12 +74,13 @@ describe('whole lines for the store', () => {
     try {
       const compactor = new ContextCompactor();
       const whole = new WholeLine();
-      const decided = { compact: false };
+      const decided: { decision: Decision } = { decision: WHOLE };
       const envs: Envelope[] = [];
       for (let i = 0; i < 3000; i++) envs.push(open(i % 7 === 0 ? 'k2' : 'k1', i % 7 === 0 ? 202 : 101, i < 1500 ? 0 : 1000, '/bin/paced'));
       for (const env of envs) {
         const line = compactLine(compactor, env, decided);
-        whole.set(env, line, decided.compact);
+        // context records passed as plain whole records: the store keeps WholeLine's whole lines (the fallback path)
+        whole.set(env, line, decided.decision === COMPACT ? COMPACT : WHOLE);
         sink.write(env, line, whole);
       }
       await sink.flush();

@@ -1,4 +1,4 @@
-import { ContextCompactor } from '../events/compact.js';
+import { ContextCompactor, WHOLE, type Decision } from '../events/compact.js';
 import { compactLine } from '../export/ndjson-line.js';
 import { WholeLine } from '../export/whole-line.js';
 import type { Envelope } from '../events/envelope.js';
@@ -39,7 +39,7 @@ export class Pipeline {
   private readonly compactor = new ContextCompactor();
   /** the whole record's line for the sinks that keep it (the store), built at most once and mostly reused */
   readonly whole = new WholeLine();
-  private readonly decided = { compact: false, full: false };
+  private readonly decided: { decision: Decision } = { decision: WHOLE };
 
   constructor(
     private enricher: ReloadableEnricher,
@@ -99,7 +99,7 @@ export class Pipeline {
     // Lines carry each process's context once (src/events/compact.ts); sinks
     // that need the whole record (OTLP, the store) read it from `env`.
     const line = compactLine(this.compactor, env, this.decided); // JSON.stringify(compactor.compact(env)), byte for byte
-    this.whole.set(env, line, this.decided.compact, this.decided.full);
+    this.whole.set(env, line, this.decided.decision);
     for (const s of this.sinks) s.write(env, line, this.whole);
   }
 

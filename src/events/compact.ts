@@ -36,7 +36,7 @@ const CONTEXT_SET = new Set(CONTEXT_KEYS);
 const THREAD_ID = 'thread.id';
 
 /** Keys a compactor/joiner remembers at most (oldest forgotten first; a forgotten key's next record is full). */
-const DEFAULT_MAX_KEYS = 65_536;
+export const DEFAULT_MAX_KEYS = 65_536;
 
 type Snapshot = (AttributeValue | undefined)[];
 
@@ -64,13 +64,15 @@ function compactable(env: Envelope): string | null {
   return typeof key === 'string' && !env.event.startsWith('finding.') ? key : null;
 }
 
-class BoundedKeys {
-  private readonly map = new Map<string, Snapshot>();
+/** Process keys → what a stream remembers of each, the least recently set forgotten first past `max`. */
+export class BoundedKeys<V> {
+  private readonly map = new Map<string, V>();
   constructor(private readonly max: number) {}
-  get(k: string): Snapshot | undefined { return this.map.get(k); }
-  set(k: string, s: Snapshot): void {
+  get(k: string): V | undefined { return this.map.get(k); }
+  has(k: string): boolean { return this.map.has(k); }
+  set(k: string, v: V): void {
     this.map.delete(k);
-    this.map.set(k, s);
+    this.map.set(k, v);
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
   }
   delete(k: string): void { this.map.delete(k); }
@@ -79,7 +81,7 @@ class BoundedKeys {
 
 /** Turns a stream of full envelopes into context records + compact records (one instance per output stream). */
 export class ContextCompactor {
-  private readonly known: BoundedKeys;
+  private readonly known: BoundedKeys<Snapshot>;
   full = 0;
   compacted = 0;
 
@@ -138,7 +140,7 @@ export function compactAttributes(a: Attributes): Attributes {
 
 /** The inverse of ContextCompactor for a consumer reading the stream in order (query, tests, OTLP from files). */
 export class ContextJoiner {
-  private readonly known: BoundedKeys;
+  private readonly known: BoundedKeys<Snapshot>;
   /** compact records whose context record was not seen (dropped, rotated away, or read from the middle) */
   orphans = 0;
 

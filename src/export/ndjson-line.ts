@@ -1,4 +1,4 @@
-import { COMPACT, CONTEXT_KEYS, FULL, compactAttributes, type ContextCompactor } from '../events/compact.js';
+import { COMPACT, CONTEXT_KEYS, compactAttributes, type ContextCompactor, type Decision } from '../events/compact.js';
 import type { Envelope } from '../events/envelope.js';
 
 /**
@@ -195,12 +195,9 @@ export function compactLineFast(env: Envelope): string | null {
 export const lineStats = { fast: 0, reference: 0 };
 
 /** JSON.stringify(compactor.compact(env)), the hot compact records by template. */
-export function compactLine(compactor: ContextCompactor, env: Envelope, decided?: { compact: boolean; full?: boolean }): string {
+export function compactLine(compactor: ContextCompactor, env: Envelope, decided?: { decision: Decision }): string {
   const d = compactor.classify(env);
-  if (decided) {
-    decided.compact = d === COMPACT;
-    decided.full = d === FULL;
-  }
+  if (decided) decided.decision = d;
   if (d === COMPACT) {
     const fast = compactLineFast(env);
     if (fast !== null) {

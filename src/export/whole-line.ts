@@ -1,4 +1,4 @@
-import { COMPACT, FULL, WHOLE, type Decision } from '../events/compact.js';
+import { COMPACT, WHOLE, type Decision } from '../events/compact.js';
 import type { Envelope } from '../events/envelope.js';
 
 /**
@@ -21,7 +21,6 @@ import type { Envelope } from '../events/envelope.js';
 export class WholeLine {
   private env: Envelope | null = null;
   private line = '';
-  private compact = false;
   /** the compactor's decision for the current record (the store keeps compact lines: src/store/store-rows.ts) */
   decision: Decision = WHOLE;
   private text: string | null = null;
@@ -31,14 +30,13 @@ export class WholeLine {
   reused = 0;
   serialised = 0;
 
-  /** The record the pipeline is writing now, its line, whether that line is compact, and whether it is its key's context record. */
-  set(env: Envelope, line: string, compact: boolean, full = false): void {
+  /** The record the pipeline is writing now, its line, and the compactor's decision for it. */
+  set(env: Envelope, line: string, decision: Decision): void {
     this.env = env;
     this.line = line;
-    this.compact = compact;
-    this.decision = compact ? COMPACT : full ? FULL : WHOLE;
+    this.decision = decision;
     this.text = null;
-    if (!compact) this.wholeTail = null;
+    if (decision !== COMPACT) this.wholeTail = null;
   }
 
   /** JSON.stringify of the current record, byte for byte. */
@@ -46,7 +44,7 @@ export class WholeLine {
     if (this.text !== null) return this.text;
     const env = this.env!;
     const head = `{"time":${JSON.stringify(env.time)}`;
-    if (this.compact && this.line.startsWith(head)) {
+    if (this.decision === COMPACT && this.line.startsWith(head)) {
       const tail = this.line.slice(head.length);
       if (this.wholeTail !== null && tail === this.compactTail) {
         this.reused++;

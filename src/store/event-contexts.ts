@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { contextAttributes } from '../events/compact.js';
+import { BoundedKeys, DEFAULT_MAX_KEYS as COMPACTOR_KEYS, contextAttributes } from '../events/compact.js';
 import type { Attributes } from '../events/envelope.js';
 
 /**
@@ -17,7 +17,7 @@ export type RowForm = typeof ROW_WHOLE | typeof ROW_CONTEXT | typeof ROW_COMPACT
 interface Known { id: number; attrs: string }
 
 /** Keys remembered at most: twice the compactor's, so a key the sink still counts on is never forgotten here first. */
-const DEFAULT_MAX_KEYS = 131_072;
+const DEFAULT_MAX_KEYS = 2 * COMPACTOR_KEYS;
 
 /**
  * The writer's side of `event_contexts`: which context each process key's
@@ -28,7 +28,7 @@ const DEFAULT_MAX_KEYS = 131_072;
  * once per batch, so retention can tell which contexts no kept row needs.
  */
 export class EventContexts {
-  private readonly known = new Map<string, Known>();
+  private readonly known: BoundedKeys<Known>;
   /** context id → the newest events.id pointing at it, in the batch being written */
   private readonly touched = new Map<number, number>();
   /** contexts given an id in the batch being written (a rollback takes the ids back) */
@@ -39,16 +39,16 @@ export class EventContexts {
   /** compact rows stored without a context (their key's context record never reached this writer) */
   orphans = 0;
 
-  constructor(private readonly db: Database.Database, private readonly maxKeys = DEFAULT_MAX_KEYS) {}
+  constructor(private readonly db: Database.Database, maxKeys = DEFAULT_MAX_KEYS) {
+    this.known = new BoundedKeys(maxKeys);
+  }
 
   /** A CONTEXT row's line: its key's compact rows from now on are joined with this context. */
   note(key: string, line: string): void {
     const attrs = JSON.stringify(contextAttributes((JSON.parse(line) as { attributes: Attributes }).attributes));
     const k = this.known.get(key);
-    this.known.delete(key);
     // the same context again keeps its row; a changed one (setuid, a cgroup move) gets a new one
     this.known.set(key, k !== undefined && k.attrs === attrs ? k : { id: 0, attrs });
-    if (this.known.size > this.maxKeys) this.known.delete(this.known.keys().next().value!);
   }
 
   /** The context id for a COMPACT row of `key` (written now if it has none); null: an orphan. */

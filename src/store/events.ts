@@ -87,8 +87,9 @@ export class EventStore {
   /** the contexts compact rows point at (this connection's writer side) */
   readonly contexts: EventContexts;
 
-  constructor(readonly store: Store) {
-    this.contexts = new EventContexts(store.db);
+  /** `contextKeys`: process keys the writer remembers at most (tests force the bound) */
+  constructor(readonly store: Store, contextKeys?: number) {
+    this.contexts = new EventContexts(store.db, contextKeys);
     this.insert = store.db.prepare('INSERT INTO events (time_ms, event, agent, pid, line, ctx) VALUES (?, ?, ?, ?, ?, ?)');
     this.insertMany = store.db.transaction((rows: readonly PlainRow[]) => {
       const contexts = this.contexts;

@@ -1,11 +1,8 @@
-import { COMPACT, FULL, PROCESS_KEY } from '../events/compact.js';
+import { BoundedKeys, COMPACT, DEFAULT_MAX_KEYS, FULL, PROCESS_KEY } from '../events/compact.js';
 import type { Envelope } from '../events/envelope.js';
 import type { WholeLine } from '../export/whole-line.js';
 import { plainRow, type PlainRow } from './events.js';
 import { ROW_COMPACT, ROW_CONTEXT, ROW_WHOLE } from './event-contexts.js';
-
-/** Keys remembered at most, as the compactor (src/events/compact.ts): a forgotten key's rows are stored whole. */
-const DEFAULT_MAX_KEYS = 65_536;
 
 /**
  * The store sinks' rows (main thread): the line every sink shares, compact
@@ -16,9 +13,12 @@ const DEFAULT_MAX_KEYS = 65_536;
  * (`whole.get()`), so a row never depends on a context the store may lack.
  */
 export class StoreRows {
-  private readonly known = new Set<string>();
+  /** keys whose context record went into the queue; as many as the compactor remembers (a forgotten key's rows are stored whole) */
+  private readonly known: BoundedKeys<true>;
 
-  constructor(private readonly maxKeys = DEFAULT_MAX_KEYS) {}
+  constructor(maxKeys = DEFAULT_MAX_KEYS) {
+    this.known = new BoundedKeys(maxKeys);
+  }
 
   row(env: Envelope, line: string, whole?: WholeLine): PlainRow {
     if (whole === undefined) return plainRow(env, JSON.stringify(env));
@@ -30,9 +30,7 @@ export class StoreRows {
     if (d === FULL) {
       // the line is the whole record (JSON.stringify(env)), context included
       const key = env.attributes[PROCESS_KEY] as string;
-      this.known.delete(key);
-      this.known.add(key);
-      if (this.known.size > this.maxKeys) this.known.delete(this.known.values().next().value!);
+      this.known.set(key, true);
       return plainRow(env, line, ROW_CONTEXT, key);
     }
     return plainRow(env, line, ROW_WHOLE);
