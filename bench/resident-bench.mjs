@@ -104,9 +104,10 @@ function print(title, rows) {
   }
 }
 
-const THIN = existsSync(join(root, 'dist', 'cli', 'run-thin.js'))
-  ? { name: 'thin client import floor (main + run-thin bundle)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-thin.js'])]] }
-  : { name: 'thin client import floor (run-entry + run-resident)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-entry.js', 'run-resident.js'])]] };
+// what `witness run` loads: the CommonJS bundle while it is current (scripts/bundle-thin.mjs, bin/witness.js checks), else main.js and the modules
+const THIN = existsSync(join(root, 'dist', 'cli', 'run-thin.cjs'))
+  ? { name: 'thin client import floor (run-thin.cjs bundle)', cmd: [process.execPath, ['-e', `require(${JSON.stringify(join(root, 'dist', 'cli', 'run-thin.cjs'))})`]] }
+  : { name: 'thin client import floor (main + run-entry + run-resident)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-entry.js', 'run-resident.js'])]] };
 const BARE = { name: 'bare node (node -e 0)', cmd: [process.execPath, ['-e', '0']] };
 try {
   await withDaemon(null, (on, daemonPid) => {
@@ -114,7 +115,6 @@ try {
       BARE,
       { name: 'bare node spawning /bin/true', cmd: [process.execPath, ['-e', "require('child_process').spawnSync('/bin/true')"]] },
       // what `witness run` loads before it knows whether a daemon records the run, and what the own sensor adds
-      // what `witness run` loads: the bundle while it is current (scripts/bundle-thin.mjs, main.js checks), else the modules
       THIN,
       { name: 'own-sensor import floor (+ dist/cli/run.js)', cmd: [process.execPath, ['--input-type=module', '-e', importAll(['main.js', 'run-entry.js', 'run.js'])]] },
       { name: 'witness run, daemon (resident)', cmd: run([], on) },

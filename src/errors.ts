@@ -15,7 +15,19 @@ export type WitnessErrorCode =
   | 'E_PULSE'         // pulse engine invariant broken
   | 'E_IO';           // filesystem failures
 
+/**
+ * The class's brand, in the process-wide symbol registry: `witness run`'s thin client is a
+ * CommonJS bundle with its own copy of this module (scripts/bundle-thin.mjs), and what it
+ * throws must still be a WitnessError to the ES modules it loads later (its own sensor, the
+ * ledger), and theirs to it.
+ */
+const BRAND = Symbol.for('agent-witness.WitnessError');
+
 export class WitnessError extends Error {
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
   readonly code: WitnessErrorCode;
   readonly file?: string;
   readonly field?: string;
@@ -24,6 +36,7 @@ export class WitnessError extends Error {
     const where = [opts.file, opts.field].filter(Boolean).join(': ');
     super(where ? `${where}: ${message}` : message, { cause: opts.cause });
     this.name = 'WitnessError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     if (opts.file !== undefined) this.file = opts.file;
     if (opts.field !== undefined) this.field = opts.field;

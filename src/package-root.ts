@@ -8,5 +8,5 @@ import { fileURLToPath } from 'node:url';
  * binary without loading the addon's loader and layout checks (src/sensor/native.ts).
  */
 const here = dirname(fileURLToPath(import.meta.url));
-/** dist/package-root.js (or src/), one level down; dist/cli/run-thin.js, the thin client's bundle (scripts/bundle-thin.mjs), two. */
+/** dist/package-root.js (or src/), one level down; dist/cli/run-thin.cjs, the thin client's bundle (scripts/bundle-thin.mjs), two. */
 export const PACKAGE_ROOT = existsSync(join(here, '..', 'package.json')) ? join(here, '..') : join(here, '..', '..');

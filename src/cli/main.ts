@@ -1,26 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
-import { isWitnessError } from '../errors.js';
+import { reportCommandError } from './command-error.js';
 
 type CommandModule = { run: (argv: string[]) => Promise<number> };
-
-/**
- * `witness run`'s modules: the thin client's bundle (dist/cli/run-thin.js, scripts/bundle-thin.mjs:
- * one file instead of ~13, ~7 ms of every resident call) while its manifest still names every
- * module it was made from at the size and mtime it was made from; otherwise (a tsc since, no
- * bundler, running from src/) the modules themselves. A stale bundle never runs.
- */
-async function loadRun(): Promise<CommandModule> {
-  const dir = new URL('.', import.meta.url);
-  try {
-    const { bundled } = JSON.parse(readFileSync(new URL('run-thin.json', dir), 'utf8')) as { bundled: [string, number, number][] };
-    const fresh = bundled.length > 0 && bundled.every(([rel, size, mtimeMs]) => {
-      const st = statSync(new URL(`../${rel}`, dir));
-      return st.size === size && st.mtimeMs === mtimeMs;
-    });
-    if (fresh) return await (import(new URL('run-thin.js', dir).href) as Promise<CommandModule>);
-  } catch { /* no bundle, or not readable: the modules */ }
-  return import('./run-entry.js');
-}
 
 /**
  * `witness <command> [...]`. Each command lives in its own module, loaded
@@ -28,7 +8,7 @@ async function loadRun(): Promise<CommandModule> {
  * A command module exports `run(argv): Promise<number>` (the exit code).
  */
 const COMMANDS: Record<string, { load: () => Promise<CommandModule>; help: string }> = {
-  run: { load: loadRun, help: 'run [--json] [--out FILE] -- CMD [ARGS...]   trace CMD and its descendants' },
+  run: { load: () => import('./run-entry.js'), help: 'run [--json] [--out FILE] -- CMD [ARGS...]   trace CMD and its descendants' },
   probe: { load: () => import('./probe.js'), help: 'probe [--json]                               kernel, BTF and which probes attach here' },
   keygen: { load: () => import('./keygen.js'), help: 'keygen --out PREFIX                          make an ed25519 signing key pair' },
   verify: { load: () => import('./verify.js'), help: 'verify [--pubkey FILE] [--full|--fast] [--json] PATH   verify a ledger' },
@@ -63,12 +43,6 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await command.load();
     return await mod.run(rest);
   } catch (err) {
-    if (isWitnessError(err)) {
-      // errors that name the command as their file already start with it: say it once
-      const prefix = `witness ${name}: `;
-      process.stderr.write(`${err.message.startsWith(prefix) ? '' : prefix}${err.message}\n`);
-      return err.code === 'E_LEDGER' ? 1 : 2;
-    }
-    throw err;
+    return reportCommandError(name, err);
   }
 }
