@@ -11,6 +11,7 @@ import { openStore, type Store } from '../src/store/db.js';
 import { EventStore, type PlainRow } from '../src/store/events.js';
 import { ROW_COMPACT, ROW_WHOLE } from '../src/store/event-contexts.js';
 import { StoreRows } from '../src/store/store-rows.js';
+import { ROWS_PER_INSERT } from '../src/store/event-insert.js';
 
 /**
  * The store keeps the file's compact lines and joins each with the context
@@ -144,5 +145,25 @@ describe('compact rows in the store', () => {
     events.appendPlain(sink.rows.splice(0));
     expect(parsed(events.query({ pid: 500 }))).toEqual([again]);
     expect(events.contexts.orphans).toBe(0);
+  });
+
+  it('a batch of several INSERT statements\' worth: every row joined with its own context, each context\'s last_id its newest row', () => {
+    const events = new EventStore(store);
+    const maker = new StoreRows();
+    const sink = { rows: [] as PlainRow[], write(env: Envelope, line: string, whole?: WholeLine) { this.rows.push(maker.row(env, line, whole)); } };
+    // 2.5 statements of rows (src/store/event-insert.ts) in one batch: 7 processes interleaved,
+    // then one alone, so six contexts' newest rows are inside the second statement
+    const envs = Array.from({ length: 2 * ROWS_PER_INSERT + 53 }, (_, i) => {
+      const p = i < ROWS_PER_INSERT + 50 ? i % 7 : 0;
+      return rec(`${p}-9`, 9000 + p, p, `/b/${i}`);
+    });
+    feed(sink, envs);
+    expect(sink.rows.filter((r) => r.form === ROW_COMPACT).length).toBe(envs.length - 7);
+    events.appendPlain(sink.rows.splice(0));
+    expect(parsed(events.query({}))).toEqual(envs);
+    const newest = store.db.prepare('SELECT ctx, max(id) AS id FROM events WHERE ctx IS NOT NULL GROUP BY ctx ORDER BY ctx').all();
+    const lastIds = store.db.prepare('SELECT id AS ctx, last_id AS id FROM event_contexts ORDER BY ctx').all();
+    expect(lastIds).toEqual(newest);
+    expect(newest.length).toBe(7);
   });
 });

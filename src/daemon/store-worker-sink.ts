@@ -8,7 +8,8 @@ import type { WholeLine } from '../export/whole-line.js';
 import { BatchQueue, DEFAULT_QUEUE_BYTES } from '../export/batch-queue.js';
 import type { PlainRow, RetentionPolicy } from '../store/events.js';
 import { StoreRows } from '../store/store-rows.js';
-import { rowBatch, type StoreReply, type StoreRequest, type StoreWorkerData } from '../store/events-worker.js';
+import { rowBatch } from '../store/row-batch.js';
+import type { StoreReply, StoreRequest, StoreWorkerData } from '../store/events-worker.js';
 
 export interface WorkerStoreSinkOptions {
   /** the store's file (the worker opens its own connection to it) */

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from './db.js';
-import { EventStore, type PlainRow, type RetentionPolicy } from './events.js';
-import type { RowForm } from './event-contexts.js';
+import { EventStore, type RetentionPolicy } from './events.js';
+import type { RowBatch } from './row-batch.js';
 
 /**
  * The store's writer thread (src/daemon/store-worker-sink.ts): the events
@@ -14,9 +14,6 @@ import type { RowForm } from './event-contexts.js';
  */
 export interface StoreWorkerData { path: string; retention: RetentionPolicy }
 
-/** A batch, column by column: one string of lines (NDJSON: no raw newline in a line) and one array per column. */
-export interface RowBatch { lines: string; timeMs: Float64Array; pid: Float64Array; event: string[]; agent: (string | null)[]; form: Uint8Array; key: (string | null)[] }
-
 export type StoreRequest =
   | { id: number; op: 'append'; batch: RowBatch; trimRows: number }
   | { id: number; op: 'trim'; trimRows: number }
@@ -24,37 +21,6 @@ export type StoreRequest =
 
 /** `written`: rows inserted; `error`: the insert failed (nothing of the batch written); `trimError`: the retention step after it failed. */
 export interface StoreReply { id: number; written: number; deletedByAge: number; deletedBySize: number; orphans?: number; error?: string; trimError?: string }
-
-/** The rows of a batch (worker side). */
-export function batchRows(b: RowBatch): PlainRow[] {
-  const lines = b.lines.split('\n');
-  return lines.map((line, i) => ({
-    timeMs: b.timeMs[i]!, event: b.event[i]!, agent: b.agent[i] ?? null, pid: Number.isNaN(b.pid[i]) ? null : b.pid[i]!, line,
-    form: b.form[i] as RowForm, key: b.key[i] ?? null,
-  }));
-}
-
-/** A batch of rows (main side). */
-export function rowBatch(rows: readonly PlainRow[]): RowBatch {
-  const timeMs = new Float64Array(rows.length);
-  const pid = new Float64Array(rows.length);
-  const event: string[] = new Array(rows.length);
-  const agent: (string | null)[] = new Array(rows.length);
-  const lines: string[] = new Array(rows.length);
-  const form = new Uint8Array(rows.length);
-  const key: (string | null)[] = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    timeMs[i] = r.timeMs;
-    pid[i] = r.pid ?? Number.NaN;
-    event[i] = r.event;
-    agent[i] = r.agent;
-    lines[i] = r.line;
-    form[i] = r.form;
-    key[i] = r.key;
-  }
-  return { lines: lines.join('\n'), timeMs, pid, event, agent, form, key };
-}
 
 function serve(data: StoreWorkerData): void {
   const store = openStore(data.path);
@@ -73,9 +39,7 @@ function serve(data: StoreWorkerData): void {
     }
     if (req.op === 'append') {
       try {
-        const rows = batchRows(req.batch);
-        events.appendPlain(rows);
-        reply.written = rows.length;
+        reply.written = events.appendBatch(req.batch);
         reply.orphans = events.contexts.orphans;
       } catch (err) {
         reply.error = (err as Error).message;

@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3';
 import { joinContext } from '../events/compact.js';
 import { parseRfc3339Nanos, type Attributes, type Envelope } from '../events/envelope.js';
 import type { Store } from './db.js';
-import { EventContexts, ROW_COMPACT, ROW_CONTEXT, ROW_WHOLE, type RowForm } from './event-contexts.js';
+import { EventContexts, ROW_CONTEXT, ROW_WHOLE, type RowForm } from './event-contexts.js';
+import { EventInserter } from './event-insert.js';
+import { rowBatch, type RowBatch } from './row-batch.js';
 
 /**
  * The `events` table (migration 3): every exported envelope with its exact
@@ -80,8 +82,7 @@ export interface RetentionResult {
 }
 
 export class EventStore {
-  private readonly insert: Database.Statement;
-  private readonly insertMany: (rows: readonly PlainRow[]) => void;
+  private readonly insertBatch: (b: RowBatch, lines: readonly string[]) => void;
   private trimAge: Database.Statement | undefined;
   private trimOldest: Database.Statement | undefined;
   /** the contexts compact rows point at (this connection's writer side) */
@@ -90,21 +91,8 @@ export class EventStore {
   /** `contextKeys`: process keys the writer remembers at most (tests force the bound) */
   constructor(readonly store: Store, contextKeys?: number) {
     this.contexts = new EventContexts(store.db, contextKeys);
-    this.insert = store.db.prepare('INSERT INTO events (time_ms, event, agent, pid, line, ctx) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insertMany = store.db.transaction((rows: readonly PlainRow[]) => {
-      const contexts = this.contexts;
-      for (const r of rows) {
-        if (r.form === ROW_COMPACT) {
-          const ctx = contexts.idFor(r.key!);
-          const id = this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line, ctx).lastInsertRowid;
-          if (ctx !== null) contexts.touch(ctx, Number(id));
-        } else {
-          this.insert.run(r.timeMs, r.event, r.agent, r.pid, r.line, null);
-          if (r.form === ROW_CONTEXT) contexts.note(r.key!, r.line);
-        }
-      }
-      contexts.finishBatch();
-    });
+    const inserter = new EventInserter(store.db, this.contexts);
+    this.insertBatch = store.db.transaction((b: RowBatch, lines: readonly string[]) => inserter.insert(b, lines));
   }
 
   /** Appends rows in one transaction (one fsync-free WAL commit per batch). */
@@ -112,15 +100,25 @@ export class EventStore {
     if (rows.length > 0) this.appendPlain(rows.map((r) => plainRow(r.env, r.line)));
   }
 
-  /** Appends rows already reduced to their columns (the store sink's queue holds these). */
+  /** Appends rows already reduced to their columns (the in-thread store sink's queue holds these). */
   appendPlain(rows: readonly PlainRow[]): void {
-    if (rows.length === 0) return;
+    if (rows.length > 0) this.appendBatch(rowBatch(rows));
+  }
+
+  /** Appends a batch (the writer thread's, column by column) in one transaction; returns the rows written. */
+  appendBatch(b: RowBatch): number {
+    const n = b.timeMs.length;
+    if (n === 0) return 0;
+    const lines = b.lines.split('\n');
     try {
-      this.insertMany(rows);
+      this.insertBatch(b, lines);
     } catch (err) {
-      this.contexts.rolledBack(rows.filter((r) => r.form === ROW_CONTEXT) as { key: string; line: string }[]);
+      const contextRows: { key: string; line: string }[] = [];
+      for (let i = 0; i < n; i++) if (b.form[i] === ROW_CONTEXT) contextRows.push({ key: b.key[i]!, line: lines[i]! });
+      this.contexts.rolledBack(contextRows);
       throw err;
     }
+    return n;
   }
 
   /** Matching NDJSON lines in time order (oldest first). */
