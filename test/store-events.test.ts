@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rfc3339Nanos, type Envelope } from '../src/events/envelope.js';
 import { openStore } from '../src/store/db.js';
@@ -108,23 +111,50 @@ describe('events table (migration 3)', () => {
     }
   });
 
-  it('the agent index (migration 5) holds attributed rows only, and agent queries still use it', () => {
+  it('the agent index (migrations 5, 8) holds attributed rows only, and agent queries still use it', () => {
     const store = openStore(':memory:');
     try {
       const ev = new EventStore(store);
       const rows = [];
-      for (let i = 0; i < 300; i++) rows.push(env(T0 + i, 'file.write', i % 10 === 0 ? 'coder' : null, 100 + i));
+      // host-wide most rows are the enricher's 'unattributed' (src/identity/enricher.ts); a few have no agent at all
+      for (let i = 0; i < 300; i++) rows.push(env(T0 + i, 'file.write', i % 10 === 0 ? 'coder' : i % 10 === 5 ? null : 'unattributed', 100 + i));
       ev.append(rows);
-      // the index answers for the attributed rows
-      const entries = store.db.prepare('SELECT count(*) FROM events INDEXED BY events_agent_time WHERE agent IS NOT NULL').pluck().get();
+      const entries = store.db.prepare("SELECT count(*) FROM events INDEXED BY events_agent_time WHERE agent <> 'unattributed'").pluck().get();
       expect(entries).toBe(30);
-      const sql = store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_agent_time'").pluck().get() as string;
-      expect(sql).toMatch(/WHERE agent IS NOT NULL/);
-      const plan = store.db.prepare('EXPLAIN QUERY PLAN SELECT line FROM events WHERE agent = ? ORDER BY time_ms DESC, id DESC LIMIT 5').all('coder') as { detail: string }[];
-      expect(plan.map((p) => p.detail).join(' | ')).toMatch(/USING INDEX events_agent_time/);
+      expect(ev.plan({ agent: 'coder', limit: 5 })).toMatch(/USING INDEX events_agent_time/);
+      expect(ev.plan({ agent: 'unattributed', limit: 5 })).not.toMatch(/events_agent_time/);
       expect(ev.query({ agent: 'coder' })).toEqual(rows.filter((_, i) => i % 10 === 0).map((r) => r.line));
+      expect(ev.query({ agent: 'unattributed', limit: 4 })).toEqual(rows.filter((_, i) => i % 10 !== 0 && i % 10 !== 5).slice(-4).map((r) => r.line));
+      expect(ev.query({ agent: 'coder', event: 'file.write', sinceMs: T0 + 100, untilMs: T0 + 200 })).toEqual(rows.filter((_, i) => i % 10 === 0 && i >= 100 && i < 200).map((r) => r.line));
     } finally {
       store.close();
+    }
+  });
+
+  it('a store at migration 7 upgrades to the attributed agent index with its rows and answers alike', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wa-ev8-'));
+    try {
+      const path = join(dir, 'witness.db');
+      const at7 = openStore(path, MIGRATIONS.filter((m) => m.version <= 7));
+      const rows = [];
+      for (let i = 0; i < 200; i++) rows.push(env(T0 + i, i % 20 === 0 ? 'process.exec' : 'file.write', i % 4 === 0 ? 'coder' : 'unattributed', 100 + i));
+      new EventStore(at7).append(rows);
+      const asked = [{ agent: 'coder' }, { agent: 'unattributed', limit: 7 }, { agent: 'coder', event: 'process.exec' }, { sinceMs: T0 + 50, untilMs: T0 + 60 }];
+      const before = asked.map((q) => new EventStore(at7).query(q));
+      at7.close();
+      const now = openStore(path);
+      try {
+        expect(now.schemaVersion).toBe(8);
+        const sql = now.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_agent_time'").pluck().get() as string;
+        expect(sql).toMatch(/WHERE agent <> 'unattributed'/);
+        const ev = new EventStore(now);
+        expect(asked.map((q) => ev.query(q))).toEqual(before);
+        expect(before[0]!.length).toBe(50);
+      } finally {
+        now.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

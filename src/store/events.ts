@@ -56,6 +56,9 @@ export function plainRow(env: Envelope, line: string, form: RowForm = ROW_WHOLE,
 /** The event the partial event index leaves out (migration 7), and that index's WHERE term. */
 const HOT_EVENT = 'file.write';
 const NOT_HOT = "event <> 'file.write'";
+/** The agent the partial agent index leaves out (migration 8: UNATTRIBUTED, src/manifest/schema.ts), and its term. */
+const HOT_AGENT = 'unattributed';
+const ATTRIBUTED = "agent <> 'unattributed'";
 
 export interface EventQuery {
   agent?: string;
@@ -139,7 +142,12 @@ export class EventStore {
   private querySql(q: EventQuery): { sql: string; args: (string | number)[] } {
     const where: string[] = [];
     const args: (string | number)[] = [];
-    if (q.agent !== undefined) { where.push('agent = ?'); args.push(q.agent); }
+    if (q.agent !== undefined) {
+      where.push('agent = ?');
+      args.push(q.agent);
+      // as NOT_HOT below: SQLite cannot prove `agent = ?` excludes 'unattributed' unless told
+      if (q.agent !== HOT_AGENT) where.push(ATTRIBUTED);
+    }
     if (q.event !== undefined) {
       where.push('event = ?');
       args.push(q.event);
