@@ -7,7 +7,9 @@
 // held at STORE_BENCH_BYTES (32 MiB) by retention is sent those batches one
 // at a time. First until retention starts deleting (a full store, as in the
 // soak after its first minute), then MEASURE_ROWS more (200k), timed: the
-// writer's CPU per row (the process's CPU less this thread's) and wall time.
+// writer's CPU per row (the process's CPU less this thread's: GC helper
+// threads count to the writer), this thread's (posting the batches: their
+// structured clone is the daemon's event loop's cost) and wall time.
 // STORE_BENCH_BASE=DIR adds a variant 'base': the worker of another build
 // (DIR/dist), interleaved round by round with this tree's so a shared
 // machine moves both alike; the ratio is against that same-run baseline.
@@ -30,7 +32,6 @@ const { decodeBatch } = await import(dist('sensor/decode.js'));
 const { Pipeline } = await import(dist('daemon/pipeline.js'));
 const { AttributionEnricher } = await import(dist('identity/enricher.js'));
 const { StoreRows } = await import(dist('store/store-rows.js'));
-const { rowBatch } = await import(dist('store/row-batch.js'));
 const { openStore } = await import(dist('store/db.js'));
 
 // the rows, once: what WorkerStoreSink would queue for this capture
@@ -43,8 +44,16 @@ const pipeline = new Pipeline(enricher, [target], null, () => clock);
 for (const b of readCapturedBatches(file)) decodeBatch(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength), (ev) => pipeline.onSensorEvent(ev));
 await enricher.close();
 const spanMs = rows.at(-1).timeMs - rows[0].timeMs + 1000;
+/** A build's rowBatch (the main side's batch for its worker): src/store/row-batch.ts, or events-worker.ts before it. */
+async function rowBatchOf(dir) {
+  for (const f of ['row-batch.js', 'events-worker.js']) {
+    const m = await import(join(dir, 'dist', 'store', f)).catch(() => null);
+    if (m?.rowBatch) return m.rowBatch;
+  }
+  throw new Error(`no rowBatch in ${dir}/dist/store`);
+}
 /** batch i of an endless stream: the capture again and again, each pass later by its own span (time keeps order) */
-function batchAt(i) {
+function batchAt(rowBatch, i) {
   const per = Math.ceil(rows.length / 1000);
   const pass = Math.floor(i / per);
   const slice = rows.slice((i % per) * 1000, (i % per) * 1000 + 1000);
@@ -58,19 +67,20 @@ async function once(variant, dir) {
   const tmp = mkdtempSync(join(tmpdir(), 'wa-writer-bench-'));
   const path = join(tmp, 'witness.db');
   const { openStore: open } = await import(join(dir, 'dist', 'store', 'db.js'));
+  const rowBatch = await rowBatchOf(dir);
   open(path).close(); // the daemon opens (and migrates) it first
   const worker = new Worker(new URL(`file://${join(dir, 'dist', 'store', 'events-worker.js')}`), { workerData: { path, retention: { maxBytes } }, execArgv: [] });
   let id = 0;
   const ask = (req) => new Promise((resolve) => { worker.once('message', resolve); worker.postMessage({ id: ++id, ...req }); });
   let i = 0;
   for (;; i++) {
-    const r = await ask({ op: 'append', batch: batchAt(i), trimRows: 2000 });
+    const r = await ask({ op: 'append', batch: batchAt(rowBatch, i), trimRows: 2000 });
     if (r.error) throw new Error(r.error);
     if (r.deletedBySize > 0) break;
   }
   const prefill = i + 1;
   const batches = [];
-  for (let n = 0; n < measureRows; n += 1000) batches.push(batchAt(++i));
+  for (let n = 0; n < measureRows; n += 1000) batches.push(batchAt(rowBatch, ++i));
   const p0 = procTicks(); const m0 = ticks(process.pid); const w0 = performance.now();
   let written = 0; let deleted = 0;
   for (const b of batches) {
@@ -79,14 +89,15 @@ async function once(variant, dir) {
     deleted += r.deletedBySize;
   }
   const wallUs = (performance.now() - w0) * 1000;
-  const workerUs = ((procTicks() - p0) - (ticks(process.pid) - m0)) * 10_000;
+  const mainUs = (ticks(process.pid) - m0) * 10_000;
+  const workerUs = (procTicks() - p0) * 10_000 - mainUs;
   await ask({ op: 'close' });
   await worker.terminate();
   const s = openStore(path);
   const count = s.db.prepare('SELECT count(*) FROM events').pluck().get();
   s.close();
   rmSync(tmp, { recursive: true, force: true });
-  return { variant, prefillBatches: prefill, written, deleted, kept: count, writerUsPerRow: workerUs / written, wallUsPerRow: wallUs / written };
+  return { variant, prefillBatches: prefill, written, deleted, kept: count, writerUsPerRow: workerUs / written, mainUsPerRow: mainUs / written, wallUsPerRow: wallUs / written };
 }
 
 const variants = [['this', root]];
@@ -102,6 +113,6 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const med = Object.fromEntries(Object.entries(by).map(([v, xs]) => [v, { writerUsPerRow: +median(xs.map((x) => x.writerUsPerRow)).toFixed(2), wallUsPerRow: +median(xs.map((x) => x.wallUsPerRow)).toFixed(2) }]));
-const ratio = med.base ? { thisOverBase: +(med.this.writerUsPerRow / med.base.writerUsPerRow).toFixed(3), wallThisOverBase: +(med.this.wallUsPerRow / med.base.wallUsPerRow).toFixed(3) } : {};
+const med = Object.fromEntries(Object.entries(by).map(([v, xs]) => [v, Object.fromEntries(['writerUsPerRow', 'mainUsPerRow', 'wallUsPerRow'].map((k) => [k, +median(xs.map((x) => x[k])).toFixed(2)]))]));
+const ratio = med.base ? { thisOverBase: Object.fromEntries(Object.keys(med.this).map((k) => [k, +(med.this[k] / med.base[k]).toFixed(3)])) } : {};
 process.stdout.write(`${JSON.stringify({ median: med, ...ratio, load: loadavg()[0] })}\n`);

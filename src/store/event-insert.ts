@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ROW_COMPACT, ROW_CONTEXT, type EventContexts } from './event-contexts.js';
-import type { RowBatch } from './row-batch.js';
+import { valueAt, type RowBatch } from './row-batch.js';
 
 /**
  * Rows per INSERT statement. One statement per row paid better-sqlite3's
@@ -45,8 +45,8 @@ export class EventInserter {
     const ctx = this.ctx;
     for (let i = 0; i < n; i++) {
       const form = b.form[i];
-      ctx[i] = form === ROW_COMPACT ? contexts.idFor(b.key[i]!) : null;
-      if (form === ROW_CONTEXT) contexts.note(b.key[i]!, lines[i]!);
+      ctx[i] = form === ROW_COMPACT ? contexts.idFor(valueAt(b.key, i)!) : null;
+      if (form === ROW_CONTEXT) contexts.note(valueAt(b.key, i)!, lines[i]!);
     }
     let i = 0;
     for (; i + ROWS_PER_INSERT <= n; i += ROWS_PER_INSERT) {
@@ -63,8 +63,8 @@ export class EventInserter {
   private bind(args: unknown[], at: number, b: RowBatch, lines: readonly string[], i: number): void {
     const pid = b.pid[i]!;
     args[at] = b.timeMs[i];
-    args[at + 1] = b.event[i];
-    args[at + 2] = b.agent[i] ?? null;
+    args[at + 1] = valueAt(b.event, i);
+    args[at + 2] = valueAt(b.agent, i);
     args[at + 3] = Number.isNaN(pid) ? null : pid;
     args[at + 4] = lines[i];
     args[at + 5] = this.ctx[i];

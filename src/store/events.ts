@@ -4,7 +4,7 @@ import { parseRfc3339Nanos, type Attributes, type Envelope } from '../events/env
 import type { Store } from './db.js';
 import { EventContexts, ROW_CONTEXT, ROW_WHOLE, type RowForm } from './event-contexts.js';
 import { EventInserter } from './event-insert.js';
-import { rowBatch, type RowBatch } from './row-batch.js';
+import { rowBatch, valueAt, type RowBatch } from './row-batch.js';
 
 /**
  * The `events` table (migration 3): every exported envelope with its exact
@@ -117,7 +117,7 @@ export class EventStore {
       this.insertBatch(b, lines);
     } catch (err) {
       const contextRows: { key: string; line: string }[] = [];
-      for (let i = 0; i < n; i++) if (b.form[i] === ROW_CONTEXT) contextRows.push({ key: b.key[i]!, line: lines[i]! });
+      for (let i = 0; i < n; i++) if (b.form[i] === ROW_CONTEXT) contextRows.push({ key: valueAt(b.key, i)!, line: lines[i]! });
       this.contexts.rolledBack(contextRows);
       throw err;
     }
