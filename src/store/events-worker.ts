@@ -5,9 +5,10 @@ import type { RowBatch } from './row-batch.js';
 
 /**
  * The store's writer thread (src/daemon/store-worker-sink.ts): the events
- * table's inserts and retention steps, off the daemon's event loop. An
- * insert costs ~5 us of CPU per row here (three indexes and a ~600-byte
- * line), a quarter of a core at 50k rows/s, and on the event loop that was
+ * table's inserts and retention steps, off the daemon's event loop. A row
+ * costs ~6 us of CPU here, its insert and later its retention delete
+ * (bench/store-writer-bench.mjs; ~9 before multi-row INSERTs and migration
+ * 8), a third of a core at 50k rows/s, and on the event loop that was
  * time the kernel drain and every other sink waited for. This thread has
  * its own connection to the same WAL database; the daemon's connection
  * keeps the pulse and attribution tables (rare, small transactions).
