@@ -4,7 +4,8 @@
 //   - the sensor loaded in this process, tracing nothing (no syscall hook attached);
 //   - the same with a traced sleeper, the workload untraced: the syscall hooks' floor;
 //   - the sensor host-wide (traceAll), counting only: the probes' own cost;
-//   - a real `witness daemon` (host-wide, NDJSON file + ledger + store): what a user runs;
+//   - a real `witness daemon` (host-wide, NDJSON file + ledger + store): what a user runs,
+//     fresh and warm;
 //   - bpftrace printing every open host-wide to a file.
 // Why it is built this way (the 2026-12-02 18:37 table gave a tar extraction 2.76x
 // host-wide and 1.88x with nothing traced, when no syscall hook is attached):
@@ -85,6 +86,13 @@ async function startDaemon(root, tmp) {
   };
 }
 
+// A resident daemon runs for days: V8 has compiled its hot paths long before a
+// workload comes. A fresh one compiles them during its first workload (TurboFan on
+// V8's worker threads took ~30 % of a fresh daemon's CPU during its first tar
+// extractions, 2026-12-03), so the row above is a cold daemon's and this one's
+// daemon first runs every workload once, untimed.
+const WARM_DAEMON = '`witness daemon` host-wide, warm (every workload run once, untimed, after its start)';
+
 /** The modes: each starts its observer and returns the function that stops it. */
 function modes({ root, tmp, WitnessSensor, haveBpftrace }) {
   const sensor = (traceAll) => async () => {
@@ -108,6 +116,7 @@ function modes({ root, tmp, WitnessSensor, haveBpftrace }) {
     'sensor, a traced tree present (workload untraced): the hooks\' floor': floor,
     'sensor host-wide (traceAll), counting only': sensor(true),
     '`witness daemon` host-wide (NDJSON file + ledger + store)': () => startDaemon(root, tmp),
+    [WARM_DAEMON]: () => startDaemon(root, tmp),
   };
   if (haveBpftrace) {
     m['bpftrace printing every open host-wide'] = async () => {
@@ -159,6 +168,7 @@ async function measure(w, m, settleMs) {
     for (const mode of order) {
       const stop = mode === 'bare' ? null : await m[mode]();
       try {
+        if (mode === WARM_DAEMON) for (const [wn, work] of Object.entries(w)) if (!failed[wn]) await work(() => {});
         for (const [wn, work] of Object.entries(w)) if (!failed[wn]) res[wn][mode].push(await runOne(work));
       } finally {
         if (stop) await stop();
