@@ -12,6 +12,7 @@ import { EventStore, type PlainRow } from '../src/store/events.js';
 import { ROW_COMPACT, ROW_WHOLE } from '../src/store/event-contexts.js';
 import { StoreRows } from '../src/store/store-rows.js';
 import { ROWS_PER_INSERT } from '../src/store/event-insert.js';
+import { rowBatch } from '../src/store/row-batch.js';
 
 /**
  * The store keeps the file's compact lines and joins each with the context
@@ -165,5 +166,13 @@ describe('compact rows in the store', () => {
     const lastIds = store.db.prepare('SELECT id AS ctx, last_id AS id FROM event_contexts ORDER BY ctx').all();
     expect(lastIds).toEqual(newest);
     expect(newest.length).toBe(7);
+  });
+
+  it('a batch whose lines do not split into its rows (a raw newline in one) is refused whole, no row shifted onto another\'s columns', () => {
+    const events = new EventStore(store);
+    const row = (i: number, line: string): PlainRow => ({ timeMs: 1000 + i, event: 'file.write', agent: 'coder', pid: 100 + i, line, form: ROW_WHOLE, key: null });
+    const b = rowBatch([row(0, '{"a":0}'), row(1, '{"a":\n1}'), row(2, '{"a":2}')]);
+    expect(() => events.appendBatch(b)).toThrow(/3 rows came with 4 lines/);
+    expect(store.db.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
   });
 });

@@ -1,6 +1,8 @@
 import type Database from 'better-sqlite3';
 import { joinContext } from '../events/compact.js';
 import { parseRfc3339Nanos, type Attributes, type Envelope } from '../events/envelope.js';
+import { WitnessError } from '../errors.js';
+import { UNATTRIBUTED } from '../manifest/schema.js';
 import type { Store } from './db.js';
 import { EventContexts, ROW_CONTEXT, ROW_WHOLE, type RowForm } from './event-contexts.js';
 import { EventInserter } from './event-insert.js';
@@ -56,9 +58,8 @@ export function plainRow(env: Envelope, line: string, form: RowForm = ROW_WHOLE,
 /** The event the partial event index leaves out (migration 7), and that index's WHERE term. */
 const HOT_EVENT = 'file.write';
 const NOT_HOT = "event <> 'file.write'";
-/** The agent the partial agent index leaves out (migration 8: UNATTRIBUTED, src/manifest/schema.ts), and its term. */
-const HOT_AGENT = 'unattributed';
-const ATTRIBUTED = "agent <> 'unattributed'";
+/** The partial agent index's WHERE term (migration 8): it leaves out the enricher's UNATTRIBUTED. */
+const ATTRIBUTED = `agent <> '${UNATTRIBUTED}'`;
 
 export interface EventQuery {
   agent?: string;
@@ -113,6 +114,8 @@ export class EventStore {
     const n = b.timeMs.length;
     if (n === 0) return 0;
     const lines = b.lines.split('\n');
+    // a line holding a raw newline would shift every later row onto another row's columns
+    if (lines.length !== n) throw new WitnessError('E_STORE', `${this.store.path}: a batch of ${n} rows came with ${lines.length} lines (a line holds a raw newline); nothing of it written`, { file: this.store.path, field: 'line' });
     try {
       this.insertBatch(b, lines);
     } catch (err) {
@@ -146,7 +149,7 @@ export class EventStore {
       where.push('agent = ?');
       args.push(q.agent);
       // as NOT_HOT below: SQLite cannot prove `agent = ?` excludes 'unattributed' unless told
-      if (q.agent !== HOT_AGENT) where.push(ATTRIBUTED);
+      if (q.agent !== UNATTRIBUTED) where.push(ATTRIBUTED);
     }
     if (q.event !== undefined) {
       where.push('event = ?');
